@@ -1,0 +1,91 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// CrossEntropy is softmax cross-entropy over the class axis of N×C×HW logits against N×HW
+// labels; pixels labelled Ignore do not count. The loss is the mean over counted pixels.
+type CrossEntropy struct {
+	N, C, HW int
+	Ignore   int32
+}
+
+// Forward returns the mean loss and the number of counted pixels. When dlogits is not nil it
+// receives scale·∂loss/∂logits. With no counted pixel the loss is 0 and the gradient is zero
+// (PyTorch would return NaN, which would poison the weights).
+func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, dlogits []float32) (float32, int, error) {
+	count := 0
+	for i, l := range labels {
+		if l == ce.Ignore {
+			continue
+		}
+		if l < 0 || int(l) >= ce.C {
+			return 0, 0, fmt.Errorf("label %d at pixel %d is outside [0, %d) and is not the ignore index %d", l, i, ce.C, ce.Ignore)
+		}
+		count++
+	}
+	if dlogits != nil {
+		clear(dlogits)
+	}
+	if count == 0 {
+		return 0, 0, nil
+	}
+	pixels := ce.N * ce.HW
+	parts := make([]float64, Workers)
+	chunk := (pixels + Workers - 1) / Workers
+	parallelFor(pixels, ce.C*8, func(lo, hi int) {
+		var sum float64
+		g := float32(float64(scale) / float64(count))
+		for p := lo; p < hi; p++ {
+			label := labels[p]
+			if label == ce.Ignore {
+				continue
+			}
+			n, i := p/ce.HW, p%ce.HW
+			base := n*ce.C*ce.HW + i
+			peak := float32(math.Inf(-1))
+			for c := 0; c < ce.C; c++ {
+				peak = max(peak, logits[base+c*ce.HW])
+			}
+			var z float64
+			for c := 0; c < ce.C; c++ {
+				z += math.Exp(float64(logits[base+c*ce.HW] - peak))
+			}
+			lse := float64(peak) + math.Log(z)
+			sum += lse - float64(logits[base+int(label)*ce.HW])
+			if dlogits != nil {
+				for c := 0; c < ce.C; c++ {
+					prob := float32(math.Exp(float64(logits[base+c*ce.HW]) - lse))
+					if c == int(label) {
+						prob--
+					}
+					dlogits[base+c*ce.HW] = g * prob
+				}
+			}
+		}
+		parts[lo/chunk] += sum
+	})
+	var total float64
+	for _, s := range parts {
+		total += s
+	}
+	return float32(total / float64(count)), count, nil
+}
+
+// Argmax writes, per pixel of N×C×HW scores, the index of the largest class (the first on ties).
+func Argmax(scores []float32, n, c, hw int, out []int32) {
+	parallelFor(n*hw, c, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			base := (p/hw)*c*hw + p%hw
+			best, arg := scores[base], int32(0)
+			for k := 1; k < c; k++ {
+				if v := scores[base+k*hw]; v > best {
+					best, arg = v, int32(k)
+				}
+			}
+			out[p] = arg
+		}
+	})
+}

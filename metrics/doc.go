@@ -1,0 +1,3 @@
+// Package metrics computes segmentation metrics (mIoU, aAcc, mAcc) from a streamed confusion
+// matrix.
+package metrics

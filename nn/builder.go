@@ -1,0 +1,187 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Model describes a network once; Forward adds it to a graph for one input shape.
+type Model interface {
+	// Forward returns the logits for input x (N×3×H×W). Errors go to b (see Builder.Fail).
+	Forward(b *Builder, x *G.Node) *G.Node
+}
+
+// GraphKeyer is implemented by models whose graph depends on more than the input shape
+// (DynOPool's learned sizes): graphs are cached under this key as well.
+type GraphKeyer interface {
+	GraphKey(h, w int) string
+}
+
+// Builder adds layers to a graph. The first error sticks: later calls return nil and do
+// nothing, so model code reads as a straight sequence of layers; Build reports the error.
+type Builder struct {
+	g      *G.ExprGraph
+	params *Params
+	train  bool
+	err    error
+	bound  map[*Param]*G.Node
+	order  []*Param // bound parameters in first-use order
+	losses []*G.Node
+}
+
+func newBuilder(params *Params, train bool) *Builder {
+	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{}}
+}
+
+// Train reports whether the graph is for training (batch statistics, gradients).
+func (b *Builder) Train() bool { return b.train }
+
+// Err returns the first error.
+func (b *Builder) Err() error { return b.err }
+
+// Fail records err (the first one wins) and returns nil for convenience.
+func (b *Builder) Fail(err error) *G.Node {
+	if b.err == nil && err != nil {
+		b.err = err
+	}
+	return nil
+}
+
+func (b *Builder) failed(in ...*G.Node) bool {
+	if b.err != nil {
+		return true
+	}
+	for _, n := range in {
+		if n == nil {
+			b.Fail(errors.New("nn: nil input node"))
+			return true
+		}
+	}
+	return false
+}
+
+// Param returns the node of the named parameter, created with init on first use.
+func (b *Builder) Param(name string, shape []int, group string, init Init) *G.Node {
+	return b.param(name, shape, group, false, init)
+}
+
+func (b *Builder) param(name string, shape []int, group string, buffer bool, init Init) *G.Node {
+	if b.err != nil {
+		return nil
+	}
+	p, err := b.params.ensure(name, shape, group, buffer, init)
+	if err != nil {
+		return b.Fail(err)
+	}
+	if n, ok := b.bound[p]; ok {
+		return n
+	}
+	n := G.NewTensor(b.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(p.Value))
+	b.bound[p] = n
+	b.order = append(b.order, p)
+	return n
+}
+
+// Apply adds kernel k; errors name the layer.
+func (b *Builder) Apply(layer string, k Kernel, in ...*G.Node) *G.Node {
+	if b.failed(in...) {
+		return nil
+	}
+	n, err := Apply(k, in...)
+	if err != nil {
+		shapes := make([]tensor.Shape, len(in))
+		for i, x := range in {
+			shapes[i] = x.Shape()
+		}
+		return b.Fail(fmt.Errorf("layer %s (%s) on inputs %v: %w", layer, k.Describe(), shapes, err))
+	}
+	return n
+}
+
+// Conv adds a convolution with out channels; its weight is name.weight (and name.bias).
+func (b *Builder) Conv(name string, x *G.Node, out int, s ConvSpec) *G.Node {
+	if b.failed(x) {
+		return nil
+	}
+	if x.Dims() != 4 {
+		return b.Fail(fmt.Errorf("layer %s: conv input must be N×C×H×W, got %v", name, x.Shape()))
+	}
+	if s.Dilation == 0 {
+		s.Dilation = 1
+	}
+	if s.Stride == 0 {
+		s.Stride = 1
+	}
+	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", KaimingNormal)
+	if !s.Bias {
+		return b.Apply(name, conv2d{s}, x, w)
+	}
+	return b.Apply(name, conv2d{s}, x, w, b.Param(name+".bias", []int{out}, "", Constant(0)))
+}
+
+// BatchNorm adds batch normalisation (then ReLU when relu is set) with PyTorch's defaults;
+// its tensors are name.weight, name.bias, name.running_mean and name.running_var.
+func (b *Builder) BatchNorm(name string, x *G.Node, relu bool) *G.Node {
+	if b.failed(x) {
+		return nil
+	}
+	if x.Dims() != 4 {
+		return b.Fail(fmt.Errorf("layer %s: batch norm input must be N×C×H×W, got %v", name, x.Shape()))
+	}
+	c := []int{x.Shape()[1]}
+	gamma := b.Param(name+".weight", c, "", Constant(1))
+	beta := b.Param(name+".bias", c, "", Constant(0))
+	b.param(name+".running_mean", c, "", true, Constant(0))
+	b.param(name+".running_var", c, "", true, Constant(1))
+	if b.err != nil {
+		return nil
+	}
+	st := &bnState{layer: name, train: b.train, relu: relu, eps: BNEps, momentum: BNMomentum,
+		runMean: b.params.Get(name + ".running_mean").Data(), runVar: b.params.Get(name + ".running_var").Data()}
+	return b.Apply(name, batchNorm{st}, x, gamma, beta)
+}
+
+// Sum adds the inputs elementwise, then ReLU when relu is set.
+func (b *Builder) Sum(name string, relu bool, xs ...*G.Node) *G.Node {
+	if len(xs) == 0 {
+		return b.Fail(fmt.Errorf("layer %s: sum of nothing", name))
+	}
+	return b.Apply(name, sum{len(xs), relu}, xs...)
+}
+
+// ReLU adds max(x, 0).
+func (b *Builder) ReLU(name string, x *G.Node) *G.Node { return b.Apply(name, sum{1, true}, x) }
+
+// Concat stacks the inputs' channels.
+func (b *Builder) Concat(name string, xs ...*G.Node) *G.Node {
+	if len(xs) == 0 {
+		return b.Fail(fmt.Errorf("layer %s: concat of nothing", name))
+	}
+	return b.Apply(name, concat{len(xs)}, xs...)
+}
+
+// Resize resizes bilinearly (align_corners=False) to h×w; a no-op when x already has that size.
+func (b *Builder) Resize(name string, x *G.Node, h, w int) *G.Node {
+	if b.failed(x) {
+		return nil
+	}
+	if s := x.Shape(); len(s) == 4 && s[2] == h && s[3] == w {
+		return x
+	}
+	return b.Apply(name, resize{h, w}, x)
+}
+
+// AddLoss adds a scalar term to the training loss (e.g. DynOPool's GMACs loss).
+func (b *Builder) AddLoss(term *G.Node) {
+	if b.failed(term) {
+		return
+	}
+	if !term.IsScalar() {
+		b.Fail(fmt.Errorf("loss term %v is not a scalar", term.Shape()))
+		return
+	}
+	b.losses = append(b.losses, term)
+}

@@ -1,0 +1,165 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/kernels"
+)
+
+// ConvSpec describes a square 2-D convolution.
+type ConvSpec struct {
+	Kernel, Stride, Pad, Dilation int
+	Bias                          bool
+}
+
+func (s ConvSpec) String() string {
+	return fmt.Sprintf("k%d s%d p%d d%d bias=%t", s.Kernel, s.Stride, s.Pad, s.Dilation, s.Bias)
+}
+
+// geometry checks x (N×C×H×W) against w (K×C×k×k) and returns the kernel description.
+func (s ConvSpec) geometry(x, w tensor.Shape) (kernels.Conv, error) {
+	if err := want4("conv input", x); err != nil {
+		return kernels.Conv{}, err
+	}
+	if err := want4("conv weight", w); err != nil {
+		return kernels.Conv{}, err
+	}
+	n, c, h, wd := nchw(x)
+	if w[1] != c || w[2] != s.Kernel || w[3] != s.Kernel {
+		return kernels.Conv{}, fmt.Errorf("conv weight %v does not fit input %v with kernel %d", w, x, s.Kernel)
+	}
+	g := kernels.Conv{N: n, C: c, H: h, W: wd, K: w[0], Kernel: s.Kernel, Stride: s.Stride, Pad: s.Pad, Dilation: s.Dilation}
+	return g, g.Validate()
+}
+
+// conv2d: (x, w[, bias]) → y.
+type conv2d struct{ ConvSpec }
+
+func (k conv2d) Describe() string { return "Conv2d(" + k.ConvSpec.String() + ")" }
+
+func (k conv2d) Signature() []hm.Type {
+	if k.Bias {
+		return []hm.Type{Tensor4, Tensor4, Vector, Tensor4}
+	}
+	return []hm.Type{Tensor4, Tensor4, Tensor4}
+}
+
+func (k conv2d) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	g, err := k.geometry(in[0], in[1])
+	if err != nil {
+		return nil, err
+	}
+	if k.Bias && (len(in[2]) != 1 || in[2][0] != g.K) {
+		return nil, fmt.Errorf("conv bias shape %v, want (%d)", in[2], g.K)
+	}
+	oh, ow := g.OutSize()
+	return tensor.Shape{g.N, g.K, oh, ow}, nil
+}
+
+func (k conv2d) Run(out G.Value, in []G.Value) error {
+	g, err := k.geometry(in[0].Shape(), in[1].Shape())
+	if err != nil {
+		return err
+	}
+	var bias []float32
+	if k.Bias {
+		bias = f32s(in[2])
+	}
+	g.Forward(f32s(in[0]), f32s(in[1]), bias, f32s(out))
+	return nil
+}
+
+func (k conv2d) WRT() []bool { return allTrue(len(k.Signature()) - 1) }
+
+func (k conv2d) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
+	dx, err := Apply(convData{k.ConvSpec, in[0].Shape()}, in[1], dy)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := Apply(convFilter{k.ConvSpec, in[1].Shape()}, in[0], dy)
+	if err != nil {
+		return nil, err
+	}
+	if !k.Bias {
+		return G.Nodes{dx, dw}, nil
+	}
+	db, err := Apply(planeSum{}, dy)
+	return G.Nodes{dx, dw, db}, err
+}
+
+// convData: (w, dy) → dx, for an input of shape x.
+type convData struct {
+	ConvSpec
+	x tensor.Shape
+}
+
+func (k convData) Describe() string {
+	return fmt.Sprintf("Conv2dGradInput(%v, x%v)", k.ConvSpec, k.x)
+}
+func (k convData) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4, Tensor4} }
+
+func (k convData) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if _, err := k.geometry(k.x, in[0]); err != nil {
+		return nil, err
+	}
+	return k.x.Clone(), nil
+}
+
+func (k convData) Run(out G.Value, in []G.Value) error {
+	g, err := k.geometry(k.x, in[0].Shape())
+	if err != nil {
+		return err
+	}
+	g.BackwardData(f32s(in[0]), f32s(in[1]), f32s(out))
+	return nil
+}
+
+// convFilter: (x, dy) → dw, for a weight of shape w.
+type convFilter struct {
+	ConvSpec
+	w tensor.Shape
+}
+
+func (k convFilter) Describe() string {
+	return fmt.Sprintf("Conv2dGradWeight(%v, w%v)", k.ConvSpec, k.w)
+}
+func (k convFilter) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4, Tensor4} }
+
+func (k convFilter) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if _, err := k.geometry(in[0], k.w); err != nil {
+		return nil, err
+	}
+	return k.w.Clone(), nil
+}
+
+func (k convFilter) Run(out G.Value, in []G.Value) error {
+	g, err := k.geometry(in[0].Shape(), k.w)
+	if err != nil {
+		return err
+	}
+	g.BackwardFilter(f32s(in[0]), f32s(in[1]), f32s(out), nil)
+	return nil
+}
+
+// planeSum: N×C×H×W → C, the sum over everything but the channel (a bias gradient).
+type planeSum struct{}
+
+func (planeSum) Describe() string     { return "PlaneSum" }
+func (planeSum) Signature() []hm.Type { return []hm.Type{Tensor4, Vector} }
+
+func (planeSum) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if err := want4("plane sum input", in[0]); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{in[0][1]}, nil
+}
+
+func (planeSum) Run(out G.Value, in []G.Value) error {
+	n, c, h, w := nchw(in[0].Shape())
+	kernels.SumPlanes(f32s(in[0]), n, c, h*w, f32s(out))
+	return nil
+}

@@ -1,0 +1,212 @@
+package nn
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Mode selects what a graph computes.
+type Mode int
+
+const (
+	// Inference: batch norm uses running statistics; logits only.
+	Inference Mode = iota
+	// Training: batch statistics, loss = cross-entropy(logits resized to the labels) + extra
+	// terms, and gradients for every trainable parameter.
+	Training
+)
+
+func (m Mode) String() string { return [...]string{"inference", "training"}[m] }
+
+// Graph is a model built for one input shape and mode, ready to run many times.
+type Graph struct {
+	Key       string
+	Mode      Mode
+	BuildTime time.Duration
+
+	g        *G.ExprGraph
+	input    *G.Node
+	labels   *G.Node
+	logits   *G.Node
+	ce, loss *G.Node
+	params   []*Param // trainable parameters, parallel to grads
+	grads    G.Nodes
+	prog     *program
+}
+
+// Build builds model for inputs of shape x (N×C×H×W).
+func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, error) {
+	start := time.Now()
+	if len(x) != 4 {
+		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
+	}
+	b := newBuilder(params, mode == Training)
+	gr := &Graph{Mode: mode, g: b.g}
+	gr.input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
+	gr.logits = model.Forward(b, gr.input)
+	if b.err == nil && gr.logits == nil {
+		b.Fail(fmt.Errorf("model returned no logits"))
+	}
+	outputs := G.Nodes{gr.logits}
+	if mode == Training && b.err == nil {
+		n, h, w := x[0], x[2], x[3]
+		gr.labels = G.NewTensor(b.g, tensor.Int32, 3, G.WithShape(n, h, w), G.WithName("labels"))
+		up := b.Resize("upsample_logits", gr.logits, h, w)
+		gr.ce = b.Apply("loss", crossEntropy{}, up, gr.labels)
+		gr.loss = gr.ce
+		for _, term := range b.losses {
+			if b.err == nil {
+				var err error
+				if gr.loss, err = G.Add(gr.loss, term); err != nil {
+					b.Fail(fmt.Errorf("adding a loss term: %w", err))
+				}
+			}
+		}
+		var wrt G.Nodes
+		for _, p := range b.order {
+			if !p.Buffer {
+				gr.params = append(gr.params, p)
+				wrt = append(wrt, b.bound[p])
+			}
+		}
+		if b.err == nil {
+			var err error
+			if gr.grads, err = G.Grad(gr.loss, wrt...); err != nil {
+				b.Fail(fmt.Errorf("differentiating the loss: %w", err))
+			}
+		}
+		outputs = append(G.Nodes{gr.logits, gr.ce, gr.loss}, gr.grads...)
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	var err error
+	if gr.prog, err = compile(b.g, outputs); err != nil {
+		return nil, err
+	}
+	gr.BuildTime = time.Since(start)
+	return gr, nil
+}
+
+// Logits returns the logits of the latest run (valid until the next run).
+func (gr *Graph) Logits() *tensor.Dense { return gr.prog.value(gr.logits).(*tensor.Dense) }
+
+// ActivationBytes is the graph's planned memory for intermediate results.
+func (gr *Graph) ActivationBytes() int { return gr.prog.bytes() }
+
+// Forward runs the graph on x (and on labels for a training graph).
+func (gr *Graph) Forward(x, labels *tensor.Dense) error {
+	if err := G.Let(gr.input, x); err != nil {
+		return fmt.Errorf("input: %w", err)
+	}
+	if gr.Mode == Training {
+		if labels == nil {
+			return fmt.Errorf("a training graph needs labels")
+		}
+		if err := G.Let(gr.labels, labels); err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+	}
+	return gr.prog.run()
+}
+
+// Losses of one training step.
+type Losses struct {
+	Total float32 // what was differentiated
+	CE    float32 // the cross-entropy part
+}
+
+// Step runs forward and backward on a training graph and points every trained parameter's
+// Grad at its gradient.
+func (gr *Graph) Step(x, labels *tensor.Dense) (Losses, error) {
+	if gr.Mode != Training {
+		return Losses{}, fmt.Errorf("Step needs a training graph, this one is for %v", gr.Mode)
+	}
+	if err := gr.Forward(x, labels); err != nil {
+		return Losses{}, err
+	}
+	for i, p := range gr.params {
+		p.Grad = f32s(gr.prog.value(gr.grads[i]))
+	}
+	total, err := scalarOf(gr.prog.value(gr.loss))
+	if err != nil {
+		return Losses{}, err
+	}
+	ce, err := scalarOf(gr.prog.value(gr.ce))
+	return Losses{Total: total, CE: ce}, err
+}
+
+// Net is a model with its parameters and a cache of graphs, one per input shape, mode and
+// model key (GraphKeyer). The least recently used graph is dropped beyond Keep.
+type Net struct {
+	Model   Model
+	Params  *Params
+	Keep    int                                  // graphs kept; 0 means 2
+	OnBuild func(key string, took time.Duration) // called after each (re)build, if set
+
+	graphs []*Graph // most recently used first
+}
+
+// NewNet returns a net whose parameters are initialised from seed on first build.
+func NewNet(model Model, seed uint64) *Net {
+	return &Net{Model: model, Params: NewParams(seed)}
+}
+
+// Graph returns the cached graph for mode and input shape x, building it when needed.
+func (n *Net) Graph(mode Mode, x tensor.Shape) (*Graph, error) {
+	key := fmt.Sprintf("%v %v", mode, x)
+	if k, ok := n.Model.(GraphKeyer); ok && len(x) == 4 {
+		key += " " + k.GraphKey(x[2], x[3])
+	}
+	for i, gr := range n.graphs {
+		if gr.Key == key {
+			copy(n.graphs[1:i+1], n.graphs[:i])
+			n.graphs[0] = gr
+			return gr, nil
+		}
+	}
+	gr, err := Build(n.Model, n.Params, mode, x)
+	if err != nil {
+		return nil, err
+	}
+	gr.Key = key
+	keep := n.Keep
+	if keep <= 0 {
+		keep = 2
+	}
+	n.graphs = append([]*Graph{gr}, n.graphs...)
+	if len(n.graphs) > keep {
+		clear(n.graphs[keep:])
+		n.graphs = n.graphs[:keep]
+		runtime.GC() // gorgonia's graphs hold large buffers: return them before the next step
+	}
+	if n.OnBuild != nil {
+		n.OnBuild(key, gr.BuildTime)
+	}
+	return gr, nil
+}
+
+// TrainStep runs forward and backward for one batch (Grad set on every trained parameter).
+func (n *Net) TrainStep(x, labels *tensor.Dense) (Losses, error) {
+	gr, err := n.Graph(Training, x.Shape())
+	if err != nil {
+		return Losses{}, err
+	}
+	return gr.Step(x, labels)
+}
+
+// Predict returns the logits for x in inference mode (a fresh tensor).
+func (n *Net) Predict(x *tensor.Dense) (*tensor.Dense, error) {
+	gr, err := n.Graph(Inference, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	if err := gr.Forward(x, nil); err != nil {
+		return nil, err
+	}
+	return gr.Logits().Clone().(*tensor.Dense), nil
+}

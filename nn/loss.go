@@ -1,0 +1,99 @@
+package nn
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/kernels"
+)
+
+// IgnoreIndex marks label pixels that take no part in the loss or the metrics (VOC's borders).
+const IgnoreIndex = 255
+
+func ceKernel(logits, labels tensor.Shape) (kernels.CrossEntropy, error) {
+	if err := want4("cross-entropy logits", logits); err != nil {
+		return kernels.CrossEntropy{}, err
+	}
+	n, c, h, w := nchw(logits)
+	if len(labels) != 3 || labels[0] != n || labels[1] != h || labels[2] != w {
+		return kernels.CrossEntropy{}, fmt.Errorf("cross-entropy labels have shape %v, want (%d, %d, %d) for logits %v", labels, n, h, w, logits)
+	}
+	return kernels.CrossEntropy{N: n, C: c, HW: h * w, Ignore: IgnoreIndex}, nil
+}
+
+// crossEntropy: (logits N×C×H×W, labels N×H×W int32) → mean softmax cross-entropy over the
+// pixels not labelled IgnoreIndex.
+type crossEntropy struct{}
+
+func (crossEntropy) Describe() string     { return "CrossEntropy(ignore=255)" }
+func (crossEntropy) Signature() []hm.Type { return []hm.Type{Tensor4, Labels, Scalar} }
+
+func (crossEntropy) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if _, err := ceKernel(in[0], in[1]); err != nil {
+		return nil, err
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (crossEntropy) Run(out G.Value, in []G.Value) error {
+	ce, err := ceKernel(in[0].Shape(), in[1].Shape())
+	if err != nil {
+		return err
+	}
+	loss, _, err := ce.Forward(f32s(in[0]), in[1].Data().([]int32), 1, nil)
+	if err != nil {
+		return err
+	}
+	return setScalar(out, loss)
+}
+
+func (crossEntropy) WRT() []bool { return []bool{true, false} }
+
+func (crossEntropy) Grads(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
+	d, err := Apply(crossEntropyGrad{}, in[0], in[1], g)
+	return G.Nodes{d, nil}, err
+}
+
+// crossEntropyGrad: (logits, labels, g) → g·∂loss/∂logits.
+type crossEntropyGrad struct{}
+
+func (crossEntropyGrad) Describe() string     { return "CrossEntropyGrad(ignore=255)" }
+func (crossEntropyGrad) Signature() []hm.Type { return []hm.Type{Tensor4, Labels, Scalar, Tensor4} }
+
+func (crossEntropyGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if _, err := ceKernel(in[0], in[1]); err != nil {
+		return nil, err
+	}
+	return in[0].Clone(), nil
+}
+
+func (crossEntropyGrad) Run(out G.Value, in []G.Value) error {
+	ce, err := ceKernel(in[0].Shape(), in[1].Shape())
+	if err != nil {
+		return err
+	}
+	g, err := scalarOf(in[2])
+	if err != nil {
+		return err
+	}
+	_, _, err = ce.Forward(f32s(in[0]), in[1].Data().([]int32), g, f32s(out))
+	return err
+}
+
+// Argmax returns, for N×C×H×W scores, the N×H×W class indices of the highest score.
+func Argmax(scores *tensor.Dense) (*tensor.Dense, error) {
+	s := scores.Shape()
+	if err := want4("argmax input", s); err != nil {
+		return nil, err
+	}
+	if scores.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("argmax input must be float32, got %v", scores.Dtype())
+	}
+	n, c, h, w := nchw(s)
+	out := make([]int32, n*h*w)
+	kernels.Argmax(scores.Float32s(), n, c, h*w, out)
+	return tensor.New(tensor.WithShape(n, h, w), tensor.WithBacking(out)), nil
+}

@@ -1,0 +1,2 @@
+// Package segmentation assembles segmentation models and trains and evaluates them.
+package segmentation
