@@ -63,6 +63,15 @@ func (b *Builder) failed(in ...*G.Node) bool {
 	return false
 }
 
+// HW returns the spatial size of an N×C×H×W node (0, 0 after an error).
+func (b *Builder) HW(x *G.Node) (int, int) {
+	if x == nil || x.Dims() != 4 {
+		return 0, 0
+	}
+	s := x.Shape()
+	return s[2], s[3]
+}
+
 // Param returns the node of the named parameter, created with init on first use.
 func (b *Builder) Param(name string, shape []int, group string, init Init) *G.Node {
 	return b.param(name, shape, group, false, init)

@@ -84,7 +84,7 @@ func (ps *Params) Count() int {
 func (ps *Params) ensure(name string, shape []int, group string, buffer bool, init Init) (*Param, error) {
 	if p, ok := ps.index[name]; ok {
 		if !slices.Equal(p.Value.Shape(), shape) {
-			return nil, fmt.Errorf("parameter %s has shape %v, now wanted as %v", name, p.Value.Shape(), shape)
+			return nil, fmt.Errorf("parameter %s has shape %v, now wanted as %v", name, p.Value.Shape(), tensor.Shape(shape))
 		}
 		return p, nil
 	}
