@@ -51,13 +51,15 @@ func TestTrainStepFiniteDifferences(t *testing.T) {
 	if _, err := gr.Step(x, labels); err != nil {
 		t.Fatal(err)
 	}
-	grads := map[*Param][]float32{}
+	var params []*Param
+	var grads [][]float32
 	for _, p := range net.Params.All() {
 		if !p.Buffer {
 			if p.Grad == nil {
 				t.Fatalf("%s has no gradient", p.Name)
 			}
-			grads[p] = append([]float32(nil), p.Grad...)
+			params = append(params, p)
+			grads = append(grads, append([]float32(nil), p.Grad...))
 		}
 	}
 	loss := func() float64 {
@@ -67,8 +69,9 @@ func TestTrainStepFiniteDifferences(t *testing.T) {
 		}
 		return float64(l.Total)
 	}
-	const h = 2e-3
-	for p, g := range grads {
+	const h = 5e-4 // small, so that few ReLU kinks fall inside ±h; the loss is exact to ~1e-7
+	for i, p := range params {
+		g := grads[i]
 		var peak float64
 		for _, v := range g {
 			peak = max(peak, math.Abs(float64(v)))
@@ -83,7 +86,7 @@ func TestTrainStepFiniteDifferences(t *testing.T) {
 			down := loss()
 			w[j] = orig
 			num := (up - down) / (2 * h)
-			if d := math.Abs(num - float64(g[j])); d > 0.05*peak+2e-3 {
+			if d := math.Abs(num - float64(g[j])); d > 0.03*peak+1e-3 {
 				t.Errorf("%s[%d]: symbolic %.5g, finite difference %.5g (peak %.3g)", p.Name, j, g[j], num, peak)
 			}
 		}

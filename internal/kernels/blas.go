@@ -48,6 +48,49 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
 }
 
+func init() {
+	// Kernels split their work over goroutines themselves and call OpenBLAS single-threaded:
+	// OpenBLAS's own threads spin after each call and would take the cores from that work.
+	SetBLASThreads(1)
+}
+
+// ParallelSgemm is Sgemm split over Workers goroutines along the columns of C (or its rows when
+// C is narrow), each part a single-threaded OpenBLAS call.
+func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
+	beta float32, c []float32, ldc int) {
+	const minPart = 64
+	byCols := n >= m
+	size := m
+	if byCols {
+		size = n
+	}
+	parts := min(Workers, size/minPart)
+	if parts <= 1 || float64(m)*float64(n)*float64(k) < 1<<20 {
+		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	step := (size + parts - 1) / parts
+	parallelBlocks(parts, func(_, p int) {
+		lo, hi := p*step, min((p+1)*step, size)
+		if lo >= hi {
+			return
+		}
+		if byCols {
+			boff := lo // op(B) columns: B's columns, or B's rows when transposed
+			if transB {
+				boff = lo * ldb
+			}
+			Sgemm(transA, transB, m, hi-lo, k, alpha, a, lda, b[boff:], ldb, beta, c[lo:], ldc)
+			return
+		}
+		aoff := lo * lda // op(A) rows: A's rows, or A's columns when transposed
+		if transA {
+			aoff = lo
+		}
+		Sgemm(transA, transB, hi-lo, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
 // SetBLASThreads sets how many threads OpenBLAS uses for one GEMM.
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 

@@ -42,14 +42,21 @@ func (c Conv) FLOPs() float64 {
 	return 2 * float64(c.N) * float64(c.K) * float64(c.colRows()) * float64(oh*ow)
 }
 
+// convScratch is the im2col buffer; its mutex also guards the Winograd workspaces.
 var convScratch workspace
 
 // Forward computes y = conv(x, w) + bias (bias may be nil).
 func (c Conv) Forward(x, w, bias, y []float32) {
-	oh, ow := c.OutSize()
-	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
+	if c.winogradOK() {
+		u := winoU.get(16 * c.K * c.C)
+		winoFilter(w, c.K, c.C, false, u)
+		c.wino().forward(x, u, bias, y)
+		return
+	}
+	oh, ow := c.OutSize()
+	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	for n := 0; n < c.N; n++ {
 		col := x[n*in : (n+1)*in]
 		if !c.pointwise() {
@@ -57,7 +64,7 @@ func (c Conv) Forward(x, w, bias, y []float32) {
 			c.im2col(x[n*in:(n+1)*in], col)
 		}
 		yn := y[n*out : (n+1)*out]
-		Sgemm(false, false, c.K, hw, rows, 1, w, rows, col, hw, 0, yn, hw)
+		ParallelSgemm(false, false, c.K, hw, rows, 1, w, rows, col, hw, 0, yn, hw)
 		if bias != nil {
 			for k := 0; k < c.K; k++ {
 				b, plane := bias[k], yn[k*hw:(k+1)*hw]
@@ -71,18 +78,27 @@ func (c Conv) Forward(x, w, bias, y []float32) {
 
 // BackwardData computes dx = ∂L/∂x from dy = ∂L/∂y.
 func (c Conv) BackwardData(w, dy, dx []float32) {
-	oh, ow := c.OutSize()
-	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
+	oh, ow := c.OutSize()
+	if c.winogradOK() {
+		// A stride-1 convolution's data gradient is a convolution of dy with the flipped,
+		// transposed filter and padding 2 − pad.
+		back := Conv{N: c.N, C: c.K, H: oh, W: ow, K: c.C, Kernel: 3, Stride: 1, Pad: 2 - c.Pad, Dilation: 1}
+		u := winoU.get(16 * c.K * c.C)
+		winoFilter(w, c.K, c.C, true, u)
+		back.wino().forward(dy, u, nil, dx)
+		return
+	}
+	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	for n := 0; n < c.N; n++ {
 		dxn := dx[n*in : (n+1)*in]
 		if c.pointwise() {
-			Sgemm(true, false, rows, hw, c.K, 1, w, rows, dy[n*out:(n+1)*out], hw, 0, dxn, hw)
+			ParallelSgemm(true, false, rows, hw, c.K, 1, w, rows, dy[n*out:(n+1)*out], hw, 0, dxn, hw)
 			continue
 		}
 		dcol := convScratch.get(rows * hw)
-		Sgemm(true, false, rows, hw, c.K, 1, w, rows, dy[n*out:(n+1)*out], hw, 0, dcol, hw)
+		ParallelSgemm(true, false, rows, hw, c.K, 1, w, rows, dy[n*out:(n+1)*out], hw, 0, dcol, hw)
 		c.col2im(dcol, dxn)
 	}
 }
@@ -91,7 +107,15 @@ func (c Conv) BackwardData(w, dy, dx []float32) {
 func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 	oh, ow := c.OutSize()
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
+	if dbias != nil {
+		SumPlanes(dy, c.N, c.K, hw, dbias)
+	}
 	convScratch.mu.Lock()
+	defer convScratch.mu.Unlock()
+	if c.winogradOK() {
+		c.wino().backwardFilter(x, dy, dw)
+		return
+	}
 	for n := 0; n < c.N; n++ {
 		col := x[n*in : (n+1)*in]
 		if !c.pointwise() {
@@ -102,11 +126,7 @@ func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 		if n == 0 {
 			beta = 0
 		}
-		Sgemm(false, true, c.K, rows, hw, 1, dy[n*out:(n+1)*out], hw, col, hw, beta, dw, rows)
-	}
-	convScratch.mu.Unlock()
-	if dbias != nil {
-		SumPlanes(dy, c.N, c.K, hw, dbias)
+		ParallelSgemm(false, true, c.K, rows, hw, 1, dy[n*out:(n+1)*out], hw, col, hw, beta, dw, rows)
 	}
 }
 

@@ -6,6 +6,7 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Workers is the number of goroutines a kernel splits its work over.
@@ -33,6 +34,30 @@ func parallelFor(n int, costPerItem int, fn func(lo, hi int)) {
 			defer wg.Done()
 			fn(lo, hi)
 		}(lo, hi)
+	}
+	wg.Wait()
+}
+
+// parallelBlocks runs fn(worker, block) for blocks 0..n-1 on Workers goroutines, each taking
+// the next block when done with one; worker (< Workers) indexes per-goroutine scratch.
+func parallelBlocks(n int, fn func(worker, block int)) {
+	w := min(Workers, n)
+	if w <= 1 {
+		for b := 0; b < n; b++ {
+			fn(0, b)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		wg.Add(1)
+		go func(worker int) {
+			defer wg.Done()
+			for b := int(next.Add(1) - 1); b < n; b = int(next.Add(1) - 1) {
+				fn(worker, b)
+			}
+		}(i)
 	}
 	wg.Wait()
 }
