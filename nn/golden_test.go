@@ -8,7 +8,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/internal/golden"
-	"github.com/segkit/segkit/internal/kernels"
 )
 
 // The bound: max error relative to the largest reference magnitude.
@@ -108,27 +107,23 @@ func TestConvGolden(t *testing.T) {
 		Bias, DBias               *golden.Tensor
 		Stride, Padding, Dilation int
 	}
-	defer func(v bool) { kernels.UseWinograd = v }(kernels.UseWinograd)
 	forEachGolden(t, "conv2d.json", &cases, func(path string) {
 		for _, c := range cases {
-			for _, wino := range []bool{false, true} {
-				kernels.UseWinograd = wino
-				k := conv2d{ConvSpec{Kernel: c.Weight.Shape[2], Stride: c.Stride, Pad: c.Padding, Dilation: c.Dilation, Bias: c.Bias != nil}}
-				ins := []G.Value{dense(t, &c.X), dense(t, &c.Weight)}
-				if c.Bias != nil {
-					ins = append(ins, dense(t, c.Bias))
-				}
-				y, grads, err := runKernel(k, ins, dense(t, &c.GradY))
-				if err != nil {
-					t.Fatalf("%s %s: %v", path, c.Name, err)
-				}
-				worst := max(expect(t, c.Name+" y", y, &c.Y), expect(t, c.Name+" dx", grads[0], &c.DX),
-					expect(t, c.Name+" dweight", grads[1], &c.DWeight))
-				if c.Bias != nil {
-					worst = max(worst, expect(t, c.Name+" dbias", grads[2], c.DBias))
-				}
-				t.Logf("%s %s (winograd allowed: %t): max relative error %.2g", path, c.Name, wino, worst)
+			k := conv2d{ConvSpec{Kernel: c.Weight.Shape[2], Stride: c.Stride, Pad: c.Padding, Dilation: c.Dilation, Bias: c.Bias != nil}}
+			ins := []G.Value{dense(t, &c.X), dense(t, &c.Weight)}
+			if c.Bias != nil {
+				ins = append(ins, dense(t, c.Bias))
 			}
+			y, grads, err := runKernel(k, ins, dense(t, &c.GradY))
+			if err != nil {
+				t.Fatalf("%s %s: %v", path, c.Name, err)
+			}
+			worst := max(expect(t, c.Name+" y", y, &c.Y), expect(t, c.Name+" dx", grads[0], &c.DX),
+				expect(t, c.Name+" dweight", grads[1], &c.DWeight))
+			if c.Bias != nil {
+				worst = max(worst, expect(t, c.Name+" dbias", grads[2], c.DBias))
+			}
+			t.Logf("%s %s: max relative error %.2g", path, c.Name, worst)
 		}
 	})
 }

@@ -184,7 +184,9 @@ func TestRebuildMemoryIsFlat(t *testing.T) {
 	}
 }
 
-type badModel struct{ fn func(b *Builder, x *G.Node) *G.Node }
+type badModel struct {
+	fn func(b *Builder, x *G.Node) *G.Node
+}
 
 func (m badModel) Forward(b *Builder, x *G.Node) *G.Node { return m.fn(b, x) }
 

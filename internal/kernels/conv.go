@@ -42,38 +42,90 @@ func (c Conv) FLOPs() float64 {
 	return 2 * float64(c.N) * float64(c.K) * float64(c.colRows()) * float64(oh*ow)
 }
 
-// convScratch is the im2col buffer; its mutex also guards the Winograd workspaces.
-var convScratch workspace
+// convScratch guards the shared scratch of the convolution kernels: the whole-image patch
+// matrix of strided data gradients (and the flipped filter) and the per-goroutine buffers.
+var (
+	convScratch workspace
+	convBufs    []convBuf
+)
+
+type convBuf struct{ col, dw []float32 }
+
+// blocks splits every image's output rows into blocks whose patch matrix is about 1 MiB, so
+// that im2col's output is still in cache when the GEMM reads it; blocks run in parallel.
+func (c Conv) blocks() (rowsPerBlock, perImage int) {
+	oh, ow := c.OutSize()
+	rows := max(1, blockBytes/(4*c.colRows()*ow))
+	if c.pointwise() {
+		rows = max(1, 4096/ow) // no patch matrix: blocks only spread the work
+	}
+	// Wide enough that packing the filter (K rows) is amortised over the block.
+	rows = max(rows, (max(c.K, minBlockCols)+ow-1)/ow)
+	// Enough blocks to keep every goroutine busy.
+	for rows > 1 && c.N*((oh+rows-1)/rows) < blockSpread*Workers {
+		rows = (rows + 1) / 2
+	}
+	rows = min(rows, oh)
+	if len(convBufs) < Workers {
+		convBufs = append(convBufs, make([]convBuf, Workers-len(convBufs))...)
+	}
+	return rows, (oh + rows - 1) / rows
+}
+
+var blockBytes, minBlockCols, blockSpread = 1 << 20, 128, 1
+
+// eachBlock runs fn(worker, n, o0, o1) over the blocks of output rows [o0, o1) of image n, in
+// parallel.
+func (c Conv) eachBlock(fn func(worker, n, o0, o1 int)) {
+	oh, _ := c.OutSize()
+	rows, per := c.blocks()
+	parallelBlocks(c.N*per, func(w, b int) {
+		n, o0 := b/per, (b%per)*rows
+		fn(w, n, o0, min(o0+rows, oh))
+	})
+}
+
+// patches returns the patch matrix of output rows [o0, o1) of image x: (C·k·k)×((o1−o0)·OW),
+// row stride returned; for a pointwise convolution it is x itself.
+func (c Conv) patches(x []float32, o0, o1 int, buf *convBuf) ([]float32, int) {
+	_, ow := c.OutSize()
+	if c.pointwise() {
+		return x[o0*ow:], c.H * c.W
+	}
+	nb := (o1 - o0) * ow
+	col := grow(&buf.col, c.colRows()*nb)
+	kk := c.Kernel * c.Kernel
+	for r := 0; r < c.colRows(); r++ {
+		ch := r / kk
+		c.patchRow(x[ch*c.H*c.W:(ch+1)*c.H*c.W], col[r*nb:(r+1)*nb], (r%kk)/c.Kernel, r%c.Kernel, o0, o1, false)
+	}
+	return col, nb
+}
 
 // Forward computes y = conv(x, w) + bias (bias may be nil).
 func (c Conv) Forward(x, w, bias, y []float32) {
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
-	if c.winogradOK() {
-		u := winoU.get(16 * c.K * c.C)
-		winoFilter(w, c.K, c.C, false, u)
-		c.wino().forward(x, u, bias, y)
-		return
-	}
+	c.forward(x, w, bias, y)
+}
+
+func (c Conv) forward(x, w, bias, y []float32) {
 	oh, ow := c.OutSize()
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
-	for n := 0; n < c.N; n++ {
-		col := x[n*in : (n+1)*in]
-		if !c.pointwise() {
-			col = convScratch.get(rows * hw)
-			c.im2col(x[n*in:(n+1)*in], col)
-		}
-		yn := y[n*out : (n+1)*out]
-		ParallelSgemm(false, false, c.K, hw, rows, 1, w, rows, col, hw, 0, yn, hw)
+	c.eachBlock(func(wk, n, o0, o1 int) {
+		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])
+		nb := (o1 - o0) * ow
+		yn := y[n*out+o0*ow:]
+		Sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, yn, hw)
 		if bias != nil {
 			for k := 0; k < c.K; k++ {
-				b, plane := bias[k], yn[k*hw:(k+1)*hw]
-				for i := range plane {
-					plane[i] += b
+				b, seg := bias[k], yn[k*hw:k*hw+nb]
+				for i := range seg {
+					seg[i] += b
 				}
 			}
 		}
-	}
+	})
 }
 
 // BackwardData computes dx = ∂L/∂x from dy = ∂L/∂y.
@@ -81,13 +133,14 @@ func (c Conv) BackwardData(w, dy, dx []float32) {
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
 	oh, ow := c.OutSize()
-	if c.winogradOK() {
-		// A stride-1 convolution's data gradient is a convolution of dy with the flipped,
-		// transposed filter and padding 2 − pad.
-		back := Conv{N: c.N, C: c.K, H: oh, W: ow, K: c.C, Kernel: 3, Stride: 1, Pad: 2 - c.Pad, Dilation: 1}
-		u := winoU.get(16 * c.K * c.C)
-		winoFilter(w, c.K, c.C, true, u)
-		back.wino().forward(dy, u, nil, dx)
+	if c.Stride == 1 && !c.pointwise() && c.Pad <= c.Dilation*(c.Kernel-1) {
+		// A stride-1 convolution's data gradient is the convolution of dy with the flipped,
+		// transposed filter and the complementary padding.
+		back := Conv{N: c.N, C: c.K, H: oh, W: ow, K: c.C, Kernel: c.Kernel, Stride: 1,
+			Pad: c.Dilation*(c.Kernel-1) - c.Pad, Dilation: c.Dilation}
+		flipped := convScratch.get(len(w))
+		c.flipFilter(w, flipped)
+		back.forward(dy, flipped, nil, dx)
 		return
 	}
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
@@ -103,6 +156,19 @@ func (c Conv) BackwardData(w, dy, dx []float32) {
 	}
 }
 
+// flipFilter writes w'[c][k] = rot180(w[k][c]), the C×K filter bank of the data gradient.
+func (c Conv) flipFilter(w, flipped []float32) {
+	kk := c.Kernel * c.Kernel
+	for k := 0; k < c.K; k++ {
+		for ch := 0; ch < c.C; ch++ {
+			src, dst := w[(k*c.C+ch)*kk:(k*c.C+ch+1)*kk], flipped[(ch*c.K+k)*kk:(ch*c.K+k+1)*kk]
+			for i, v := range src {
+				dst[kk-1-i] = v
+			}
+		}
+	}
+}
+
 // BackwardFilter computes dw = ∂L/∂w and, when dbias is not nil, dbias = ∂L/∂bias.
 func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 	oh, ow := c.OutSize()
@@ -112,21 +178,40 @@ func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 	}
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
-	if c.winogradOK() {
-		c.wino().backwardFilter(x, dy, dw)
-		return
-	}
-	for n := 0; n < c.N; n++ {
-		col := x[n*in : (n+1)*in]
-		if !c.pointwise() {
-			col = convScratch.get(rows * hw)
-			c.im2col(x[n*in:(n+1)*in], col)
-		}
+	// Each goroutine sums its blocks' dy·colᵀ into its own partial filter gradient.
+	used := make([]bool, Workers)
+	c.eachBlock(func(wk, n, o0, o1 int) {
+		buf := &convBufs[wk]
+		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, buf)
+		part := grow(&buf.dw, len(dw))
 		beta := float32(1)
-		if n == 0 {
-			beta = 0
+		if !used[wk] {
+			used[wk], beta = true, 0
 		}
-		ParallelSgemm(false, true, c.K, rows, hw, 1, dy[n*out:(n+1)*out], hw, col, hw, beta, dw, rows)
+		Sgemm(false, true, c.K, rows, (o1-o0)*ow, 1, dy[n*out+o0*ow:], hw, col, ld, beta, part, rows)
+	})
+	sumParts(dw, used, func(w int) []float32 { return convBufs[w].dw })
+}
+
+// sumParts sets dst to the sum of the partial results of the goroutines marked used.
+func sumParts(dst []float32, used []bool, part func(worker int) []float32) {
+	first := true
+	for w, ok := range used {
+		if !ok {
+			continue
+		}
+		src := part(w)[:len(dst)]
+		if first {
+			copy(dst, src)
+			first = false
+			continue
+		}
+		for i, v := range src {
+			dst[i] += v
+		}
+	}
+	if first {
+		clear(dst)
 	}
 }
 
@@ -145,20 +230,6 @@ func SumPlanes(t []float32, n, c, hw int, sum []float32) {
 	})
 }
 
-// im2col writes one image's patches as a (C·k·k)×(OH·OW) matrix, row r = (c, ki, kj).
-func (c Conv) im2col(x, col []float32) {
-	oh, ow := c.OutSize()
-	kk := c.Kernel * c.Kernel
-	parallelFor(c.C*kk, oh*ow, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			ch, ki, kj := r/kk, (r%kk)/c.Kernel, r%c.Kernel
-			plane := x[ch*c.H*c.W : (ch+1)*c.H*c.W]
-			dst := col[r*oh*ow : (r+1)*oh*ow]
-			c.patchRow(plane, dst, ki, kj, oh, ow, false)
-		}
-	})
-}
-
 // col2im accumulates a patch matrix back into one image (zeroing it first).
 func (c Conv) col2im(col, x []float32) {
 	oh, ow := c.OutSize()
@@ -169,15 +240,16 @@ func (c Conv) col2im(col, x []float32) {
 			clear(plane)
 			for k := 0; k < kk; k++ {
 				r := ch*kk + k
-				c.patchRow(plane, col[r*oh*ow:(r+1)*oh*ow], k/c.Kernel, k%c.Kernel, oh, ow, true)
+				c.patchRow(plane, col[r*oh*ow:(r+1)*oh*ow], k/c.Kernel, k%c.Kernel, 0, oh, true)
 			}
 		}
 	})
 }
 
-// patchRow moves one kernel tap (ki, kj) between an input plane and its OH×OW patch row:
-// gather (dst[o] = plane[i], zero outside) or scatter-add (plane[i] += dst[o]).
-func (c Conv) patchRow(plane, row []float32, ki, kj, oh, ow int, scatter bool) {
+// patchRow moves one kernel tap (ki, kj) between an input plane and its patch row for output
+// rows [o0, o1): gather (row[o] = plane[i], zero outside) or scatter-add (plane[i] += row[o]).
+func (c Conv) patchRow(plane, row []float32, ki, kj, o0, o1 int, scatter bool) {
+	_, ow := c.OutSize()
 	s, d, p := c.Stride, c.Dilation, c.Pad
 	offW := kj*d - p
 	// Output columns whose input column lies inside the image: [owLo, owHi).
@@ -192,9 +264,9 @@ func (c Conv) patchRow(plane, row []float32, ki, kj, oh, ow int, scatter bool) {
 		owHi = m
 	}
 	owLo = min(owLo, owHi)
-	for o := 0; o < oh; o++ {
+	for o := o0; o < o1; o++ {
 		ih := o*s + ki*d - p
-		dst := row[o*ow : (o+1)*ow]
+		dst := row[(o-o0)*ow : (o-o0+1)*ow]
 		if ih < 0 || ih >= c.H {
 			if !scatter {
 				clear(dst)

@@ -69,6 +69,14 @@ type workspace struct {
 	buf []float32
 }
 
+// grow returns (*buf)[:n], reallocating when its capacity is short.
+func grow(buf *[]float32, n int) []float32 {
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	return (*buf)[:n]
+}
+
 func (w *workspace) get(n int) []float32 {
 	if cap(w.buf) < n {
 		w.buf = make([]float32, n)
