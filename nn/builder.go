@@ -110,8 +110,14 @@ func (b *Builder) Apply(layer string, k Kernel, in ...*G.Node) *G.Node {
 	return n
 }
 
-// Conv adds a convolution with out channels; its weight is name.weight (and name.bias).
+// Conv adds a convolution with out channels; its weight is name.weight (Kaiming-normal) and
+// its bias, when s.Bias, name.bias (zero).
 func (b *Builder) Conv(name string, x *G.Node, out int, s ConvSpec) *G.Node {
+	return b.ConvInit(name, x, out, s, KaimingNormal)
+}
+
+// ConvInit is Conv with the weight initialised by init.
+func (b *Builder) ConvInit(name string, x *G.Node, out int, s ConvSpec, init Init) *G.Node {
 	if b.failed(x) {
 		return nil
 	}
@@ -124,7 +130,7 @@ func (b *Builder) Conv(name string, x *G.Node, out int, s ConvSpec) *G.Node {
 	if s.Stride == 0 {
 		s.Stride = 1
 	}
-	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", KaimingNormal)
+	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", init)
 	if !s.Bias {
 		return b.Apply(name, conv2d{s}, x, w)
 	}

@@ -37,6 +37,15 @@ func Constant(v float32) Init {
 	}
 }
 
+// Normal draws N(0, std²).
+func Normal(std float64) Init {
+	return func(data []float32, _ []int, rng *rand.Rand) {
+		for i := range data {
+			data[i] = float32(rng.NormFloat64() * std)
+		}
+	}
+}
+
 // KaimingNormal draws N(0, 2/fan_out), PyTorch's kaiming_normal_(mode='fan_out',
 // nonlinearity='relu'), as mmsegmentation initialises HRNet's convolutions.
 func KaimingNormal(data []float32, shape []int, rng *rand.Rand) {

@@ -1,0 +1,164 @@
+package hrnet
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/nn"
+)
+
+type tinyModel struct {
+	Config     string                    `json:"config"`
+	NumClasses int                       `json:"num_classes"`
+	Input      golden.Tensor             `json:"input"`
+	Labels     golden.Tensor             `json:"labels"`
+	Weights    map[string]*golden.Tensor `json:"weights"`
+}
+
+type tinyVariant struct {
+	LogitsEval       golden.Tensor            `json:"logits_eval"`
+	LogitsTrain      golden.Tensor            `json:"logits_train"`
+	Loss             float64                  `json:"loss"`
+	GradNorms        map[string]float64       `json:"grad_norms"`
+	RunningMeanAfter map[string]golden.Tensor `json:"running_mean_after"`
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func dense(t *testing.T, gt *golden.Tensor) *tensor.Dense {
+	t.Helper()
+	v, err := gt.F32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensor.New(tensor.WithShape(gt.Shape...), tensor.WithBacking(v))
+}
+
+// loadWeights copies the golden state_dict into the net's parameters by name; every parameter
+// must be in the file and every float tensor of the file must be a parameter.
+func loadWeights(t *testing.T, net *nn.Net, weights map[string]*golden.Tensor) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, p := range net.Params.All() {
+		w, ok := weights[p.Name]
+		if !ok {
+			t.Errorf("parameter %s is not in the official state_dict", p.Name)
+			continue
+		}
+		v, err := w.F32()
+		if err != nil || len(v) != len(p.Data()) {
+			t.Fatalf("%s: %d values for %v (%v)", p.Name, len(v), p.Value.Shape(), err)
+		}
+		copy(p.Data(), v)
+		seen[p.Name] = true
+	}
+	for name := range weights {
+		if !seen[name] && !strings.HasSuffix(name, "num_batches_tracked") {
+			t.Errorf("state_dict tensor %s has no parameter", name)
+		}
+	}
+}
+
+// HRNet (w18_small_v1, 8 classes) against the PyTorch reference with the same weights:
+// eval-mode logits, train-mode logits, loss, every parameter's gradient norm and bn1's
+// running mean after the training step.
+func TestFixedMatchesPyTorch(t *testing.T) {
+	files, err := golden.Files("hrnet_tiny_fixed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		var spec tinyModel
+		var want tinyVariant
+		readJSON(t, filepath.Join(filepath.Dir(path), "hrnet_tiny_model.json"), &spec)
+		readJSON(t, path, &want)
+		m, err := New(spec.Config, spec.NumClasses)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net := nn.NewNet(m, 0)
+		x := dense(t, &spec.Input)
+		gr, err := net.Graph(nn.Inference, x.Shape())
+		if err != nil {
+			t.Fatal(err)
+		}
+		loadWeights(t, net, spec.Weights)
+		if err := gr.Forward(x, nil); err != nil {
+			t.Fatal(err)
+		}
+		if e := golden.RelErr(gr.Logits().Float32s(), want.LogitsEval.Data); e > 1e-4 {
+			t.Errorf("%s: eval logits relative error %.3g", path, e)
+		} else {
+			t.Logf("%s: eval logits relative error %.2g", path, e)
+		}
+
+		lab, err := spec.Labels.I32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := tensor.New(tensor.WithShape(spec.Labels.Shape...), tensor.WithBacking(lab))
+		tr, err := net.Graph(nn.Training, x.Shape())
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := tr.Step(x, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := golden.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); e > 1e-4 {
+			t.Errorf("%s: train logits relative error %.3g", path, e)
+		}
+		if e := math.Abs(float64(loss.Total)-want.Loss) / want.Loss; e > 1e-5 {
+			t.Errorf("%s: loss %v, want %v", path, loss.Total, want.Loss)
+		}
+		// A conv bias followed by batch norm has an exactly zero gradient (BN removes shifts):
+		// there both sides hold float32 noise, so errors are relative to at least 1e-6 of the
+		// largest norm.
+		var largest float64
+		for _, v := range want.GradNorms {
+			largest = max(largest, v)
+		}
+		worst, worstName := 0.0, ""
+		for _, p := range net.Params.All() {
+			if p.Buffer {
+				continue
+			}
+			ref, ok := want.GradNorms[p.Name]
+			if !ok {
+				t.Errorf("no reference gradient norm for %s", p.Name)
+				continue
+			}
+			var ss float64
+			for _, g := range p.Grad {
+				ss += float64(g) * float64(g)
+			}
+			if e := math.Abs(math.Sqrt(ss)-ref) / max(ref, 1e-6*largest); e > worst {
+				worst, worstName = e, p.Name
+			}
+		}
+		if worst > 1e-3 {
+			t.Errorf("%s: gradient norm of %s off by %.3g (relative)", path, worstName, worst)
+		}
+		rm := want.RunningMeanAfter["bn1"]
+		if e := golden.RelErr(net.Params.Get("bn1.running_mean").Data(), rm.Data); e > 1e-4 {
+			t.Errorf("%s: bn1 running mean relative error %.3g", path, e)
+		}
+		t.Logf("%s: loss %.7f (want %.7f), worst gradient norm error %.2g (%s)", path, loss.Total, want.Loss, worst, worstName)
+	}
+}
