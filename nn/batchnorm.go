@@ -87,7 +87,11 @@ func (k batchNorm) Run(out G.Value, in []G.Value) error {
 func (k batchNorm) WRT() []bool { return allTrue(3) }
 
 func (k batchNorm) Grads(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
-	dx, err := Apply(bnBackward{k.st}, in[0], y, dy, in[1])
+	args := G.Nodes{in[0], dy, in[1]}
+	if k.st.relu {
+		args = G.Nodes{in[0], dy, in[1], y} // y only for the ReLU mask: without, y need not be kept
+	}
+	dx, err := Apply(bnBackward{k.st}, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -99,17 +103,22 @@ func (k batchNorm) Grads(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dgamma, dbeta}, err
 }
 
-// bnBackward: (x, y, dy, γ) → dx; also leaves dγ and dβ in the state for bnParamGrad.
+// bnBackward: (x, dy, γ[, y when relu]) → dx; also leaves dγ and dβ in the state for
+// bnParamGrad.
 type bnBackward struct{ st *bnState }
 
 func (k bnBackward) Describe() string { return fmt.Sprintf("BatchNormGrad(%s %p)", k.st.layer, k.st) }
+
 func (k bnBackward) Signature() []hm.Type {
-	return []hm.Type{Tensor4, Tensor4, Tensor4, Vector, Tensor4}
+	if k.st.relu {
+		return []hm.Type{Tensor4, Tensor4, Vector, Tensor4, Tensor4}
+	}
+	return []hm.Type{Tensor4, Tensor4, Vector, Tensor4}
 }
 
 func (k bnBackward) Shape(in []tensor.Shape) (tensor.Shape, error) {
-	if !in[0].Eq(in[1]) || !in[0].Eq(in[2]) {
-		return nil, fmt.Errorf("batch norm gradient: x %v, y %v, dy %v differ", in[0], in[1], in[2])
+	if !in[0].Eq(in[1]) || (k.st.relu && !in[0].Eq(in[3])) {
+		return nil, fmt.Errorf("batch norm gradient: x %v, dy %v, y %v differ", in[0], in[1], in[len(in)-1])
 	}
 	return in[0].Clone(), nil
 }
@@ -120,7 +129,11 @@ func (k bnBackward) Run(out G.Value, in []G.Value) error {
 	if len(st.dgamma) != bn.C {
 		st.dgamma, st.dbeta = make([]float32, bn.C), make([]float32, bn.C)
 	}
-	bn.Backward(f32s(in[0]), f32s(in[1]), f32s(in[2]), f32s(in[3]), st.saved, st.train, f32s(out), st.dgamma, st.dbeta)
+	var y []float32
+	if st.relu {
+		y = f32s(in[3])
+	}
+	bn.Backward(f32s(in[0]), y, f32s(in[1]), f32s(in[2]), st.saved, st.train, f32s(out), st.dgamma, st.dbeta)
 	return nil
 }
 

@@ -16,11 +16,15 @@ type program struct {
 	args   [][]int // indices (into nodes) of each node's inputs
 	values []G.Value
 	isVar  []bool
-	slots  [][]float32
 	index  map[*G.Node]int
+	arena  *arena
+	offset []int // where each node's result lives in the arena, -1 for none
+	need   int   // values of arena this graph uses
+	gen    int   // the arena generation the values were bound at
+	peak   int   // bytes of results alive at the same time, at most (a lower bound on memory)
 }
 
-func compile(g *G.ExprGraph, outputs G.Nodes) (*program, error) {
+func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 	all := g.AllNodes()
 	pos := make(map[int64]int, len(all))
 	for i, n := range all {
@@ -53,7 +57,7 @@ func compile(g *G.ExprGraph, outputs G.Nodes) (*program, error) {
 		need[i] = true
 		stack = append(stack, children(all[i])...)
 	}
-	p := &program{index: map[*G.Node]int{}}
+	p := &program{index: map[*G.Node]int{}, arena: mem}
 	remap := make([]int, len(all))
 	for i, n := range all {
 		if !need[i] {
@@ -81,7 +85,26 @@ func compile(g *G.ExprGraph, outputs G.Nodes) (*program, error) {
 	return p, nil
 }
 
-// plan assigns each float32 tensor result a slot: greedy reuse of a free slot, best fit first.
+// arena is the memory of the graphs of one Net. They never run at the same time, so they all
+// place their results in one buffer, grown to the largest need: memory is that of the largest
+// graph, and a rebuild reuses it instead of allocating (and zeroing) gigabytes.
+type arena struct {
+	buf []float32
+	gen int // bumped when the buffer is replaced, so graphs re-point their tensors
+}
+
+// fit grows the buffer to at least n values.
+func (a *arena) fit(n int) {
+	if len(a.buf) < n {
+		a.buf = make([]float32, n)
+		a.gen++
+	}
+}
+
+// plan places each float32 tensor result in the arena so that results alive at the same time
+// never overlap: greedy by size, largest first, each at the lowest offset free during its
+// lifetime (from its op to its last reader; outputs live to the end). This packs close to the
+// peak of live results.
 func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
 	last := make([]int, len(p.nodes))
 	for i, args := range p.args {
@@ -93,59 +116,70 @@ func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
 	for _, o := range outputs {
 		last[remap[pos[o.ID()]]] = len(p.nodes)
 	}
-	slotOf := make([]int, len(p.nodes))
-	var sizes []int
-	var free []int
-	release := make([][]int, len(p.nodes)+1)
+	const align = 16 // floats: 64-byte cache lines
+	var order []int
+	p.offset = make([]int, len(p.nodes))
+	sizes := make([]int, len(p.nodes))
+	live := make([]int, len(p.nodes)+1) // values alive at each step, for the peak
 	for i, n := range p.nodes {
-		slotOf[i] = -1
+		p.offset[i] = -1
 		if p.isVar[i] || p.values[i] != nil || n.Dtype() != tensor.Float32 || n.IsScalar() {
 			continue
 		}
-		size := n.Shape().TotalSize()
-		best := pick(free, sizes, size)
-		if best >= 0 {
-			slotOf[i] = free[best]
-			free = slices.Delete(free, best, best+1)
-			sizes[slotOf[i]] = max(sizes[slotOf[i]], size)
-		} else {
-			slotOf[i] = len(sizes)
-			sizes = append(sizes, size)
-		}
-		release[last[i]] = append(release[last[i]], slotOf[i])
-		free = append(free, release[i]...)
-	}
-	p.slots = make([][]float32, len(sizes))
-	for s, size := range sizes {
-		p.slots[s] = make([]float32, size)
-	}
-	for i, n := range p.nodes {
-		if s := slotOf[i]; s >= 0 {
-			shape := n.Shape()
-			p.values[i] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(p.slots[s][:shape.TotalSize()]))
+		order = append(order, i)
+		n := n.Shape().TotalSize()
+		sizes[i] = (n + align - 1) / align * align
+		for t := i; t <= last[i]; t++ {
+			live[t] += n
 		}
 	}
+	p.peak = 4 * slices.Max(live)
+	size := func(i int) int { return sizes[i] }
+	slices.SortStableFunc(order, func(a, b int) int { return sizes[b] - sizes[a] })
+	type block struct{ lo, hi int }
+	var placed []int
+	var busy []block
+	p.need = 0
+	for _, i := range order {
+		busy = busy[:0]
+		for _, j := range placed {
+			if j <= last[i] && i <= last[j] { // lifetimes overlap
+				busy = append(busy, block{p.offset[j], p.offset[j] + size(j)})
+			}
+		}
+		slices.SortFunc(busy, func(a, b block) int { return a.lo - b.lo })
+		off := 0
+		for _, b := range busy {
+			if b.lo-off >= size(i) {
+				break
+			}
+			off = max(off, b.hi)
+		}
+		p.offset[i] = off
+		p.need = max(p.need, off+size(i))
+		placed = append(placed, i)
+	}
+	p.arena.fit(p.need)
+	p.bind()
 }
 
-// pick returns the index in free of the slot that fits size most tightly or, when none fits,
-// of the largest (which then grows); -1 when free is empty.
-func pick(free, sizes []int, size int) int {
-	best := -1
-	for j, s := range free {
-		if best < 0 {
-			best = j
-			continue
-		}
-		have, b := sizes[s], sizes[free[best]]
-		if (have >= size && (b < size || have < b)) || (have < size && b < size && have > b) {
-			best = j
+// bind points every planned result at its place in the arena.
+func (p *program) bind() {
+	for i, n := range p.nodes {
+		if off := p.offset[i]; off >= 0 {
+			shape := n.Shape()
+			p.values[i] = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(p.arena.buf[off:off+shape.TotalSize()]))
 		}
 	}
-	return best
+	p.gen = p.arena.gen
 }
 
 // run executes every op once. Inputs are read from the values bound to the variable nodes.
 func (p *program) run() error {
+	p.arena.fit(p.need)
+	if p.gen != p.arena.gen {
+		p.bind() // another graph grew a buffer this one uses
+	}
 	in := make([]G.Value, 0, 8)
 	for i, n := range p.nodes {
 		if p.isVar[i] {
@@ -182,13 +216,4 @@ func (p *program) value(n *G.Node) G.Value {
 		return p.values[i]
 	}
 	return nil
-}
-
-// bytes is the planned activation memory.
-func (p *program) bytes() int {
-	t := 0
-	for _, s := range p.slots {
-		t += 4 * len(s)
-	}
-	return t
 }

@@ -43,7 +43,7 @@ func runKernel(k Kernel, ins []G.Value, gy G.Value) (G.Value, []G.Value, error) 
 			}
 		}
 	}
-	p, err := compile(g, outputs)
+	p, err := compile(g, outputs, &arena{})
 	if err != nil {
 		return nil, nil, err
 	}

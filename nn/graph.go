@@ -38,8 +38,12 @@ type Graph struct {
 	prog     *program
 }
 
-// Build builds model for inputs of shape x (N×C×H×W).
+// Build builds model for inputs of shape x (N×C×H×W), with memory of its own.
 func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, error) {
+	return build(model, params, mode, x, &arena{})
+}
+
+func build(model Model, params *Params, mode Mode, x tensor.Shape, mem *arena) (*Graph, error) {
 	start := time.Now()
 	if len(x) != 4 {
 		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
@@ -85,7 +89,7 @@ func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, erro
 		return nil, b.err
 	}
 	var err error
-	if gr.prog, err = compile(b.g, outputs); err != nil {
+	if gr.prog, err = compile(b.g, outputs, mem); err != nil {
 		return nil, err
 	}
 	gr.BuildTime = time.Since(start)
@@ -95,8 +99,11 @@ func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, erro
 // Logits returns the logits of the latest run (valid until the next run).
 func (gr *Graph) Logits() *tensor.Dense { return gr.prog.value(gr.logits).(*tensor.Dense) }
 
-// ActivationBytes is the graph's planned memory for intermediate results.
-func (gr *Graph) ActivationBytes() int { return gr.prog.bytes() }
+// ActivationBytes is the memory the graph's intermediate results take (in its arena).
+func (gr *Graph) ActivationBytes() int { return 4 * gr.prog.need }
+
+// PeakLiveBytes is the largest total size of results alive at one time: what any plan needs.
+func (gr *Graph) PeakLiveBytes() int { return gr.prog.peak }
 
 // Forward runs the graph on x (and on labels for a training graph).
 func (gr *Graph) Forward(x, labels *tensor.Dense) error {
@@ -141,7 +148,8 @@ func (gr *Graph) Step(x, labels *tensor.Dense) (Losses, error) {
 }
 
 // Net is a model with its parameters and a cache of graphs, one per input shape, mode and
-// model key (GraphKeyer). The least recently used graph is dropped beyond Keep.
+// model key (GraphKeyer). The least recently used graph is dropped beyond Keep. The graphs share
+// one memory arena: a result of one graph (logits, Param.Grad) is valid until any graph runs.
 type Net struct {
 	Model   Model
 	Params  *Params
@@ -149,7 +157,11 @@ type Net struct {
 	OnBuild func(key string, took time.Duration) // called after each (re)build, if set
 
 	graphs []*Graph // most recently used first
+	mem    arena    // shared by the graphs, which never run at the same time
 }
+
+// ActivationBytes is the memory of all graphs' intermediate results (shared between them).
+func (n *Net) ActivationBytes() int { return 4 * len(n.mem.buf) }
 
 // NewNet returns a net whose parameters are initialised from seed on first build.
 func NewNet(model Model, seed uint64) *Net {
@@ -169,7 +181,7 @@ func (n *Net) Graph(mode Mode, x tensor.Shape) (*Graph, error) {
 			return gr, nil
 		}
 	}
-	gr, err := Build(n.Model, n.Params, mode, x)
+	gr, err := build(n.Model, n.Params, mode, x, &n.mem)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,8 @@ func (b BatchNorm) affine(x, y []float32, c int, scale, shift float32) {
 	})
 }
 
-// Backward computes dx, dgamma and dbeta. y is the forward output (for the ReLU mask); st holds
+// Backward computes dx, dgamma and dbeta. y is the forward output (for the ReLU mask; nil
+// without ReLU); st holds
 // the statistics the forward normalised with: the batch's (train) or, for eval mode, the running
 // mean and 1/sqrt(running var + eps) with train false.
 func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx, dgamma, dbeta []float32) {
@@ -81,9 +82,9 @@ func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx,
 			mean, invStd := st.Mean[c], st.InvStd[c]
 			var sumDy, sumDyXhat float64
 			b.eachPlane(c, func(off int) {
-				xs, ys, ds := x[off:off+b.HW], y[off:off+b.HW], dy[off:off+b.HW]
+				xs, ys, ds := x[off:off+b.HW], b.mask(y, off), dy[off:off+b.HW]
 				for i, g := range ds {
-					if b.ReLU && ys[i] <= 0 {
+					if ys != nil && ys[i] <= 0 {
 						continue
 					}
 					sumDy += float64(g)
@@ -98,9 +99,9 @@ func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx,
 				a, bb = float32(sumDy/m), float32(sumDyXhat/m)
 			}
 			b.eachPlane(c, func(off int) {
-				xs, ys, ds, out := x[off:off+b.HW], y[off:off+b.HW], dy[off:off+b.HW], dx[off:off+b.HW]
+				xs, ys, ds, out := x[off:off+b.HW], b.mask(y, off), dy[off:off+b.HW], dx[off:off+b.HW]
 				for i, g := range ds {
-					if b.ReLU && ys[i] <= 0 {
+					if ys != nil && ys[i] <= 0 {
 						g = 0
 					}
 					out[i] = k * (g - a - (xs[i]-mean)*invStd*bb)
@@ -108,6 +109,14 @@ func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx,
 			})
 		}
 	})
+}
+
+// mask returns the plane of y at off when the ReLU applies, else nil.
+func (b BatchNorm) mask(y []float32, off int) []float32 {
+	if !b.ReLU {
+		return nil
+	}
+	return y[off : off+b.HW]
 }
 
 func (b BatchNorm) eachPlane(c int, fn func(off int)) {

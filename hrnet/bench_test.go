@@ -1,0 +1,70 @@
+package hrnet
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/nn"
+)
+
+// BenchmarkRebuild times rebuilding a net's training graph for batch 2 at about 512×512
+// (forward, gorgonia.Grad, memory plan, in the net's arena): what a DynOPool size change costs.
+func BenchmarkRebuild(b *testing.B) {
+	for _, name := range []string{"w18_small_v2", "w48"} {
+		b.Run(name, func(b *testing.B) {
+			m, _ := New(name, 21)
+			net := nn.NewNet(m, 0)
+			net.Keep = 1
+			var took time.Duration
+			net.OnBuild = func(_ string, d time.Duration) { took += d }
+			sizes := []int{512, 508}
+			if _, err := net.Graph(nn.Training, tensor.Shape{2, 3, 516, 516}); err != nil {
+				b.Fatal(err) // parameters and arena exist from here on
+			}
+			took = 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s := sizes[i%2]
+				if _, err := net.Graph(nn.Training, tensor.Shape{2, 3, s, s}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(took.Seconds()/float64(b.N), "s/build")
+		})
+	}
+}
+
+// BenchmarkTrainStep times one forward + backward + SGD step at batch 2, 512×512.
+func BenchmarkTrainStep(b *testing.B) {
+	for _, name := range []string{"w18_small_v2", "w48"} {
+		b.Run(name, func(b *testing.B) {
+			m, _ := New(name, 21)
+			net := nn.NewNet(m, 0)
+			rng := rand.New(rand.NewPCG(1, 1))
+			x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3, 512, 512))
+			for i, v := 0, x.Float32s(); i < len(v); i++ {
+				v[i] = float32(rng.NormFloat64())
+			}
+			lab := make([]int32, 2*512*512)
+			for i := range lab {
+				lab[i] = int32(rng.IntN(21))
+			}
+			labels := tensor.New(tensor.WithShape(2, 512, 512), tensor.WithBacking(lab))
+			opt := &nn.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4}
+			step := func() {
+				if _, err := net.TrainStep(x, labels); err != nil {
+					b.Fatal(err)
+				}
+				opt.Step(net.Params)
+			}
+			step() // build and warm up
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				step()
+			}
+		})
+	}
+}
