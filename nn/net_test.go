@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +250,24 @@ func TestErrorsNameLayerAndShapes(t *testing.T) {
 	}
 	if _, err := net.Predict(tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(3, 8, 8))); err == nil {
 		t.Error("a 3-D input gave no error")
+	}
+}
+
+func TestArgmax(t *testing.T) {
+	// N=1, C=3, 2×2: per pixel the class with the highest score, the first on ties.
+	scores := tensor.New(tensor.WithShape(1, 3, 2, 2), tensor.WithBacking([]float32{
+		0, 5, 1, -1,
+		2, 5, 0, -3,
+		1, 4, 0, -2,
+	}))
+	got, err := Argmax(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 0, 0, 0}; !slices.Equal(got.Data().([]int32), want) || !got.Shape().Eq(tensor.Shape{1, 2, 2}) {
+		t.Errorf("argmax = %v %v, want %v (1, 2, 2)", got.Data(), got.Shape(), want)
+	}
+	if _, err := Argmax(tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(3, 2, 2))); err == nil {
+		t.Error("3-D scores accepted")
 	}
 }

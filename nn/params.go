@@ -16,7 +16,8 @@ type Param struct {
 	Value  *tensor.Dense
 	Group  string // optimizer parameter group ("" is the default group)
 	Buffer bool   // not trained
-	// Grad is dL/dValue from the latest backward pass (a view into that graph's memory).
+	// Grad is dL/dValue from the latest backward pass: a view into the net's graph memory,
+	// valid until a graph of the net runs again (so step the optimizer first).
 	Grad []float32
 	// Velocity is the SGD momentum buffer (nil until the first step).
 	Velocity []float32

@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
 	parallelFor(len(y), len(xs), func(lo, hi int) {
@@ -12,9 +14,7 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 		}
 		if relu {
 			for i, v := range dst {
-				if v < 0 {
-					dst[i] = 0
-				}
+				dst[i] = max(v, 0)
 			}
 		}
 	})
@@ -23,14 +23,20 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 // ReLUBackward writes dx = dy where y > 0, else 0.
 func ReLUBackward(y, dy, dx []float32) {
 	parallelFor(len(y), 1, func(lo, hi int) {
-		for i, v := range y[lo:hi] {
-			if v > 0 {
-				dx[lo+i] = dy[lo+i]
-			} else {
-				dx[lo+i] = 0
-			}
+		ys, ds, out := y[lo:hi], dy[lo:hi], dx[lo:hi]
+		ds, out = ds[:len(ys)], out[:len(ys)]
+		for i, v := range ys {
+			out[i] = masked(ds[i], v)
 		}
 	})
+}
+
+// masked returns g where the ReLU output y is positive, else 0, without a branch (the pattern
+// is random, so a branch would mispredict half the time). ReLU outputs come from the max
+// builtin, so y is +0 or positive: its bits, negated, have the sign bit set exactly when y > 0.
+func masked(g, y float32) float32 {
+	keep := uint32(-int32(math.Float32bits(y))) >> 31 // 1 when y > 0
+	return math.Float32frombits(math.Float32bits(g) & -keep)
 }
 
 // CopyChannels copies channels [from, from+count) of an N×srcC×HW tensor into channels
