@@ -68,7 +68,7 @@ func (k batchNorm) Run(out G.Value, in []G.Value) error {
 		return err
 	}
 	bn := st.kernel(in[0].Shape())
-	x, gamma, beta, y := f32s(in[0]), f32s(in[1]), f32s(in[2]), f32s(out)
+	x, gamma, beta, y := Floats(in[0]), Floats(in[1]), Floats(in[2]), Floats(out)
 	if len(st.saved.Mean) != bn.C {
 		st.saved = kernels.Stats{Mean: make([]float32, bn.C), InvStd: make([]float32, bn.C)}
 	}
@@ -131,9 +131,9 @@ func (k bnBackward) Run(out G.Value, in []G.Value) error {
 	}
 	var y []float32
 	if st.relu {
-		y = f32s(in[3])
+		y = Floats(in[3])
 	}
-	bn.Backward(f32s(in[0]), y, f32s(in[1]), f32s(in[2]), st.saved, st.train, f32s(out), st.dgamma, st.dbeta)
+	bn.Backward(Floats(in[0]), y, Floats(in[1]), Floats(in[2]), st.saved, st.train, Floats(out), st.dgamma, st.dbeta)
 	return nil
 }
 
@@ -157,6 +157,6 @@ func (k bnParamGrad) Run(out G.Value, _ []G.Value) error {
 	if k.beta {
 		src = k.st.dbeta
 	}
-	copy(f32s(out), src)
+	copy(Floats(out), src)
 	return nil
 }

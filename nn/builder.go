@@ -32,8 +32,25 @@ type Builder struct {
 	losses []*G.Node
 }
 
-func newBuilder(params *Params, train bool) *Builder {
+// NewBuilder starts a graph drawing parameters from params; Net and Build use it, and tests or
+// tools that assemble graphs of their own (then run them with Compile).
+func NewBuilder(params *Params, train bool) *Builder {
 	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{}}
+}
+
+// Graph returns the gorgonia graph being built.
+func (b *Builder) Graph() *G.ExprGraph { return b.g }
+
+// Params returns the parameter store the graph draws from.
+func (b *Builder) Params() *Params { return b.params }
+
+// Const adds an input node holding a fixed float32 tensor (no gradient is wanted for it).
+func (b *Builder) Const(name string, shape []int, data []float32) *G.Node {
+	if b.err != nil {
+		return nil
+	}
+	v := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), data...)))
+	return G.NewTensor(b.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(v))
 }
 
 // Train reports whether the graph is for training (batch statistics, gradients).
@@ -187,6 +204,17 @@ func (b *Builder) Resize(name string, x *G.Node, h, w int) *G.Node {
 		return x
 	}
 	return b.Apply(name, resize{h, w}, x)
+}
+
+// Losses returns the extra loss terms added so far.
+func (b *Builder) Losses() []*G.Node { return b.losses }
+
+// ParamNode returns the node of a parameter already used in this graph, or nil.
+func (b *Builder) ParamNode(name string) *G.Node {
+	if p := b.params.Get(name); p != nil {
+		return b.bound[p]
+	}
+	return nil
 }
 
 // AddLoss adds a scalar term to the training loss (e.g. DynOPool's GMACs loss).

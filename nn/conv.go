@@ -67,9 +67,9 @@ func (k conv2d) Run(out G.Value, in []G.Value) error {
 	}
 	var bias []float32
 	if k.Bias {
-		bias = f32s(in[2])
+		bias = Floats(in[2])
 	}
-	g.Forward(f32s(in[0]), f32s(in[1]), bias, f32s(out))
+	g.Forward(Floats(in[0]), Floats(in[1]), bias, Floats(out))
 	return nil
 }
 
@@ -114,7 +114,7 @@ func (k convData) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	g.BackwardData(f32s(in[0]), f32s(in[1]), f32s(out))
+	g.BackwardData(Floats(in[0]), Floats(in[1]), Floats(out))
 	return nil
 }
 
@@ -141,7 +141,7 @@ func (k convFilter) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	g.BackwardFilter(f32s(in[0]), f32s(in[1]), f32s(out), nil)
+	g.BackwardFilter(Floats(in[0]), Floats(in[1]), Floats(out), nil)
 	return nil
 }
 
@@ -160,6 +160,6 @@ func (planeSum) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (planeSum) Run(out G.Value, in []G.Value) error {
 	n, c, h, w := nchw(in[0].Shape())
-	kernels.SumPlanes(f32s(in[0]), n, c, h*w, f32s(out))
+	kernels.SumPlanes(Floats(in[0]), n, c, h*w, Floats(out))
 	return nil
 }

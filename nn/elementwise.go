@@ -34,9 +34,9 @@ func (k sum) Shape(in []tensor.Shape) (tensor.Shape, error) {
 func (k sum) Run(out G.Value, in []G.Value) error {
 	xs := make([][]float32, len(in))
 	for i, v := range in {
-		xs[i] = f32s(v)
+		xs[i] = Floats(v)
 	}
-	kernels.Sum(xs, f32s(out), k.relu)
+	kernels.Sum(xs, Floats(out), k.relu)
 	return nil
 }
 
@@ -71,7 +71,7 @@ func (reluGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 }
 
 func (reluGrad) Run(out G.Value, in []G.Value) error {
-	kernels.ReLUBackward(f32s(in[0]), f32s(in[1]), f32s(out))
+	kernels.ReLUBackward(Floats(in[0]), Floats(in[1]), Floats(out))
 	return nil
 }
 
@@ -100,7 +100,7 @@ func (k concat) Run(out G.Value, in []G.Value) error {
 	to := 0
 	for _, v := range in {
 		ci := v.Shape()[1]
-		kernels.CopyChannels(f32s(v), ci, 0, f32s(out), c, to, ci, n, h*w)
+		kernels.CopyChannels(Floats(v), ci, 0, Floats(out), c, to, ci, n, h*w)
 		to += ci
 	}
 	return nil
@@ -142,6 +142,6 @@ func (k channelSlice) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k channelSlice) Run(out G.Value, in []G.Value) error {
 	n, c, h, w := nchw(in[0].Shape())
-	kernels.CopyChannels(f32s(in[0]), c, k.from, f32s(out), k.count, 0, k.count, n, h*w)
+	kernels.CopyChannels(Floats(in[0]), c, k.from, Floats(out), k.count, 0, k.count, n, h*w)
 	return nil
 }

@@ -52,20 +52,20 @@ func checkFD(t *testing.T, name string, k Kernel, ins []G.Value, rng *rand.Rand)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		zeros := make([]byte, len(f32s(out)))
-		for i, v := range f32s(out) {
+		zeros := make([]byte, len(Floats(out)))
+		for i, v := range Floats(out) {
 			if v == 0 {
 				zeros[i] = 1
 			}
 		}
-		return dot(f32s(out), f32s(gy)), string(zeros)
+		return dot(Floats(out), Floats(gy)), string(zeros)
 	}
 	const h = 1e-2
 	for i, wrt := range (op{k}).DiffWRT(len(ins)) {
 		if !wrt {
 			continue
 		}
-		x, g := f32s(ins[i]), f32s(grads[i])
+		x, g := Floats(ins[i]), Floats(grads[i])
 		var peak float64
 		for _, v := range g {
 			peak = max(peak, math.Abs(float64(v)))

@@ -79,7 +79,7 @@ func expect(t *testing.T, what string, got G.Value, want *golden.Tensor) float64
 		t.Errorf("%s: shape %v, want %v", what, got.Shape(), want.Shape)
 		return 0
 	}
-	e := golden.RelErr(f32s(got), want.Data)
+	e := golden.RelErr(Floats(got), want.Data)
 	if e > goldenTol {
 		t.Errorf("%s: relative error %.3g > %g", what, e, goldenTol)
 	}

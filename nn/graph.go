@@ -48,7 +48,7 @@ func build(model Model, params *Params, mode Mode, x tensor.Shape, mem *arena) (
 	if len(x) != 4 {
 		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
 	}
-	b := newBuilder(params, mode == Training)
+	b := NewBuilder(params, mode == Training)
 	gr := &Graph{Mode: mode, g: b.g}
 	gr.input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
 	gr.logits = model.Forward(b, gr.input)
@@ -96,6 +96,21 @@ func build(model Model, params *Params, mode Mode, x tensor.Shape, mem *arena) (
 	return gr, nil
 }
 
+// Program runs a gorgonia graph of our (or gorgonia's) ops with the engine's executor.
+type Program struct{ p *program }
+
+// Compile prepares g to compute outputs (and what they need), with memory of its own.
+func Compile(g *G.ExprGraph, outputs ...*G.Node) (*Program, error) {
+	p, err := compile(g, outputs, &arena{})
+	return &Program{p}, err
+}
+
+// Run executes the graph once.
+func (p *Program) Run() error { return p.p.run() }
+
+// Value returns the latest value of output n.
+func (p *Program) Value(n *G.Node) G.Value { return p.p.value(n) }
+
 // Logits returns the logits of the latest run (valid until the next run).
 func (gr *Graph) Logits() *tensor.Dense { return gr.prog.value(gr.logits).(*tensor.Dense) }
 
@@ -137,13 +152,13 @@ func (gr *Graph) Step(x, labels *tensor.Dense) (Losses, error) {
 		return Losses{}, err
 	}
 	for i, p := range gr.params {
-		p.Grad = f32s(gr.prog.value(gr.grads[i]))
+		p.Grad = Floats(gr.prog.value(gr.grads[i]))
 	}
-	total, err := scalarOf(gr.prog.value(gr.loss))
+	total, err := ScalarValue(gr.prog.value(gr.loss))
 	if err != nil {
 		return Losses{}, err
 	}
-	ce, err := scalarOf(gr.prog.value(gr.ce))
+	ce, err := ScalarValue(gr.prog.value(gr.ce))
 	return Losses{Total: total, CE: ce}, err
 }
 

@@ -43,11 +43,11 @@ func (crossEntropy) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	loss, _, err := ce.Forward(f32s(in[0]), in[1].Data().([]int32), 1, nil)
+	loss, _, err := ce.Forward(Floats(in[0]), in[1].Data().([]int32), 1, nil)
 	if err != nil {
 		return err
 	}
-	return setScalar(out, loss)
+	return SetScalar(out, loss)
 }
 
 func (crossEntropy) WRT() []bool { return []bool{true, false} }
@@ -75,11 +75,11 @@ func (crossEntropyGrad) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	g, err := scalarOf(in[2])
+	g, err := ScalarValue(in[2])
 	if err != nil {
 		return err
 	}
-	_, _, err = ce.Forward(f32s(in[0]), in[1].Data().([]int32), g, f32s(out))
+	_, _, err = ce.Forward(Floats(in[0]), in[1].Data().([]int32), g, Floats(out))
 	return err
 }
 

@@ -146,8 +146,8 @@ func newValue(t hm.Type, s tensor.Shape) G.Value {
 	return tensor.New(tensor.Of(dt), tensor.WithShape(s.Clone()...))
 }
 
-// f32s returns the float32 backing of a tensor value.
-func f32s(v G.Value) []float32 {
+// Floats returns the float32 values of a tensor or scalar value (kernels run on these).
+func Floats(v G.Value) []float32 {
 	switch t := v.(type) {
 	case *tensor.Dense:
 		return t.Float32s()
@@ -157,8 +157,8 @@ func f32s(v G.Value) []float32 {
 	panic(fmt.Sprintf("nn: value of type %T is not a float32 tensor", v))
 }
 
-// scalarOf reads a float32 scalar value.
-func scalarOf(v G.Value) (float32, error) {
+// ScalarValue reads a float32 scalar value.
+func ScalarValue(v G.Value) (float32, error) {
 	switch t := v.(type) {
 	case *G.F32:
 		return float32(*t), nil
@@ -170,7 +170,8 @@ func scalarOf(v G.Value) (float32, error) {
 	return 0, fmt.Errorf("expected a float32 scalar, got %T %v", v, v.Shape())
 }
 
-func setScalar(v G.Value, x float32) error {
+// SetScalar writes a float32 scalar value (a kernel's scalar output).
+func SetScalar(v G.Value, x float32) error {
 	switch t := v.(type) {
 	case *G.F32:
 		*t = G.F32(x)

@@ -28,7 +28,7 @@ func (k resize) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k resize) Run(out G.Value, in []G.Value) error {
 	n, c, h, w := nchw(in[0].Shape())
-	kernels.Bilinear{Planes: n * c, H: h, W: w, OH: k.h, OW: k.w}.Forward(f32s(in[0]), f32s(out))
+	kernels.Bilinear{Planes: n * c, H: h, W: w, OH: k.h, OW: k.w}.Forward(Floats(in[0]), Floats(out))
 	return nil
 }
 
@@ -55,6 +55,6 @@ func (k resizeGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k resizeGrad) Run(out G.Value, in []G.Value) error {
 	n, c, oh, ow := nchw(in[0].Shape())
-	kernels.Bilinear{Planes: n * c, H: k.h, W: k.w, OH: oh, OW: ow}.Backward(f32s(in[0]), f32s(out))
+	kernels.Bilinear{Planes: n * c, H: k.h, W: k.w, OH: oh, OW: ow}.Backward(Floats(in[0]), Floats(out))
 	return nil
 }

@@ -1,0 +1,192 @@
+package dynopool
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/nn"
+)
+
+// Sizes travel through graphs as float32 vectors (h, w): straight-through sizes whose values are
+// integers and whose gradients reach the alphas that set them.
+func sizeShape(s tensor.Shape, what string) error {
+	if len(s) != 1 || s[0] != 2 {
+		return fmt.Errorf("%s must be a size vector (h, w), got shape %v", what, s)
+	}
+	return nil
+}
+
+func sizeOf(v G.Value) [2]float64 {
+	f := nn.Floats(v)
+	return [2]float64{float64(f[0]), float64(f[1])}
+}
+
+// sample: (x N×C×H×W, size in, size out) → y N×C×H'×W', the DynOPool sampling op. The integer
+// output size is fixed when the graph is built; the size vectors carry its straight-through value.
+type sample struct {
+	oh, ow int
+	mean   bool
+	st     *sampleState
+}
+
+// sampleState carries the size gradients from sampleGrad to sizeGrad.
+type sampleState struct{ dIn, dOut [2]float64 }
+
+func (k sample) Describe() string {
+	return fmt.Sprintf("DynOPoolSample(%d×%d mean=%t %p)", k.oh, k.ow, k.mean, k.st)
+}
+func (k sample) Signature() []hm.Type { return []hm.Type{nn.Tensor4, nn.Vector, nn.Vector, nn.Tensor4} }
+
+func (k sample) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if len(in[0]) != 4 {
+		return nil, fmt.Errorf("DynOPool input must be N×C×H×W, got shape %v", in[0])
+	}
+	if err := sizeShape(in[1], "input size"); err != nil {
+		return nil, err
+	}
+	if err := sizeShape(in[2], "output size"); err != nil {
+		return nil, err
+	}
+	if k.oh < 1 || k.ow < 1 {
+		return nil, fmt.Errorf("DynOPool output size %d×%d must be positive", k.oh, k.ow)
+	}
+	return tensor.Shape{in[0][0], in[0][1], k.oh, k.ow}, nil
+}
+
+func (k sample) kernel(x tensor.Shape, sin, sout G.Value) kernels.Resample {
+	return kernels.Resample{Planes: x[0] * x[1], H: x[2], W: x[3], OH: k.oh, OW: k.ow,
+		SizeIn: sizeOf(sin), SizeOut: sizeOf(sout), Mean: k.mean}
+}
+
+func (k sample) Run(out G.Value, in []G.Value) error {
+	k.kernel(in[0].Shape(), in[1], in[2]).Forward(nn.Floats(in[0]), nn.Floats(out))
+	return nil
+}
+
+func (k sample) WRT() []bool { return []bool{true, true, true} }
+
+func (k sample) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
+	dx, err := nn.Apply(sampleGrad{k}, in[0], in[1], in[2], dy)
+	if err != nil {
+		return nil, err
+	}
+	dIn, err := nn.Apply(sizeGrad{k.st, false}, dx)
+	if err != nil {
+		return nil, err
+	}
+	dOut, err := nn.Apply(sizeGrad{k.st, true}, dx)
+	return G.Nodes{dx, dIn, dOut}, err
+}
+
+// sampleGrad: (x, size in, size out, dy) → dx; leaves the size gradients in the state.
+type sampleGrad struct{ sample }
+
+func (k sampleGrad) Describe() string { return "Grad" + k.sample.Describe() }
+func (k sampleGrad) Signature() []hm.Type {
+	return []hm.Type{nn.Tensor4, nn.Vector, nn.Vector, nn.Tensor4, nn.Tensor4}
+}
+
+func (k sampleGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	y, err := k.sample.Shape(in[:3])
+	if err != nil {
+		return nil, err
+	}
+	if !y.Eq(in[3]) {
+		return nil, fmt.Errorf("DynOPool gradient has shape %v, the output %v", in[3], y)
+	}
+	return in[0].Clone(), nil
+}
+
+func (k sampleGrad) Run(out G.Value, in []G.Value) error {
+	r := k.kernel(in[0].Shape(), in[1], in[2])
+	k.st.dIn, k.st.dOut = r.Backward(nn.Floats(in[0]), nn.Floats(in[3]), nn.Floats(out))
+	return nil
+}
+
+// sizeGrad: dx → ∂L/∂(size in) or ∂L/∂(size out), read from the state (dx only orders it).
+type sizeGrad struct {
+	st  *sampleState
+	out bool
+}
+
+func (k sizeGrad) Describe() string     { return fmt.Sprintf("DynOPoolSizeGrad(out=%t %p)", k.out, k.st) }
+func (k sizeGrad) Signature() []hm.Type { return []hm.Type{nn.Tensor4, nn.Vector} }
+
+func (k sizeGrad) Shape([]tensor.Shape) (tensor.Shape, error) { return tensor.Shape{2}, nil }
+
+func (k sizeGrad) Run(out G.Value, _ []G.Value) error {
+	d := k.st.dIn
+	if k.out {
+		d = k.st.dOut
+	}
+	o := nn.Floats(out)
+	o[0], o[1] = float32(d[0]), float32(d[1])
+	return nil
+}
+
+// stSize: (size in, alpha) → the straight-through output size: value the integer size fixed at
+// build time, gradient that of size in / alpha.
+type stSize struct {
+	value [2]int
+	name  string
+}
+
+func (k stSize) Describe() string {
+	return fmt.Sprintf("StraightThroughSize(%s → %d×%d)", k.name, k.value[0], k.value[1])
+}
+func (k stSize) Signature() []hm.Type { return []hm.Type{nn.Vector, nn.Vector, nn.Vector} }
+
+func (k stSize) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if err := sizeShape(in[0], "input size"); err != nil {
+		return nil, err
+	}
+	if err := sizeShape(in[1], "alpha"); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{2}, nil
+}
+
+func (k stSize) Run(out G.Value, _ []G.Value) error {
+	o := nn.Floats(out)
+	o[0], o[1] = float32(k.value[0]), float32(k.value[1])
+	return nil
+}
+
+func (k stSize) WRT() []bool { return []bool{true, true} }
+
+func (k stSize) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
+	dIn, err := nn.Apply(stSizeGrad{false}, in[0], in[1], dy)
+	if err != nil {
+		return nil, err
+	}
+	dAlpha, err := nn.Apply(stSizeGrad{true}, in[0], in[1], dy)
+	return G.Nodes{dIn, dAlpha}, err
+}
+
+// stSizeGrad: (size in, alpha, dL/dsize out) → dL/dsize in = g/alpha, or dL/dalpha = −g·size in/alpha².
+type stSizeGrad struct{ alpha bool }
+
+func (k stSizeGrad) Describe() string {
+	return fmt.Sprintf("StraightThroughSizeGrad(alpha=%t)", k.alpha)
+}
+func (k stSizeGrad) Signature() []hm.Type {
+	return []hm.Type{nn.Vector, nn.Vector, nn.Vector, nn.Vector}
+}
+
+func (k stSizeGrad) Shape([]tensor.Shape) (tensor.Shape, error) { return tensor.Shape{2}, nil }
+
+func (k stSizeGrad) Run(out G.Value, in []G.Value) error {
+	s, a, g, o := nn.Floats(in[0]), nn.Floats(in[1]), nn.Floats(in[2]), nn.Floats(out)
+	for i := 0; i < 2; i++ {
+		if k.alpha {
+			o[i] = float32(-float64(g[i]) * float64(s[i]) / (float64(a[i]) * float64(a[i])))
+		} else {
+			o[i] = float32(float64(g[i]) / float64(a[i]))
+		}
+	}
+	return nil
+}
