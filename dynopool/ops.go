@@ -129,14 +129,15 @@ func (k sizeGrad) Run(out G.Value, _ []G.Value) error {
 }
 
 // stSize: (size in, alpha) → the straight-through output size: value the integer size fixed at
-// build time, gradient that of size in / alpha.
+// build time, gradient that of size in / alpha. It fails when alpha has moved to another integer
+// size: the graph is stale, its model must report the sizes in its GraphKey.
 type stSize struct {
+	pool  Pool
 	value [2]int
-	name  string
 }
 
 func (k stSize) Describe() string {
-	return fmt.Sprintf("StraightThroughSize(%s → %d×%d)", k.name, k.value[0], k.value[1])
+	return fmt.Sprintf("StraightThroughSize(%s → %d×%d)", k.pool.Name, k.value[0], k.value[1])
 }
 func (k stSize) Signature() []hm.Type { return []hm.Type{nn.Vector, nn.Vector, nn.Vector} }
 
@@ -150,7 +151,12 @@ func (k stSize) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{2}, nil
 }
 
-func (k stSize) Run(out G.Value, _ []G.Value) error {
+func (k stSize) Run(out G.Value, in []G.Value) error {
+	s, a := nn.Floats(in[0]), nn.Floats(in[1])
+	if h, w := k.pool.axis(int(s[0]), a[0]), k.pool.axis(int(s[1]), a[1]); h != k.value[0] || w != k.value[1] {
+		return fmt.Errorf("%s: alpha %v gives %d×%d but the graph was built for %d×%d: the model's GraphKey must include its DynOPool sizes",
+			k.pool.Name, a, h, w, k.value[0], k.value[1])
+	}
 	o := nn.Floats(out)
 	o[0], o[1] = float32(k.value[0]), float32(k.value[1])
 	return nil

@@ -65,7 +65,7 @@ func (p Pool) axis(n int, alpha float32) int {
 func (p Pool) Out(b *nn.Builder, in Size) Size {
 	alpha := b.Param(p.param(), []int{2}, Group, nn.Constant(p.Init))
 	h, w := p.axis(in.H, p.Alpha(b.Params())[0]), p.axis(in.W, p.Alpha(b.Params())[1])
-	n := b.Apply(p.Name, stSize{[2]int{h, w}, p.Name}, in.node, alpha)
+	n := b.Apply(p.Name, stSize{p, [2]int{h, w}}, in.node, alpha)
 	return Size{H: h, W: w, node: n}
 }
 

@@ -15,9 +15,9 @@ type Model interface {
 }
 
 // GraphKeyer is implemented by models whose graph depends on more than the input shape
-// (DynOPool's learned sizes): graphs are cached under this key as well.
+// (DynOPool's learned sizes, read from params): graphs are cached under this key as well.
 type GraphKeyer interface {
-	GraphKey(h, w int) string
+	GraphKey(params *Params, h, w int) string
 }
 
 // Builder adds layers to a graph. The first error sticks: later calls return nil and do
@@ -193,6 +193,11 @@ func (b *Builder) Concat(name string, xs ...*G.Node) *G.Node {
 		return b.Fail(fmt.Errorf("layer %s: concat of nothing", name))
 	}
 	return b.Apply(name, concat{len(xs)}, xs...)
+}
+
+// GlobalAvgPool averages every plane: N×C×H×W → N×C×1×1.
+func (b *Builder) GlobalAvgPool(name string, x *G.Node) *G.Node {
+	return b.Apply(name, globalAvgPool{}, x)
 }
 
 // Resize resizes bilinearly (align_corners=False) to h×w; a no-op when x already has that size.

@@ -145,3 +145,42 @@ func (k channelSlice) Run(out G.Value, in []G.Value) error {
 	kernels.CopyChannels(Floats(in[0]), c, k.from, Floats(out), k.count, 0, k.count, n, h*w)
 	return nil
 }
+
+// globalAvgPool: N×C×H×W → N×C×1×1, the mean of every plane.
+type globalAvgPool struct{}
+
+func (globalAvgPool) Describe() string     { return "GlobalAvgPool" }
+func (globalAvgPool) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4} }
+
+func (globalAvgPool) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	if err := want4("global average pool input", in[0]); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{in[0][0], in[0][1], 1, 1}, nil
+}
+
+func (globalAvgPool) Run(out G.Value, in []G.Value) error {
+	_, _, h, w := nchw(in[0].Shape())
+	kernels.PlaneMeans(Floats(in[0]), h*w, Floats(out))
+	return nil
+}
+
+func (globalAvgPool) WRT() []bool { return []bool{true} }
+
+func (globalAvgPool) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
+	dx, err := Apply(spreadPlanes{in[0].Shape()}, dy)
+	return G.Nodes{dx}, err
+}
+
+// spreadPlanes: dy N×C×1×1 → dx of shape x, each plane dy/(H·W).
+type spreadPlanes struct{ x tensor.Shape }
+
+func (k spreadPlanes) Describe() string     { return fmt.Sprintf("GlobalAvgPoolGrad(%v)", k.x) }
+func (k spreadPlanes) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4} }
+
+func (k spreadPlanes) Shape([]tensor.Shape) (tensor.Shape, error) { return k.x.Clone(), nil }
+
+func (k spreadPlanes) Run(out G.Value, in []G.Value) error {
+	kernels.SpreadPlanes(Floats(in[0]), k.x[2]*k.x[3], Floats(out))
+	return nil
+}

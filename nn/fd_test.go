@@ -149,6 +149,7 @@ func TestSumConcatFiniteDifferences(t *testing.T) {
 	checkFD(t, "sum", sum{3, false}, []G.Value{a, b, c}, rng)
 	checkFD(t, "sum relu", sum{2, true}, []G.Value{a, b}, rng)
 	checkFD(t, "concat", concat{2}, []G.Value{a, randTensor(rng, 1, 2, 4, 5, 3)}, rng)
+	checkFD(t, "global average pool", globalAvgPool{}, []G.Value{c}, rng)
 }
 
 func TestCrossEntropyFiniteDifferences(t *testing.T) {

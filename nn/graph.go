@@ -38,15 +38,28 @@ type Graph struct {
 	prog     *program
 }
 
-// Build builds model for inputs of shape x (N×C×H×W), with memory of its own.
+// Build builds model for inputs of shape x (N×C×H×W) and, in training mode, labels of the
+// same N×H×W, with memory of its own.
 func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, error) {
-	return build(model, params, mode, x, &arena{})
+	return build(model, params, mode, x, imageLabels(x), &arena{})
 }
 
-func build(model Model, params *Params, mode Mode, x tensor.Shape, mem *arena) (*Graph, error) {
+// imageLabels is the shape of labels for every pixel of inputs x.
+func imageLabels(x tensor.Shape) tensor.Shape {
+	if len(x) != 4 {
+		return nil
+	}
+	return tensor.Shape{x[0], x[2], x[3]}
+}
+
+// build builds the graph; a training graph resizes the logits to the labels' N×H×W.
+func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *arena) (*Graph, error) {
 	start := time.Now()
 	if len(x) != 4 {
 		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
+	}
+	if mode == Training && (len(labels) != 3 || labels[0] != x[0]) {
+		return nil, fmt.Errorf("labels must be N×H×W with N = %d, got shape %v", x[0], labels)
 	}
 	b := NewBuilder(params, mode == Training)
 	gr := &Graph{Mode: mode, g: b.g}
@@ -57,7 +70,7 @@ func build(model Model, params *Params, mode Mode, x tensor.Shape, mem *arena) (
 	}
 	outputs := G.Nodes{gr.logits}
 	if mode == Training && b.err == nil {
-		n, h, w := x[0], x[2], x[3]
+		n, h, w := labels[0], labels[1], labels[2]
 		gr.labels = G.NewTensor(b.g, tensor.Int32, 3, G.WithShape(n, h, w), G.WithName("labels"))
 		up := b.Resize("upsample_logits", gr.logits, h, w)
 		gr.ce = b.Apply("loss", crossEntropy{}, up, gr.labels)
@@ -183,11 +196,19 @@ func NewNet(model Model, seed uint64) *Net {
 	return &Net{Model: model, Params: NewParams(seed)}
 }
 
-// Graph returns the cached graph for mode and input shape x, building it when needed.
+// Graph returns the cached graph for mode and input shape x (training: labels for every
+// pixel), building it when needed.
 func (n *Net) Graph(mode Mode, x tensor.Shape) (*Graph, error) {
+	return n.graph(mode, x, imageLabels(x))
+}
+
+func (n *Net) graph(mode Mode, x, labels tensor.Shape) (*Graph, error) {
 	key := fmt.Sprintf("%v %v", mode, x)
+	if mode == Training {
+		key += fmt.Sprintf(" labels %v", labels)
+	}
 	if k, ok := n.Model.(GraphKeyer); ok && len(x) == 4 {
-		key += " " + k.GraphKey(x[2], x[3])
+		key += " " + k.GraphKey(n.Params, x[2], x[3])
 	}
 	for i, gr := range n.graphs {
 		if gr.Key == key {
@@ -196,7 +217,7 @@ func (n *Net) Graph(mode Mode, x tensor.Shape) (*Graph, error) {
 			return gr, nil
 		}
 	}
-	gr, err := build(n.Model, n.Params, mode, x, &n.mem)
+	gr, err := build(n.Model, n.Params, mode, x, labels, &n.mem)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +238,10 @@ func (n *Net) Graph(mode Mode, x tensor.Shape) (*Graph, error) {
 	return gr, nil
 }
 
-// TrainStep runs forward and backward for one batch (Grad set on every trained parameter).
+// TrainStep runs forward and backward for one batch (Grad set on every trained parameter). The
+// logits are resized to the labels' size for the loss.
 func (n *Net) TrainStep(x, labels *tensor.Dense) (Losses, error) {
-	gr, err := n.Graph(Training, x.Shape())
+	gr, err := n.graph(Training, x.Shape(), labels.Shape())
 	if err != nil {
 		return Losses{}, err
 	}

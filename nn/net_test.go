@@ -236,8 +236,8 @@ func TestErrorsNameLayerAndShapes(t *testing.T) {
 	}
 
 	net := NewNet(tinyModel{3}, 1)
-	if _, err := net.TrainStep(x, randLabels(rng, 3, 2, 8, 7)); err == nil || !strings.Contains(err.Error(), "labels") {
-		t.Errorf("labels of the wrong size: %v", err)
+	if _, err := net.TrainStep(x, randLabels(rng, 3, 3, 8, 8)); err == nil || !strings.Contains(err.Error(), "labels") {
+		t.Errorf("labels for 3 images, input of 2: %v", err)
 	}
 	bad := randLabels(rng, 3, 2, 8, 8)
 	bad.Data().([]int32)[5] = 7

@@ -48,3 +48,24 @@ func CopyChannels(src []float32, srcC, from int, dst []float32, dstC, to, count,
 		}
 	})
 }
+
+// PlaneMeans writes the mean of each of the planes (of hw values) of x into means.
+func PlaneMeans(x []float32, hw int, means []float32) {
+	parallelFor(len(means), hw, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			means[p] = float32(sum32(x[p*hw:(p+1)*hw]) / float64(hw))
+		}
+	})
+}
+
+// SpreadPlanes writes dx[p, i] = dmeans[p] / hw, the gradient of PlaneMeans.
+func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
+	parallelFor(len(dmeans), hw, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			g := dmeans[p] / float32(hw)
+			for i := range dx[p*hw : (p+1)*hw] {
+				dx[p*hw+i] = g
+			}
+		}
+	})
+}

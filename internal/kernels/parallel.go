@@ -6,7 +6,6 @@ package kernels
 import (
 	"runtime"
 	"sync"
-	"sync/atomic"
 )
 
 // Workers is the number of goroutines a kernel splits its work over.
@@ -38,8 +37,9 @@ func parallelFor(n int, costPerItem int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// parallelBlocks runs fn(worker, block) for blocks 0..n-1 on Workers goroutines, each taking
-// the next block when done with one; worker (< Workers) indexes per-goroutine scratch.
+// parallelBlocks runs fn(worker, block) for blocks 0..n-1 on Workers goroutines: worker w takes
+// blocks w, w+Workers, …, so what each worker accumulates (and so every result) is the same from
+// run to run; worker (< Workers) indexes per-goroutine scratch.
 func parallelBlocks(n int, fn func(worker, block int)) {
 	w := min(Workers, n)
 	if w <= 1 {
@@ -48,13 +48,12 @@ func parallelBlocks(n int, fn func(worker, block int)) {
 		}
 		return
 	}
-	var next atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < w; i++ {
 		wg.Add(1)
 		go func(worker int) {
 			defer wg.Done()
-			for b := int(next.Add(1) - 1); b < n; b = int(next.Add(1) - 1) {
+			for b := worker; b < n; b += w {
 				fn(worker, b)
 			}
 		}(i)
