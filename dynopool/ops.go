@@ -33,8 +33,24 @@ type sample struct {
 	st     *sampleState
 }
 
-// sampleState carries the size gradients from sampleGrad to sizeGrad.
-type sampleState struct{ dIn, dOut [2]float64 }
+// sampleState keeps, in training, the winning query of every cell from the forward for the
+// backward, and carries the size gradients from sampleGrad to sizeGrad.
+type sampleState struct {
+	train     bool
+	argmax    []uint8
+	dIn, dOut [2]float64
+}
+
+// winners returns the argmax buffer for an output of n values (nil when not kept).
+func (s *sampleState) winners(n int, mean bool) []uint8 {
+	if !s.train || mean {
+		return nil
+	}
+	if len(s.argmax) != n {
+		s.argmax = make([]uint8, n)
+	}
+	return s.argmax
+}
 
 func (k sample) Describe() string {
 	return fmt.Sprintf("DynOPoolSample(%d×%d mean=%t %p)", k.oh, k.ow, k.mean, k.st)
@@ -63,11 +79,15 @@ func (k sample) kernel(x tensor.Shape, sin, sout G.Value) kernels.Resample {
 }
 
 func (k sample) Run(out G.Value, in []G.Value) error {
-	k.kernel(in[0].Shape(), in[1], in[2]).Forward(nn.Floats(in[0]), nn.Floats(out))
+	y := nn.Floats(out)
+	k.kernel(in[0].Shape(), in[1], in[2]).Forward(nn.Floats(in[0]), y, k.st.winners(len(y), k.mean))
 	return nil
 }
 
 func (k sample) WRT() []bool { return []bool{true, true, true} }
+
+// Stateful: the backward reads the winning queries the forward recorded.
+func (sample) Stateful() {}
 
 func (k sample) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	dx, err := nn.Apply(sampleGrad{k}, in[0], in[1], in[2], dy)
@@ -103,7 +123,8 @@ func (k sampleGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k sampleGrad) Run(out G.Value, in []G.Value) error {
 	r := k.kernel(in[0].Shape(), in[1], in[2])
-	k.st.dIn, k.st.dOut = r.Backward(nn.Floats(in[0]), nn.Floats(in[3]), nn.Floats(out))
+	dy := nn.Floats(in[3])
+	k.st.dIn, k.st.dOut = r.Backward(nn.Floats(in[0]), dy, nn.Floats(out), k.st.winners(len(dy), k.mean))
 	return nil
 }
 

@@ -97,5 +97,5 @@ func Resample(b *nn.Builder, name string, x *G.Node, from, to Size, mean bool) *
 	if s := x.Shape(); s[2] != from.H || s[3] != from.W {
 		return b.Fail(fmt.Errorf("layer %s: input %v is not of its size %d×%d", name, s, from.H, from.W))
 	}
-	return b.Apply(name, sample{oh: to.H, ow: to.W, mean: mean, st: &sampleState{}}, x, from.node, to.node)
+	return b.Apply(name, sample{oh: to.H, ow: to.W, mean: mean, st: &sampleState{train: b.Train()}}, x, from.node, to.node)
 }

@@ -50,10 +50,10 @@ func TestAlpha2IsMaxPool(t *testing.T) {
 		r := kernels.Resample{Planes: planes, H: h, W: w, OH: h / 2, OW: w / 2,
 			SizeIn: [2]float64{float64(h), float64(w)}, SizeOut: [2]float64{float64(h / 2), float64(w / 2)}}
 		y := make([]float32, planes*(h/2)*(w/2))
-		r.Forward(x, y)
+		r.Forward(x, y, nil)
 		dy := randFloats(rng, len(y))
 		dx := make([]float32, len(x))
-		r.Backward(x, dy, dx)
+		r.Backward(x, dy, dx, nil)
 		wantY, wantDx := maxPool2(x, dy, planes, h, w)
 		for i := range y {
 			if y[i] != wantY[i] {
@@ -106,7 +106,7 @@ func TestSizeGradientsFiniteDifferences(t *testing.T) {
 			r := kernels.Resample{Planes: planes, H: c.h, W: c.w, OH: oh, OW: ow, Mean: c.mean,
 				SizeIn: [2]float64{float64(c.h), float64(c.w)}, SizeOut: [2]float64{sh, sw}}
 			y := make([]float32, len(dy))
-			r.Forward(x, y)
+			r.Forward(x, y, nil)
 			var l float64
 			for i := range y {
 				l += float64(y[i]) * float64(dy[i])
@@ -115,7 +115,7 @@ func TestSizeGradientsFiniteDifferences(t *testing.T) {
 		}
 		r := kernels.Resample{Planes: planes, H: c.h, W: c.w, OH: oh, OW: ow, Mean: c.mean,
 			SizeIn: [2]float64{float64(c.h), float64(c.w)}, SizeOut: [2]float64{float64(oh), float64(ow)}}
-		_, dOut := r.Backward(x, dy, make([]float32, len(x)))
+		_, dOut := r.Backward(x, dy, make([]float32, len(x)), nil)
 		const eps = 1e-3
 		fd := [2]float64{
 			(loss(float64(oh)+eps, float64(ow)) - loss(float64(oh)-eps, float64(ow))) / (2 * eps),

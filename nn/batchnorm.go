@@ -86,6 +86,9 @@ func (k batchNorm) Run(out G.Value, in []G.Value) error {
 
 func (k batchNorm) WRT() []bool { return allTrue(3) }
 
+// Stateful: the backward reads the saved statistics; training updates the running ones.
+func (batchNorm) Stateful() {}
+
 func (k batchNorm) Grads(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	args := G.Nodes{in[0], dy, in[1]}
 	if k.st.relu {

@@ -38,7 +38,8 @@ func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 		}
 		return idx
 	}
-	// Keep what the outputs depend on (gorgonia also differentiates w.r.t. data inputs).
+	// Keep what the outputs and the stateful ops depend on (gorgonia also differentiates with
+	// respect to data inputs, which nothing needs).
 	need := make([]bool, len(all))
 	var stack []int
 	for _, o := range outputs {
@@ -47,6 +48,13 @@ func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 			return nil, fmt.Errorf("output %v is not in the graph", o)
 		}
 		stack = append(stack, i)
+	}
+	for i, n := range all {
+		if o, ok := n.Op().(op); ok {
+			if _, ok := o.k.(Stateful); ok {
+				stack = append(stack, i)
+			}
+		}
 	}
 	for len(stack) > 0 {
 		i := stack[len(stack)-1]

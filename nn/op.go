@@ -36,6 +36,14 @@ type Differentiable interface {
 	Grads(in G.Nodes, y, dy *G.Node) (G.Nodes, error)
 }
 
+// Stateful kernels leave state that other kernels read (the statistics a batch-norm forward
+// saves for its backward) or that outlives the run (running statistics). The executor always
+// runs them, with what they need, even when no requested output depends on their value.
+type Stateful interface {
+	Kernel
+	Stateful()
+}
+
 type op struct{ k Kernel }
 
 var (

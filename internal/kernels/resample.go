@@ -16,31 +16,33 @@ type Resample struct {
 }
 
 // axisTaps are the 2·n query positions along one axis: rows i0, i1 = i0+1 (clamped) and weight
-// t of i1; free marks queries strictly inside the border (the only ones with a position
-// gradient); dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
+// t of i1; dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
 type axisTaps struct {
 	i0, i1    []int
 	t         []float32
-	free      []bool
+	mask      []float32 // 1 for queries strictly inside the border (they have a position gradient)
 	dIn, dOut []float64
+	aligned   bool // every t is 0: queries on pixel centres (alpha 2 on even sizes)
 }
 
 // queryOffsets are the query positions inside a cell, in cell units.
 var queryOffsets = [2]float32{0.25, 0.75}
 
 func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
-	a := axisTaps{make([]int, 2*out), make([]int, 2*out), make([]float32, 2*out), make([]bool, 2*out),
-		make([]float64, 2*out), make([]float64, 2*out)}
+	a := axisTaps{make([]int, 2*out), make([]int, 2*out), make([]float32, 2*out),
+		make([]float32, 2*out), make([]float64, 2*out), make([]float64, 2*out), true}
 	// In float32, as the reference computes it: exact for alpha = 2 (every query on a pixel centre).
 	ratio := float32(sizeIn) / float32(sizeOut)
 	for k := range a.i0 {
 		cell := float32(k/2) + queryOffsets[k%2]
 		u := cell*ratio - 0.5
-		a.free[k] = u > 0 && u < float32(n-1)
+		free := u > 0 && u < float32(n-1)
 		u = min(max(u, 0), float32(n-1))
 		i0 := int(u)
 		a.i0[k], a.i1[k], a.t[k] = i0, min(i0+1, n-1), u-float32(i0)
-		if a.free[k] {
+		a.aligned = a.aligned && a.t[k] == 0
+		if free {
+			a.mask[k] = 1
 			a.dIn[k] = float64(cell) / sizeOut
 			a.dOut[k] = -float64(cell) * sizeIn / (sizeOut * sizeOut)
 		}
@@ -48,65 +50,92 @@ func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
 	return a
 }
 
-// lerp is torch.lerp: exact at t = 0 and t = 1.
-func lerp(a, b, t float32) float32 {
-	if t < 0.5 {
-		return a + t*(b-a)
-	}
-	return b - (b-a)*(1-t)
-}
+// lerp interpolates linearly; exact at t = 0 (a query on a pixel centre). torch.lerp switches
+// to b − (b−a)(1−t) above t = ½, which rounds differently by an ulp: a branch per value here,
+// for no measurable gain in accuracy.
+func lerp(a, b, t float32) float32 { return a + t*(b-a) }
 
-// Forward writes y from x.
-func (r Resample) Forward(x, y []float32) {
+// Forward writes y from x and, when argmax is not nil (training, max mode), which query of each
+// cell won (0–3), for Backward. Separably, as the reference: every query row is interpolated
+// between two input rows (2·OH×W), then every query within those rows (2·OH×2·OW), then each cell
+// keeps the max (or mean) of its four queries.
+func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
-	parallelFor(r.Planes, r.OH*r.OW*16, func(lo, hi int) {
-		var v [4]float32
+	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
+		rq := make([]float32, 2*r.OH*r.W)
+		q := make([]float32, 4*r.OH*r.OW)
 		for p := lo; p < hi; p++ {
-			src, dst := x[p*r.H*r.W:(p+1)*r.H*r.W], y[p*r.OH*r.OW:(p+1)*r.OH*r.OW]
+			r.queries(x[p*r.H*r.W:(p+1)*r.H*r.W], &rows, &cols, rq, q)
+			dst := y[p*r.OH*r.OW : (p+1)*r.OH*r.OW]
 			for i := 0; i < r.OH; i++ {
-				for j := 0; j < r.OW; j++ {
-					r.queries(src, &rows, &cols, i, j, &v)
-					dst[i*r.OW+j] = r.aggregate(&v)
+				top, bottom := q[2*i*2*r.OW:(2*i+1)*2*r.OW], q[(2*i+1)*2*r.OW:(2*i+2)*2*r.OW]
+				out := dst[i*r.OW : (i+1)*r.OW]
+				switch {
+				case r.Mean:
+					for j := range out {
+						out[j] = (top[2*j] + top[2*j+1] + bottom[2*j] + bottom[2*j+1]) * 0.25
+					}
+				case argmax != nil:
+					won := argmax[(p*r.OH+i)*r.OW : (p*r.OH+i+1)*r.OW]
+					for j := range out {
+						v := [4]float32{top[2*j], top[2*j+1], bottom[2*j], bottom[2*j+1]}
+						k := argmax4(&v)
+						out[j], won[j] = v[k], uint8(k)
+					}
+				default:
+					for j := range out {
+						out[j] = max(max(top[2*j], top[2*j+1]), max(bottom[2*j], bottom[2*j+1]))
+					}
 				}
 			}
 		}
 	})
 }
 
-// queries reads the four queries of cell (i, j), ordered (−,−), (−,+), (+,−), (+,+):
-// rows first, then columns, as the reference interpolates separably.
-func (r Resample) queries(src []float32, rows, cols *axisTaps, i, j int, v *[4]float32) {
-	for a := 0; a < 2; a++ {
-		ri := 2*i + a
-		row0, row1, tr := src[rows.i0[ri]*r.W:], src[rows.i1[ri]*r.W:], rows.t[ri]
-		for b := 0; b < 2; b++ {
-			ci := 2*j + b
-			c0, c1 := cols.i0[ci], cols.i1[ci]
-			v[2*a+b] = lerp(lerp(row0[c0], row1[c0], tr), lerp(row0[c1], row1[c1], tr), cols.t[ci])
+// queries fills rq (query rows, 2·OH×W) and q (queries, 2·OH×2·OW) for one plane.
+func (r Resample) queries(src []float32, rows, cols *axisTaps, rq, q []float32) {
+	for a := range rows.i0 {
+		r0, r1 := src[rows.i0[a]*r.W:(rows.i0[a]+1)*r.W], src[rows.i1[a]*r.W:(rows.i1[a]+1)*r.W]
+		dst, t := rq[a*r.W:(a+1)*r.W], rows.t[a]
+		if t == 0 {
+			copy(dst, r0)
+			continue
+		}
+		for c := range dst {
+			dst[c] = lerp(r0[c], r1[c], t)
+		}
+	}
+	for a := range rows.i0 {
+		row, dst := rq[a*r.W:(a+1)*r.W], q[a*2*r.OW:(a+1)*2*r.OW]
+		if cols.aligned {
+			for b := range dst {
+				dst[b] = row[cols.i0[b]]
+			}
+			continue
+		}
+		for b := range dst {
+			dst[b] = lerp(row[cols.i0[b]], row[cols.i1[b]], cols.t[b])
 		}
 	}
 }
 
-// aggregate returns the max (first maximal query) or the mean.
-func (r Resample) aggregate(v *[4]float32) float32 {
-	if r.Mean {
-		return (v[0] + v[1] + v[2] + v[3]) * 0.25
+// argmax4 returns the first maximal of the four queries (−,−), (−,+), (+,−), (+,+), without
+// branches (which query wins is random, and mispredicted branches dominated): nz(k) is 0
+// exactly when v[k] equals the max (then max − v[k] is +0, all bits clear).
+func argmax4(v *[4]float32) int {
+	m := max(max(v[0], v[1]), max(v[2], v[3]))
+	nz := func(k int) int {
+		b := math.Float32bits(m - v[k])
+		return int((b | -b) >> 31)
 	}
-	return v[r.argmax(v)]
-}
-
-func (r Resample) argmax(v *[4]float32) int {
-	best := 0
-	for k := 1; k < 4; k++ {
-		if v[k] > v[best] {
-			best = k
-		}
-	}
-	return best
+	return nz(0) * (1 + nz(1)*(1+nz(2)))
 }
 
 // Backward writes dx from dy and returns ∂L/∂SizeIn and ∂L/∂SizeOut (h, w), summed in float64.
-func (r Resample) Backward(x, dy, dx []float32) (dIn, dOut [2]float64) {
+// argmax is what Forward recorded (nil: found again). Each cell's gradient goes to its winning
+// query (max) or a quarter to each (mean); a query passes it to its four pixels with their
+// bilinear weights, and to its row and column positions times the value's slope there.
+func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]float64) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
 	// Per worker: ∂L/∂u of every query row and column, reduced after the planes are done.
 	parts := make([][]float64, Workers)
@@ -114,28 +143,42 @@ func (r Resample) Backward(x, dy, dx []float32) (dIn, dOut [2]float64) {
 	parallelFor(r.Planes, r.OH*r.OW*32, func(lo, hi int) {
 		gu := make([]float64, 2*r.OH+2*r.OW)
 		parts[lo/chunk] = gu
-		gRow, gCol := gu[:2*r.OH], gu[2*r.OH:]
-		var v [4]float32
+		plane := make([]float32, 2*r.OH+2*r.OW) // this plane's sums, in float32
+		gRow, gCol := plane[:2*r.OH], plane[2*r.OH:]
+		var won []uint8
+		var one Resample
+		var scratch []float32
+		if !r.Mean && argmax == nil {
+			won, scratch = make([]uint8, r.OH*r.OW), make([]float32, r.OH*r.OW)
+			one = r
+			one.Planes = 1
+		}
 		for p := lo; p < hi; p++ {
 			src, g, dst := x[p*r.H*r.W:(p+1)*r.H*r.W], dy[p*r.OH*r.OW:(p+1)*r.OH*r.OW], dx[p*r.H*r.W:(p+1)*r.H*r.W]
+			switch {
+			case r.Mean:
+			case argmax != nil:
+				won = argmax[p*r.OH*r.OW : (p+1)*r.OH*r.OW]
+			default:
+				one.Forward(src, scratch, won)
+			}
 			clear(dst)
+			clear(plane)
 			for i := 0; i < r.OH; i++ {
 				for j := 0; j < r.OW; j++ {
 					gy := g[i*r.OW+j]
-					if gy == 0 {
+					if r.Mean {
+						for k := 0; k < 4; k++ {
+							r.backQuery(src, dst, &rows, &cols, 2*i+k>>1, 2*j+k&1, 0.25*gy, gRow, gCol)
+						}
 						continue
 					}
-					first, last, w := 0, 4, float32(0.25)
-					if !r.Mean {
-						r.queries(src, &rows, &cols, i, j, &v)
-						first = r.argmax(&v)
-						last, w = first+1, 1
-					}
-					for k := first; k < last; k++ {
-						ri, ci := 2*i+k/2, 2*j+k%2
-						r.backQuery(src, dst, &rows, &cols, ri, ci, gy*w, gRow, gCol)
-					}
+					k := int(won[i*r.OW+j])
+					r.backQuery(src, dst, &rows, &cols, 2*i+k>>1, 2*j+k&1, gy, gRow, gCol)
 				}
+			}
+			for k, v := range plane {
+				gu[k] += float64(v)
 			}
 		}
 	})
@@ -155,25 +198,21 @@ func (r Resample) Backward(x, dy, dx []float32) (dIn, dOut [2]float64) {
 	return dIn, dOut
 }
 
-// backQuery sends g, the gradient of query (row ri, column ci), to its four input pixels and
-// accumulates g·∂value/∂u for its row and column position. On a pixel centre (t = 0) the slope is
-// the forward difference.
-func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, ri, ci int, g float32, gRow, gCol []float64) {
-	r0, r1, tr := rows.i0[ri], rows.i1[ri], rows.t[ri]
-	c0, c1, tc := cols.i0[ci], cols.i1[ci], cols.t[ci]
-	dst[r0*r.W+c0] += g * (1 - tr) * (1 - tc)
-	dst[r0*r.W+c1] += g * (1 - tr) * tc
-	dst[r1*r.W+c0] += g * tr * (1 - tc)
-	dst[r1*r.W+c1] += g * tr * tc
-	at := func(y, x int) float64 { return float64(src[y*r.W+x]) }
-	if rows.free[ri] { // then r0+1 < H
-		slope := (1-float64(tc))*(at(r0+1, c0)-at(r0, c0)) + float64(tc)*(at(r0+1, c1)-at(r0, c1))
-		gRow[ri] += float64(g) * slope
-	}
-	if cols.free[ci] {
-		slope := (1-float64(tr))*(at(r0, c0+1)-at(r0, c0)) + float64(tr)*(at(r1, c0+1)-at(r1, c0))
-		gCol[ci] += float64(g) * slope
-	}
+// backQuery sends g, the gradient of query (row a, column b), to its four pixels and adds g
+// times the value's slope to its row and column positions. A free position is strictly inside
+// the image, so its second tap is the next pixel and the slope is the forward difference,
+// exact on a pixel centre (t = 0) too; a clamped position passes nothing (mask 0).
+func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, g float32, gRow, gCol []float32) {
+	r0, r1, tr := rows.i0[a]*r.W, rows.i1[a]*r.W, rows.t[a]
+	c0, c1, tc := cols.i0[b], cols.i1[b], cols.t[b]
+	x00, x01, x10, x11 := src[r0+c0], src[r0+c1], src[r1+c0], src[r1+c1]
+	gt, gb := g*(1-tr), g*tr
+	dst[r0+c0] += gt * (1 - tc)
+	dst[r0+c1] += gt * tc
+	dst[r1+c0] += gb * (1 - tc)
+	dst[r1+c1] += gb * tc
+	gRow[a] += rows.mask[a] * g * ((1-tc)*(x10-x00) + tc*(x11-x01))
+	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
 
 // RoundHalfEven is the integer size DynOPool gives a continuous size (torch.round).
