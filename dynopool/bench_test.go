@@ -22,9 +22,10 @@ func BenchmarkPoolVsConv(b *testing.B) {
 			r := kernels.Resample{Planes: 96, H: 128, W: 128, OH: c.oh, OW: c.ow, SizeIn: c.sizeIn,
 				SizeOut: [2]float64{float64(c.oh), float64(c.ow)}}
 			y, dy := make([]float32, 96*c.oh*c.ow), randFloats(rng, 96*c.oh*c.ow)
+			won := make([]uint8, len(y)) // as in training: the forward records the winners
 			for i := 0; i < b.N; i++ {
-				r.Forward(x, y, nil)
-				r.Backward(x, dy, dx, nil)
+				r.Forward(x, y, won)
+				r.Backward(x, dy, dx, won)
 			}
 		})
 		b.Run(c.name+"-forward", func(b *testing.B) {
