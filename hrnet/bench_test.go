@@ -15,7 +15,7 @@ import (
 func BenchmarkRebuild(b *testing.B) {
 	for _, name := range []string{"w18_small_v2", "w48"} {
 		b.Run(name, func(b *testing.B) {
-			m, _ := New(name, 21)
+			m, _ := New(name, 21, Fixed)
 			net := nn.NewNet(m, 0)
 			net.Keep = 1
 			var took time.Duration
@@ -41,7 +41,7 @@ func BenchmarkRebuild(b *testing.B) {
 func BenchmarkTrainStep(b *testing.B) {
 	for _, name := range []string{"w18_small_v2", "w48"} {
 		b.Run(name, func(b *testing.B) {
-			m, _ := New(name, 21)
+			m, _ := New(name, 21, Fixed)
 			net := nn.NewNet(m, 0)
 			rng := rand.New(rand.NewPCG(1, 1))
 			x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3, 512, 512))

@@ -15,18 +15,21 @@ import (
 )
 
 type tinyModel struct {
-	Config     string                    `json:"config"`
-	NumClasses int                       `json:"num_classes"`
-	Input      golden.Tensor             `json:"input"`
-	Labels     golden.Tensor             `json:"labels"`
-	Weights    map[string]*golden.Tensor `json:"weights"`
+	Config     string                           `json:"config"`
+	NumClasses int                              `json:"num_classes"`
+	Input      golden.Tensor                    `json:"input"`
+	Labels     golden.Tensor                    `json:"labels"`
+	Weights    map[string]*golden.Tensor        `json:"weights"`
+	Alphas     map[string]map[string][2]float32 `json:"alphas"` // variant → pool → alpha
 }
 
 type tinyVariant struct {
+	LevelSizes       map[string][2]int        `json:"level_sizes"`
 	LogitsEval       golden.Tensor            `json:"logits_eval"`
 	LogitsTrain      golden.Tensor            `json:"logits_train"`
 	Loss             float64                  `json:"loss"`
 	GradNorms        map[string]float64       `json:"grad_norms"`
+	AlphaGrads       map[string][2]float64    `json:"alpha_grads"`
 	RunningMeanAfter map[string]golden.Tensor `json:"running_mean_after"`
 }
 
@@ -51,11 +54,14 @@ func dense(t *testing.T, gt *golden.Tensor) *tensor.Dense {
 }
 
 // loadWeights copies the golden state_dict into the net's parameters by name; every parameter
-// must be in the file and every float tensor of the file must be a parameter.
+// (alphas aside) must be in the file and every float tensor of the file must be a parameter.
 func loadWeights(t *testing.T, net *nn.Net, weights map[string]*golden.Tensor) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, p := range net.Params.All() {
+		if strings.HasPrefix(p.Name, "pools.") {
+			continue
+		}
 		w, ok := weights[p.Name]
 		if !ok {
 			t.Errorf("parameter %s is not in the official state_dict", p.Name)
@@ -75,90 +81,133 @@ func loadWeights(t *testing.T, net *nn.Net, weights map[string]*golden.Tensor) {
 	}
 }
 
-// HRNet (w18_small_v1, 8 classes) against the PyTorch reference with the same weights:
-// eval-mode logits, train-mode logits, loss, every parameter's gradient norm and bn1's
-// running mean after the training step.
-func TestFixedMatchesPyTorch(t *testing.T) {
-	files, err := golden.Files("hrnet_tiny_fixed.json")
+// HRNet (w18_small_v1, 8 classes) against the PyTorch reference with the same weights, in
+// the three variants (fixed; DynOPool at alpha 2; DynOPool with non-integer alphas): level
+// sizes, eval-mode logits, train-mode logits, loss, every parameter's gradient norm, every
+// alpha's gradient and bn1's running mean after the training step.
+func TestMatchesPyTorch(t *testing.T) {
+	for _, variant := range []string{"fixed", "dynopool", "dynopool_alpha"} {
+		files, err := golden.Files("hrnet_tiny_" + variant + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range files {
+			checkVariant(t, path, variant)
+		}
+	}
+}
+
+func checkVariant(t *testing.T, path, variant string) {
+	var spec tinyModel
+	var want tinyVariant
+	readJSON(t, filepath.Join(filepath.Dir(path), "hrnet_tiny_model.json"), &spec)
+	readJSON(t, path, &want)
+	resize := DynOPool
+	if variant == "fixed" {
+		resize = Fixed
+	}
+	m, err := New(spec.Config, spec.NumClasses, resize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range files {
-		var spec tinyModel
-		var want tinyVariant
-		readJSON(t, filepath.Join(filepath.Dir(path), "hrnet_tiny_model.json"), &spec)
-		readJSON(t, path, &want)
-		m, err := New(spec.Config, spec.NumClasses)
-		if err != nil {
-			t.Fatal(err)
+	net := nn.NewNet(m, 0)
+	x := dense(t, &spec.Input)
+	// Build once to create the parameters, then load the weights and set the alphas (which
+	// decide the sizes, so the graphs are built again under their key).
+	if _, err := net.Graph(nn.Inference, x.Shape()); err != nil {
+		t.Fatal(err)
+	}
+	loadWeights(t, net, spec.Weights)
+	for name, a := range spec.Alphas[variant] {
+		p := net.Params.Get("pools." + name + ".alpha")
+		if p == nil {
+			t.Fatalf("no parameter pools.%s.alpha", name)
 		}
-		net := nn.NewNet(m, 0)
-		x := dense(t, &spec.Input)
-		gr, err := net.Graph(nn.Inference, x.Shape())
-		if err != nil {
-			t.Fatal(err)
+		copy(p.Data(), a[:])
+	}
+	sizes := m.LevelSizes(net.Params, x.Shape()[2], x.Shape()[3])
+	for l, name := range LevelNames {
+		if want.LevelSizes[name] != sizes[l] {
+			t.Errorf("%s: level %s has size %v, want %v", path, name, sizes[l], want.LevelSizes[name])
 		}
-		loadWeights(t, net, spec.Weights)
-		if err := gr.Forward(x, nil); err != nil {
-			t.Fatal(err)
-		}
-		if e := golden.RelErr(gr.Logits().Float32s(), want.LogitsEval.Data); e > 1e-4 {
-			t.Errorf("%s: eval logits relative error %.3g", path, e)
-		} else {
-			t.Logf("%s: eval logits relative error %.2g", path, e)
-		}
+	}
+	gr, err := net.Graph(nn.Inference, x.Shape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gr.Forward(x, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e := golden.RelErr(gr.Logits().Float32s(), want.LogitsEval.Data); e > 1e-4 {
+		t.Errorf("%s: eval logits relative error %.3g", path, e)
+	} else {
+		t.Logf("%s: eval logits relative error %.2g", path, e)
+	}
 
-		lab, err := spec.Labels.I32()
-		if err != nil {
-			t.Fatal(err)
+	lab, err := spec.Labels.I32()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := tensor.New(tensor.WithShape(spec.Labels.Shape...), tensor.WithBacking(lab))
+	tr, err := net.Graph(nn.Training, x.Shape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := tr.Step(x, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := golden.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); e > 1e-4 {
+		t.Errorf("%s: train logits relative error %.3g", path, e)
+	}
+	if e := math.Abs(float64(loss.Total)-want.Loss) / want.Loss; e > 1e-5 {
+		t.Errorf("%s: loss %v, want %v", path, loss.Total, want.Loss)
+	}
+	// A conv bias followed by batch norm has an exactly zero gradient (BN removes shifts):
+	// there both sides hold float32 noise, so errors are relative to at least 1e-6 of the
+	// largest norm.
+	var largest float64
+	for _, v := range want.GradNorms {
+		largest = max(largest, v)
+	}
+	worst, worstName := 0.0, ""
+	for _, p := range net.Params.All() {
+		if p.Buffer {
+			continue
 		}
-		labels := tensor.New(tensor.WithShape(spec.Labels.Shape...), tensor.WithBacking(lab))
-		tr, err := net.Graph(nn.Training, x.Shape())
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss, err := tr.Step(x, labels)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e := golden.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); e > 1e-4 {
-			t.Errorf("%s: train logits relative error %.3g", path, e)
-		}
-		if e := math.Abs(float64(loss.Total)-want.Loss) / want.Loss; e > 1e-5 {
-			t.Errorf("%s: loss %v, want %v", path, loss.Total, want.Loss)
-		}
-		// A conv bias followed by batch norm has an exactly zero gradient (BN removes shifts):
-		// there both sides hold float32 noise, so errors are relative to at least 1e-6 of the
-		// largest norm.
-		var largest float64
-		for _, v := range want.GradNorms {
-			largest = max(largest, v)
-		}
-		worst, worstName := 0.0, ""
-		for _, p := range net.Params.All() {
-			if p.Buffer {
-				continue
-			}
-			ref, ok := want.GradNorms[p.Name]
+		var got, ref []float64
+		if a, ok := want.AlphaGrads[strings.TrimSuffix(strings.TrimPrefix(p.Name, "pools."), ".alpha")]; ok && strings.HasPrefix(p.Name, "pools.") {
+			got, ref = []float64{float64(p.Grad[0]), float64(p.Grad[1])}, a[:]
+		} else {
+			r, ok := want.GradNorms[p.Name]
 			if !ok {
-				t.Errorf("no reference gradient norm for %s", p.Name)
+				t.Errorf("%s: no reference gradient for %s", path, p.Name)
 				continue
 			}
 			var ss float64
 			for _, g := range p.Grad {
 				ss += float64(g) * float64(g)
 			}
-			if e := math.Abs(math.Sqrt(ss)-ref) / max(ref, 1e-6*largest); e > worst {
+			got, ref = []float64{math.Sqrt(ss)}, []float64{r}
+		}
+		// Relative to the larger of the two components for an alpha (as for any tensor): one
+		// component can be a near-cancelling sum, whose float32 rounding differs by more.
+		scale := 1e-6 * largest
+		for _, r := range ref {
+			scale = max(scale, math.Abs(r))
+		}
+		for i := range got {
+			if e := math.Abs(got[i]-ref[i]) / scale; e > worst {
 				worst, worstName = e, p.Name
 			}
 		}
-		if worst > 1e-3 {
-			t.Errorf("%s: gradient norm of %s off by %.3g (relative)", path, worstName, worst)
-		}
-		rm := want.RunningMeanAfter["bn1"]
-		if e := golden.RelErr(net.Params.Get("bn1.running_mean").Data(), rm.Data); e > 1e-4 {
-			t.Errorf("%s: bn1 running mean relative error %.3g", path, e)
-		}
-		t.Logf("%s: loss %.7f (want %.7f), worst gradient norm error %.2g (%s)", path, loss.Total, want.Loss, worst, worstName)
 	}
+	if worst > 1e-3 {
+		t.Errorf("%s: gradient of %s off by %.3g (relative)", path, worstName, worst)
+	}
+	rm := want.RunningMeanAfter["bn1"]
+	if e := golden.RelErr(net.Params.Get("bn1.running_mean").Data(), rm.Data); e > 1e-4 {
+		t.Errorf("%s: bn1 running mean relative error %.3g", path, e)
+	}
+	t.Logf("%s: loss %.7f (want %.7f), worst gradient error %.2g (%s)", path, loss.Total, want.Loss, worst, worstName)
 }

@@ -5,19 +5,48 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/nn"
 )
 
+// Resize is how the model changes resolution between its levels.
+type Resize string
+
+const (
+	// Fixed is the published model: stride-2 convolutions down, bilinear resizing up.
+	Fixed Resize = "fixed"
+	// DynOPool learns every level's size: DynOPool before stride-1 convolutions down, the
+	// sampling op to the target level's current size up (shared/docs/dynopool.md).
+	DynOPool Resize = "dynopool"
+)
+
+// Levels of resolution: the input, the stem's first conv ("half"), and branches 0–3.
+const (
+	levelIn = iota
+	levelHalf
+	level0
+	numLevels = level0 + 4
+)
+
+// LevelNames name the levels as the reference does.
+var LevelNames = [numLevels]string{"in", "half", "0", "1", "2", "3"}
+
 // Model is HRNetV2 with the concat head: logits at 1/4 of the input resolution. Parameter
 // names follow the official state_dict (conv1, bn1, layer1.0.conv1, transition1.1.0.0,
-// stage2.0.fuse_layers.1.0.0.0, last_layer.3, ...), so official weights load by name.
+// stage2.0.fuse_layers.1.0.0.0, last_layer.3, ...), so official weights load by name; in
+// DynOPool mode the alphas are pools.{stem,transition1,transition2,transition3}.alpha.
 type Model struct {
 	Config
 	Classes int
+	Resize  Resize
+	Mean    bool            // DynOPool: mean of the four queries instead of their max
+	Budget  dynopool.Budget // DynOPool: the GMACs loss (Lambda 0: off)
+
+	levelWeights [numLevels]int64 // conv weights per output level, counted by Forward
 }
 
-// New returns the named config with classes output classes.
-func New(config string, classes int) (*Model, error) {
+// New returns the named config with classes output classes and the given resizing.
+func New(config string, classes int, resize Resize) (*Model, error) {
 	c, err := Lookup(config)
 	if err != nil {
 		return nil, err
@@ -25,96 +54,234 @@ func New(config string, classes int) (*Model, error) {
 	if classes < 1 {
 		return nil, fmt.Errorf("HRNet needs at least one class, got %d", classes)
 	}
-	return &Model{Config: c, Classes: classes}, nil
+	if resize != Fixed && resize != DynOPool {
+		return nil, fmt.Errorf("unknown resize mode %q (have %s, %s)", resize, Fixed, DynOPool)
+	}
+	return &Model{Config: c, Classes: classes, Resize: resize}, nil
+}
+
+// Pools are the DynOPool modules of DynOPool mode: the stem's (applied before both stem
+// convolutions) and one per transition that opens a branch; all start at alpha 2, the stride
+// they replace, and do not up-sample (alpha ≥ 1).
+func (m *Model) Pools() []dynopool.Pool {
+	if m.Resize != DynOPool {
+		return nil
+	}
+	names := []string{"stem", "transition1", "transition2", "transition3"}
+	pools := make([]dynopool.Pool, len(names))
+	for i, n := range names {
+		pools[i] = dynopool.Pool{Name: "pools." + n, Init: 2, MinOut: 1, CapAtInput: true}
+	}
+	return pools
+}
+
+// LevelSizes returns the size of every level for an h×w input: the fixed model's (each stride-2
+// 3×3 convolution maps n to ⌈n/2⌉) or those the current alphas give.
+func (m *Model) LevelSizes(params *nn.Params, h, w int) [numLevels][2]int {
+	var s [numLevels][2]int
+	s[levelIn] = [2]int{h, w}
+	pools := m.Pools()
+	for l := levelHalf; l < numLevels; l++ {
+		prev := s[l-1]
+		if pools == nil {
+			s[l] = [2]int{(prev[0] + 1) / 2, (prev[1] + 1) / 2}
+			continue
+		}
+		pool := pools[max(0, l-level0)] // the stem pool serves both stem levels
+		s[l][0], s[l][1] = pool.OutSize(params, prev[0], prev[1])
+	}
+	return s
+}
+
+// GraphKey makes a net rebuild its graph when a learned size changes.
+func (m *Model) GraphKey(params *nn.Params, h, w int) string {
+	if m.Resize != DynOPool {
+		return ""
+	}
+	return fmt.Sprint(m.LevelSizes(params, h, w))
+}
+
+// ClampAlphas keeps every alpha in range for an h×w input; call it after each optimizer step.
+func (m *Model) ClampAlphas(params *nn.Params, h, w int) {
+	s := m.LevelSizes(params, h, w)
+	for i, p := range m.Pools() {
+		in := s[levelIn] // the stem pool is clamped on the input
+		if i > 0 {
+			in = s[level0+i-1]
+		}
+		p.Clamp(params, in[0], in[1])
+	}
+}
+
+// MACs returns the conv multiply-accumulates per image of an h×w input at the current sizes
+// (the convention of the published GMACs). It needs a built graph (Forward counts the weights).
+func (m *Model) MACs(params *nn.Params, h, w int) int64 {
+	s := m.LevelSizes(params, h, w)
+	var macs int64
+	for l, wts := range m.levelWeights {
+		macs += wts * int64(s[l][0]*s[l][1])
+	}
+	return macs
 }
 
 // official initialisation: conv weights N(0, 0.001); BN weight 1, bias 0 (the Builder's).
 var weightInit = nn.Normal(0.001)
 
-func conv(b *nn.Builder, name string, x *G.Node, out, kernel, stride int) *G.Node {
-	return b.ConvInit(name, x, out, nn.ConvSpec{Kernel: kernel, Stride: stride, Pad: kernel / 2}, weightInit)
+// pass is one Forward: the builder, the levels' straight-through sizes (DynOPool mode) and the
+// conv weights counted per level.
+type pass struct {
+	b       *nn.Builder
+	m       *Model
+	sizes   [numLevels]dynopool.Size
+	weights [numLevels]int64
+}
+
+// conv adds a convolution whose output is at level; down marks the convolutions that have
+// stride 2 in the fixed model (stride 1 after a DynOPool in DynOPool mode).
+func (p *pass) conv(name string, x *G.Node, out, kernel int, down bool, level int) *G.Node {
+	stride := 1
+	if down && p.m.Resize == Fixed {
+		stride = 2
+	}
+	if x != nil {
+		p.weights[level] += int64(out * x.Shape()[1] * kernel * kernel)
+	}
+	return p.b.ConvInit(name, x, out, nn.ConvSpec{Kernel: kernel, Stride: stride, Pad: kernel / 2}, weightInit)
 }
 
 // convBN is conv → BN (→ ReLU); the BN is named bnName.
-func convBN(b *nn.Builder, convName, bnName string, x *G.Node, out, kernel, stride int, relu bool) *G.Node {
-	return b.BatchNorm(bnName, conv(b, convName, x, out, kernel, stride), relu)
+func (p *pass) convBN(convName, bnName string, x *G.Node, out, kernel int, down bool, level int, relu bool) *G.Node {
+	return p.b.BatchNorm(bnName, p.conv(convName, x, out, kernel, down, level), relu)
+}
+
+// down moves x from level from to level to ahead of a conv marked down: DynOPool in DynOPool
+// mode, nothing in fixed mode (the conv strides).
+func (p *pass) down(name string, x *G.Node, from, to int) *G.Node {
+	if p.m.Resize == Fixed {
+		return x
+	}
+	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Mean)
+}
+
+// up moves x from level from to level to, whose tensor is ref: bilinear to ref's size in fixed
+// mode, the sampling op to the level's current size in DynOPool mode.
+func (p *pass) up(name string, x *G.Node, from, to int, ref *G.Node) *G.Node {
+	if p.m.Resize == Fixed {
+		h, w := p.b.HW(ref)
+		return p.b.Resize(name, x, h, w)
+	}
+	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Mean)
 }
 
 func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
-	x = convBN(b, "conv1", "bn1", x, 64, 3, 2, true)
-	x = convBN(b, "conv2", "bn2", x, 64, 3, 2, true)
+	p := &pass{b: b, m: m}
+	h, w := b.HW(x)
+	if m.Resize == DynOPool {
+		pools := m.Pools()
+		p.sizes[levelIn] = dynopool.InputSize(b, h, w)
+		for l := levelHalf; l < numLevels; l++ {
+			p.sizes[l] = pools[max(0, l-level0)].Out(b, p.sizes[l-1])
+		}
+	}
+	x = p.convBN("conv1", "bn1", p.down("stem.pool1", x, levelIn, levelHalf), 64, 3, true, levelHalf, true)
+	x = p.convBN("conv2", "bn2", p.down("stem.pool2", x, levelHalf, level0), 64, 3, true, level0, true)
 	in := 64
 	for i := 0; i < m.Stage1Blocks; i++ {
-		x = bottleneck(b, fmt.Sprintf("layer1.%d", i), x, in, m.Planes)
+		x = p.bottleneck(fmt.Sprintf("layer1.%d", i), x, in, m.Planes)
 		in = 4 * m.Planes
 	}
 	xs := []*G.Node{x}
 	prev := []int{in}
 	for k, st := range m.Stages {
-		xs = transition(b, fmt.Sprintf("transition%d", k+1), xs, prev, st.Channels)
+		xs = p.transition(fmt.Sprintf("transition%d", k+1), xs, prev, st.Channels)
 		for mod := 0; mod < st.Modules; mod++ {
-			xs = module(b, fmt.Sprintf("stage%d.%d", k+2, mod), xs, st)
+			xs = p.module(fmt.Sprintf("stage%d.%d", k+2, mod), xs, st)
 		}
 		prev = st.Channels
 	}
-	h, w := b.HW(xs[0])
 	cat := []*G.Node{xs[0]}
 	for j := 1; j < len(xs); j++ {
-		cat = append(cat, b.Resize(fmt.Sprintf("head.upsample%d", j), xs[j], h, w))
+		cat = append(cat, p.up(fmt.Sprintf("head.upsample%d", j), xs[j], level0+j, level0, xs[0]))
 	}
 	y := b.Concat("head.concat", cat...)
 	c := 0
 	for _, ch := range prev {
 		c += ch
 	}
-	y = b.BatchNorm("last_layer.1", b.ConvInit("last_layer.0", y, c, nn.ConvSpec{Kernel: 1, Bias: true}, weightInit), true)
-	return b.ConvInit("last_layer.3", y, m.Classes, nn.ConvSpec{Kernel: 1, Bias: true}, weightInit)
+	y = b.BatchNorm("last_layer.1", p.convBias("last_layer.0", y, c), true)
+	y = p.convBias("last_layer.3", y, m.Classes)
+	m.levelWeights = p.weights
+	if m.Resize == DynOPool && b.Train() {
+		dynopool.Loss(b, p.gmacsTerms(h, w), m.Budget)
+	}
+	return y
+}
+
+// convBias is a head 1×1 convolution with bias, at level 0.
+func (p *pass) convBias(name string, x *G.Node, out int) *G.Node {
+	if x != nil {
+		p.weights[level0] += int64(out * x.Shape()[1])
+	}
+	return p.b.ConvInit(name, x, out, nn.ConvSpec{Kernel: 1, Bias: true}, weightInit)
+}
+
+// gmacsTerms are the complexity loss's terms for an h×w training crop: per level, its current
+// size and the fixed model's size and conv MACs there.
+func (p *pass) gmacsTerms(h, w int) []dynopool.Term {
+	ref := (&Model{Resize: Fixed}).LevelSizes(nil, h, w)
+	var terms []dynopool.Term
+	for l := levelHalf; l < numLevels; l++ {
+		h0, w0 := ref[l][0], ref[l][1]
+		terms = append(terms, dynopool.Term{Size: p.sizes[l], H0: h0, W0: w0, GMACs0: float64(p.weights[l]*int64(h0*w0)) / 1e9})
+	}
+	return terms
 }
 
 // bottleneck: 1×1, 3×3, 1×1 (4× expansion), projection shortcut when the width changes.
-func bottleneck(b *nn.Builder, name string, x *G.Node, in, planes int) *G.Node {
-	y := convBN(b, name+".conv1", name+".bn1", x, planes, 1, 1, true)
-	y = convBN(b, name+".conv2", name+".bn2", y, planes, 3, 1, true)
-	y = convBN(b, name+".conv3", name+".bn3", y, 4*planes, 1, 1, false)
+func (p *pass) bottleneck(name string, x *G.Node, in, planes int) *G.Node {
+	y := p.convBN(name+".conv1", name+".bn1", x, planes, 1, false, level0, true)
+	y = p.convBN(name+".conv2", name+".bn2", y, planes, 3, false, level0, true)
+	y = p.convBN(name+".conv3", name+".bn3", y, 4*planes, 1, false, level0, false)
 	short := x
 	if in != 4*planes {
-		short = convBN(b, name+".downsample.0", name+".downsample.1", x, 4*planes, 1, 1, false)
+		short = p.convBN(name+".downsample.0", name+".downsample.1", x, 4*planes, 1, false, level0, false)
 	}
-	return b.Sum(name+".add", true, y, short)
+	return p.b.Sum(name+".add", true, y, short)
 }
 
 // basicBlock: 3×3 BN ReLU 3×3 BN, residual add, ReLU.
-func basicBlock(b *nn.Builder, name string, x *G.Node, c int) *G.Node {
-	y := convBN(b, name+".conv1", name+".bn1", x, c, 3, 1, true)
-	y = convBN(b, name+".conv2", name+".bn2", y, c, 3, 1, false)
-	return b.Sum(name+".add", true, y, x)
+func (p *pass) basicBlock(name string, x *G.Node, c, level int) *G.Node {
+	y := p.convBN(name+".conv1", name+".bn1", x, c, 3, false, level, true)
+	y = p.convBN(name+".conv2", name+".bn2", y, c, 3, false, level, false)
+	return p.b.Sum(name+".add", true, y, x)
 }
 
 // transition adapts the branches of one stage to the next: a 3×3 conv where a branch's width
 // changes, and a new lowest-resolution branch by a stride-2 3×3 conv of the previous lowest.
-func transition(b *nn.Builder, name string, xs []*G.Node, prev, cur []int) []*G.Node {
+func (p *pass) transition(name string, xs []*G.Node, prev, cur []int) []*G.Node {
 	out := make([]*G.Node, len(cur))
 	for i, c := range cur {
 		switch {
 		case i < len(prev) && c == prev[i]:
 			out[i] = xs[i]
 		case i < len(prev):
-			out[i] = convBN(b, fmt.Sprintf("%s.%d.0", name, i), fmt.Sprintf("%s.%d.1", name, i), xs[i], c, 3, 1, true)
+			out[i] = p.convBN(fmt.Sprintf("%s.%d.0", name, i), fmt.Sprintf("%s.%d.1", name, i), xs[i], c, 3, false, level0+i, true)
 		default:
-			out[i] = convBN(b, fmt.Sprintf("%s.%d.0.0", name, i), fmt.Sprintf("%s.%d.0.1", name, i), xs[len(xs)-1], c, 3, 2, true)
+			x := p.down(fmt.Sprintf("%s.%d.pool", name, i), xs[len(xs)-1], level0+i-1, level0+i)
+			out[i] = p.convBN(fmt.Sprintf("%s.%d.0.0", name, i), fmt.Sprintf("%s.%d.0.1", name, i), x, c, 3, true, level0+i, true)
 		}
 	}
 	return out
 }
 
 // module runs every branch's blocks, then fuses: output i = ReLU(Σ_j f_ij(x_j)) with f_ii the
-// identity, f_ij (j > i) a 1×1 conv + BN then bilinear up-sampling to branch i's size, and f_ij
-// (j < i) a chain of i−j stride-2 3×3 convs + BN (ReLU between them).
-func module(b *nn.Builder, name string, xs []*G.Node, st Stage) []*G.Node {
+// identity, f_ij (j > i) a 1×1 conv + BN then up to branch i's size, and f_ij (j < i) a chain of
+// i−j down steps, each a 3×3 conv + BN (ReLU between them) that halves the size.
+func (p *pass) module(name string, xs []*G.Node, st Stage) []*G.Node {
 	ys := make([]*G.Node, len(xs))
 	for i, x := range xs {
 		for k := 0; k < st.Blocks; k++ {
-			x = basicBlock(b, fmt.Sprintf("%s.branches.%d.%d", name, i, k), x, st.Channels[i])
+			x = p.basicBlock(fmt.Sprintf("%s.branches.%d.%d", name, i, k), x, st.Channels[i], level0+i)
 		}
 		ys[i] = x
 	}
@@ -126,9 +293,8 @@ func module(b *nn.Builder, name string, xs []*G.Node, st Stage) []*G.Node {
 			switch {
 			case j == i:
 			case j > i:
-				y = convBN(b, path+".0", path+".1", y, st.Channels[i], 1, 1, false)
-				h, w := b.HW(ys[i])
-				y = b.Resize(path+".upsample", y, h, w)
+				y = p.convBN(path+".0", path+".1", y, st.Channels[i], 1, false, level0+j, false)
+				y = p.up(path+".up", y, level0+j, level0+i, ys[i])
 			default:
 				for k := 0; k < i-j; k++ {
 					last := k == i-j-1
@@ -136,12 +302,14 @@ func module(b *nn.Builder, name string, xs []*G.Node, st Stage) []*G.Node {
 					if last {
 						c = st.Channels[i]
 					}
-					y = convBN(b, fmt.Sprintf("%s.%d.0", path, k), fmt.Sprintf("%s.%d.1", path, k), y, c, 3, 2, !last)
+					step := fmt.Sprintf("%s.%d", path, k)
+					y = p.down(step+".pool", y, level0+j+k, level0+j+k+1)
+					y = p.convBN(step+".0", step+".1", y, c, 3, true, level0+j+k+1, !last)
 				}
 			}
 			terms = append(terms, y)
 		}
-		out[i] = b.Sum(fmt.Sprintf("%s.fuse.%d", name, i), true, terms...)
+		out[i] = p.b.Sum(fmt.Sprintf("%s.fuse.%d", name, i), true, terms...)
 	}
 	return out
 }

@@ -14,7 +14,7 @@ import (
 func TestParamCountsAndOutputShape(t *testing.T) {
 	want := map[string]int{"w18_small_v1": 1540819, "w18_small_v2": 3939579, "w18": 9641119, "w32": 29546515, "w48": 65859379}
 	for _, c := range Configs {
-		m, err := New(c.Name, 19)
+		m, err := New(c.Name, 19, Fixed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,10 +37,10 @@ func TestParamCountsAndOutputShape(t *testing.T) {
 }
 
 func TestUnknownConfig(t *testing.T) {
-	if _, err := New("w64", 21); err == nil || !strings.Contains(err.Error(), "w18_small_v1") {
+	if _, err := New("w64", 21, Fixed); err == nil || !strings.Contains(err.Error(), "w18_small_v1") {
 		t.Errorf("unknown config: %v", err)
 	}
-	if _, err := New("w18", 0); err == nil {
+	if _, err := New("w18", 0, Fixed); err == nil {
 		t.Error("zero classes accepted")
 	}
 }

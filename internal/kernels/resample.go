@@ -50,10 +50,15 @@ func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
 	return a
 }
 
-// lerp interpolates linearly; exact at t = 0 (a query on a pixel centre). torch.lerp switches
-// to b − (b−a)(1−t) above t = ½, which rounds differently by an ulp: a branch per value here,
-// for no measurable gain in accuracy.
-func lerp(a, b, t float32) float32 { return a + t*(b-a) }
+// lerp is torch.lerp, rounding included: exact at t = 0 (a query on a pixel centre). The ulp
+// matters: it decides near-ties of the max, and so where the size gradient goes (the HRNet
+// goldens' alpha gradients move by 2% with a + t(b−a) alone).
+func lerp(a, b, t float32) float32 {
+	if t < 0.5 {
+		return a + t*(b-a)
+	}
+	return b - (b-a)*(1-t)
+}
 
 // Forward writes y from x and, when argmax is not nil (training, max mode), which query of each
 // cell won (0–3), for Backward. Separably, as the reference: every query row is interpolated
