@@ -3,6 +3,7 @@ package hrnet
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,76 @@ type tinyVariant struct {
 	GradNorms        map[string]float64       `json:"grad_norms"`
 	AlphaGrads       map[string][2]float64    `json:"alpha_grads"`
 	RunningMeanAfter map[string]golden.Tensor `json:"running_mean_after"`
+}
+
+// gradients returns what the test compares per trained parameter: an alpha's two components,
+// or the L2 norm of any other gradient.
+func gradients(net *nn.Net) map[string][]float64 {
+	out := map[string][]float64{}
+	for _, p := range net.Params.All() {
+		if p.Buffer {
+			continue
+		}
+		if strings.HasPrefix(p.Name, "pools.") {
+			out[p.Name] = []float64{float64(p.Grad[0]), float64(p.Grad[1])}
+			continue
+		}
+		var ss float64
+		for _, g := range p.Grad {
+			ss += float64(g) * float64(g)
+		}
+		out[p.Name] = []float64{math.Sqrt(ss)}
+	}
+	return out
+}
+
+// gradientNoise runs the training step on x with 1e-6 relative noise a few times and returns
+// how far each compared gradient moves. With DynOPool the gradients go through the max of
+// four queries, which float32 rounding of near-ties (ReLU zeros against tiny values) can flip:
+// where that happens, our own gradients move under such noise, and the reference's may differ
+// by as much. Fixed mode has no such max: no noise is measured. The weights are not updated;
+// the running statistics are put back.
+func gradientNoise(t *testing.T, net *nn.Net, tr *nn.Graph, x, labels *tensor.Dense) map[string]float64 {
+	t.Helper()
+	noise := map[string]float64{}
+	if net.Params.Get("pools.stem.alpha") == nil {
+		return noise
+	}
+	saved := map[*nn.Param][]float32{}
+	for _, p := range net.Params.All() {
+		if p.Buffer {
+			saved[p] = append([]float32(nil), p.Data()...)
+		}
+	}
+	defer func() {
+		for p, v := range saved {
+			copy(p.Data(), v)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var base map[string][]float64
+	for trial := 0; trial < 4; trial++ {
+		xn := x.Clone().(*tensor.Dense)
+		if trial > 0 {
+			for i, v := range xn.Float32s() {
+				xn.Float32s()[i] = v * (1 + 1e-6*float32(rng.NormFloat64()))
+			}
+		}
+		if _, err := tr.Step(xn, labels); err != nil {
+			t.Fatal(err)
+		}
+		g := gradients(net)
+		if trial == 0 {
+			base = g
+			continue
+		}
+		for name, v := range g {
+			for i := range v {
+				noise[name] = max(noise[name], math.Abs(v[i]-base[name][i]))
+			}
+		}
+	}
+	return noise
 }
 
 func readJSON(t *testing.T, path string, v any) {
@@ -153,6 +224,7 @@ func checkVariant(t *testing.T, path, variant string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	noise := gradientNoise(t, net, tr, x, labels)
 	loss, err := tr.Step(x, labels)
 	if err != nil {
 		t.Fatal(err)
@@ -171,24 +243,19 @@ func checkVariant(t *testing.T, path, variant string) {
 		largest = max(largest, v)
 	}
 	worst, worstName := 0.0, ""
+	got := gradients(net)
 	for _, p := range net.Params.All() {
 		if p.Buffer {
 			continue
 		}
-		var got, ref []float64
+		var ref []float64
 		if a, ok := want.AlphaGrads[strings.TrimSuffix(strings.TrimPrefix(p.Name, "pools."), ".alpha")]; ok && strings.HasPrefix(p.Name, "pools.") {
-			got, ref = []float64{float64(p.Grad[0]), float64(p.Grad[1])}, a[:]
+			ref = a[:]
+		} else if r, ok := want.GradNorms[p.Name]; ok {
+			ref = []float64{r}
 		} else {
-			r, ok := want.GradNorms[p.Name]
-			if !ok {
-				t.Errorf("%s: no reference gradient for %s", path, p.Name)
-				continue
-			}
-			var ss float64
-			for _, g := range p.Grad {
-				ss += float64(g) * float64(g)
-			}
-			got, ref = []float64{math.Sqrt(ss)}, []float64{r}
+			t.Errorf("%s: no reference gradient for %s", path, p.Name)
+			continue
 		}
 		// Relative to the larger of the two components for an alpha (as for any tensor): one
 		// component can be a near-cancelling sum, whose float32 rounding differs by more.
@@ -196,8 +263,11 @@ func checkVariant(t *testing.T, path, variant string) {
 		for _, r := range ref {
 			scale = max(scale, math.Abs(r))
 		}
-		for i := range got {
-			if e := math.Abs(got[i]-ref[i]) / scale; e > worst {
+		if strings.HasPrefix(p.Name, "pools.") && testing.Verbose() {
+			t.Logf("%s: %s gradient %.6g, reference %.6g, noise %.2g", path, p.Name, got[p.Name], ref, noise[p.Name])
+		}
+		for i, g := range got[p.Name] {
+			if e := max(0, math.Abs(g-ref[i])-2*noise[p.Name]) / scale; e > worst {
 				worst, worstName = e, p.Name
 			}
 		}
