@@ -17,18 +17,20 @@ func main() {
 }
 
 func newRootCmd() *cobra.Command {
-	return &cobra.Command{
+	root := &cobra.Command{
 		Use:   "segtrain",
 		Short: "Train HRNet (+DynOPool) semantic segmentation on Pascal VOC or a folder dataset",
 		Long: `segtrain trains HRNetV2 segmentation models with fixed resizing or with DynOPool
 (learned per-axis resizing) and evaluates them by mIoU.
 
-The training loop, datasets and the built-in demo are not in this build yet: this build
-provides the compute engine (package nn) that they run on.`,
+The training loop, datasets and the built-in demo are not in this build yet; "segtrain info"
+describes the models.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
 	}
+	root.AddCommand(newInfoCmd())
+	return root
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func run(args ...string) (string, error) {
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestInfoJSON(t *testing.T) {
+	out, err := run("info", "--model", "w18_small_v1", "--resize", "dynopool", "--size", "100x75", "--classes", "19", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Params      int      `json:"params"`
+		GMACs       float64  `json:"gmacs"`
+		BranchSizes [][2]int `json:"branch_sizes"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	// 1,540,819 official parameters + 8 alphas; sizes round half to even (the reference's).
+	want := [][2]int{{25, 19}, {12, 10}, {6, 5}, {3, 2}}
+	if info.Params != 1540819+8 || info.GMACs <= 0 || len(info.BranchSizes) != 4 {
+		t.Fatalf("info %+v", info)
+	}
+	for i := range want {
+		if info.BranchSizes[i] != want[i] {
+			t.Errorf("branch sizes %v, want %v", info.BranchSizes, want)
+		}
+	}
+}
+
+func TestInfoRejectsBadInput(t *testing.T) {
+	for _, args := range [][]string{{"--model", "w64"}, {"--size", "0x5"}, {"--size", "axb"}, {"--resize", "bilinear"}, {"--classes", "0"}} {
+		if _, err := run(append([]string{"info"}, args...)...); err == nil {
+			t.Errorf("%s: no error", strings.Join(args, " "))
+		}
+	}
+}

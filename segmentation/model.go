@@ -1,0 +1,40 @@
+package segmentation
+
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/nn"
+)
+
+// Info describes a model at an input size.
+type Info struct {
+	Model       string   `json:"model"`
+	Resize      string   `json:"resize"`
+	Classes     int      `json:"classes"`
+	Size        [2]int   `json:"size"`
+	Params      int      `json:"params"`       // trainable values, alphas included
+	GMACs       float64  `json:"gmacs"`        // conv multiply-accumulates per image, 1e9
+	BranchSizes [][2]int `json:"branch_sizes"` // feature size of branches 0–3
+}
+
+// Describe builds the model's parameters (with a small graph) and reports its size, compute
+// and feature sizes for an h×w input.
+func Describe(m *hrnet.Model, h, w int) (Info, error) {
+	if h < 1 || w < 1 {
+		return Info{}, fmt.Errorf("input size %d×%d must be positive", h, w)
+	}
+	net := nn.NewNet(m, 0)
+	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, 64, 64}); err != nil {
+		return Info{}, err
+	}
+	levels := m.LevelSizes(net.Params, h, w)
+	info := Info{Model: m.Name, Resize: string(m.Resize), Classes: m.Classes, Size: [2]int{h, w},
+		Params: net.Params.Count(), GMACs: float64(m.MACs(net.Params, h, w)) / 1e9}
+	for _, s := range levels[len(levels)-4:] {
+		info.BranchSizes = append(info.BranchSizes, s)
+	}
+	return info, nil
+}
