@@ -115,15 +115,6 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 }
 
-func dense(t *testing.T, gt *golden.Tensor) *tensor.Dense {
-	t.Helper()
-	v, err := gt.F32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tensor.New(tensor.WithShape(gt.Shape...), tensor.WithBacking(v))
-}
-
 // loadWeights copies the golden state_dict into the net's parameters by name; every parameter
 // (alphas aside) must be in the file and every float tensor of the file must be a parameter.
 func loadWeights(t *testing.T, net *nn.Net, weights map[string]*golden.Tensor) {
@@ -182,7 +173,7 @@ func checkVariant(t *testing.T, path, variant string) {
 		t.Fatal(err)
 	}
 	net := nn.NewNet(m, 0)
-	x := dense(t, &spec.Input)
+	x := spec.Input.Dense(t)
 	// Build once to create the parameters, then load the weights and set the alphas (which
 	// decide the sizes, so the graphs are built again under their key).
 	if _, err := net.Graph(nn.Inference, x.Shape()); err != nil {

@@ -59,15 +59,6 @@ func runKernel(k Kernel, ins []G.Value, gy G.Value) (G.Value, []G.Value, error) 
 	return p.value(y), vals, nil
 }
 
-func dense(t *testing.T, gt *golden.Tensor) *tensor.Dense {
-	t.Helper()
-	v, err := gt.F32()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tensor.New(tensor.WithShape(gt.Shape...), tensor.WithBacking(v))
-}
-
 // expect compares got with want and fails the test beyond goldenTol; it returns the error.
 func expect(t *testing.T, what string, got G.Value, want *golden.Tensor) float64 {
 	t.Helper()
@@ -110,11 +101,11 @@ func TestConvGolden(t *testing.T) {
 	forEachGolden(t, "conv2d.json", &cases, func(path string) {
 		for _, c := range cases {
 			k := conv2d{ConvSpec{Kernel: c.Weight.Shape[2], Stride: c.Stride, Pad: c.Padding, Dilation: c.Dilation, Bias: c.Bias != nil}}
-			ins := []G.Value{dense(t, &c.X), dense(t, &c.Weight)}
+			ins := []G.Value{c.X.Dense(t), c.Weight.Dense(t)}
 			if c.Bias != nil {
-				ins = append(ins, dense(t, c.Bias))
+				ins = append(ins, c.Bias.Dense(t))
 			}
-			y, grads, err := runKernel(k, ins, dense(t, &c.GradY))
+			y, grads, err := runKernel(k, ins, c.GradY.Dense(t))
 			if err != nil {
 				t.Fatalf("%s %s: %v", path, c.Name, err)
 			}
@@ -142,9 +133,9 @@ func TestBatchNormGolden(t *testing.T) {
 	}
 	forEachGolden(t, "batchnorm.json", &cases, func(path string) {
 		for _, c := range cases {
-			rm, rv := dense(t, &c.RunningMean), dense(t, &c.RunningVar)
+			rm, rv := c.RunningMean.Dense(t), c.RunningVar.Dense(t)
 			st := &bnState{layer: "bn", train: true, eps: c.Eps, momentum: c.Momentum, runMean: rm.Float32s(), runVar: rv.Float32s()}
-			y, grads, err := runKernel(batchNorm{st}, []G.Value{dense(t, &c.X), dense(t, &c.Weight), dense(t, &c.Bias)}, dense(t, &c.GradY))
+			y, grads, err := runKernel(batchNorm{st}, []G.Value{c.X.Dense(t), c.Weight.Dense(t), c.Bias.Dense(t)}, c.GradY.Dense(t))
 			if err != nil {
 				t.Fatalf("%s %s: %v", path, c.Name, err)
 			}
@@ -165,7 +156,7 @@ func TestBilinearGolden(t *testing.T) {
 	}
 	forEachGolden(t, "bilinear.json", &cases, func(path string) {
 		for _, c := range cases {
-			y, grads, err := runKernel(resize{c.OutSize[0], c.OutSize[1]}, []G.Value{dense(t, &c.X)}, dense(t, &c.GradY))
+			y, grads, err := runKernel(resize{c.OutSize[0], c.OutSize[1]}, []G.Value{c.X.Dense(t)}, c.GradY.Dense(t))
 			if err != nil {
 				t.Fatalf("%s %s: %v", path, c.Name, err)
 			}
@@ -193,7 +184,7 @@ func TestCrossEntropyGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			labels := tensor.New(tensor.WithShape(c.Labels.Shape...), tensor.WithBacking(lab))
-			loss, grads, err := runKernel(crossEntropy{}, []G.Value{dense(t, &c.Logits), labels}, G.NewF32(1))
+			loss, grads, err := runKernel(crossEntropy{}, []G.Value{c.Logits.Dense(t), labels}, G.NewF32(1))
 			if err != nil {
 				t.Fatalf("%s %s: %v", path, c.Name, err)
 			}

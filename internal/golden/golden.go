@@ -10,6 +10,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"testing"
+
+	"gorgonia.org/tensor"
 )
 
 // EnvDir names the environment variable with an extra directory of golden files.
@@ -42,6 +45,17 @@ func (t *Tensor) F32() ([]float32, error) {
 		out[i] = float32(v)
 	}
 	return out, t.check(len(out))
+}
+
+// Dense returns the values as a float32 tensor of the file's shape; it fails the test on a
+// malformed tensor.
+func (t *Tensor) Dense(tb testing.TB) *tensor.Dense {
+	tb.Helper()
+	v, err := t.F32()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tensor.New(tensor.WithShape(t.Shape...), tensor.WithBacking(v))
 }
 
 // I32 returns integer values (labels).
