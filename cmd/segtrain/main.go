@@ -31,6 +31,6 @@ describes the models.`,
 			return cmd.Help()
 		},
 	}
-	root.AddCommand(newInfoCmd())
+	root.AddCommand(newInfoCmd(), newEvalCmd())
 	return root
 }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/segkit/segkit/metrics"
+	"github.com/segkit/segkit/voc"
+)
+
+func newEvalCmd() *cobra.Command {
+	var (
+		predDir, gtDir, idsFile, jsonOut string
+		classes                          int
+	)
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Compute mIoU, aAcc, mAcc and a per-class table",
+		Long: `eval compares saved prediction masks with ground truth, pixel for pixel, in one confusion
+matrix over the whole set (ground-truth 255 is ignored). Masks are PNGs named <id>.png: paletted
+(VOC), 8-bit grey indices, or VOC-palette colours.`,
+		Example: `  segtrain eval --pred-dir out/pred --gt-dir VOCdevkit/VOC2012/SegmentationClass \
+      --ids VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt --json metrics.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if predDir == "" || gtDir == "" {
+				return errors.New("--pred-dir and --gt-dir are required (evaluating a checkpoint comes with training)")
+			}
+			if classes < 1 || classes > 255 {
+				return fmt.Errorf("--classes %d: must be 1–255", classes)
+			}
+			ids, err := listIDs(idsFile, gtDir)
+			if err != nil {
+				return err
+			}
+			conf, err := evaluate(ids, predDir, gtDir, classes)
+			if err != nil {
+				return err
+			}
+			names := voc.ClassNames
+			if classes != len(names) {
+				names = nil
+			}
+			res := conf.Result(names)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d images\n%s", len(ids), res.Table())
+			if jsonOut != "" {
+				raw, err := json.MarshalIndent(res, "", "  ")
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(jsonOut, append(raw, '\n'), 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&predDir, "pred-dir", "", "directory of predicted masks (<id>.png)")
+	f.StringVar(&gtDir, "gt-dir", "", "directory of ground-truth masks (<id>.png)")
+	f.StringVar(&idsFile, "ids", "", "file listing the ids to evaluate, one per line (default: every PNG in --gt-dir)")
+	f.IntVar(&classes, "classes", 21, "number of classes")
+	f.StringVar(&jsonOut, "json", "", "also write the metrics to this JSON file")
+	return cmd
+}
+
+// listIDs reads an id list, or lists the PNGs of dir.
+func listIDs(file, dir string) ([]string, error) {
+	var ids []string
+	if file != "" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer fh.Close()
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			if id := strings.TrimSpace(sc.Text()); id != "" {
+				ids = append(ids, strings.Fields(id)[0])
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("%s: no ids", file)
+		}
+		return ids, nil
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*.png"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		ids = append(ids, strings.TrimSuffix(filepath.Base(p), ".png"))
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: no PNG masks", dir)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// evaluate reads the mask pairs on two goroutines into one confusion matrix each, then merges.
+func evaluate(ids []string, predDir, gtDir string, classes int) (*metrics.Confusion, error) {
+	const workers = 2
+	parts := make([]*metrics.Confusion, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		parts[w] = metrics.NewConfusion(classes, voc.Ignore)
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(ids) && errs[w] == nil; i += workers {
+				errs[w] = addPair(parts[w], filepath.Join(predDir, ids[i]+".png"), filepath.Join(gtDir, ids[i]+".png"))
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, p := range parts[1:] {
+		parts[0].Merge(p)
+	}
+	return parts[0], nil
+}
+
+func addPair(c *metrics.Confusion, predPath, gtPath string) error {
+	gt, err := voc.ReadMask(gtPath)
+	if err != nil {
+		return err
+	}
+	pred, err := voc.ReadMask(predPath)
+	if err != nil {
+		return err
+	}
+	if pred.W != gt.W || pred.H != gt.H {
+		return fmt.Errorf("%s is %d×%d but its ground truth %s is %d×%d", predPath, pred.W, pred.H, gtPath, gt.W, gt.H)
+	}
+	if err := c.Add(gt.Labels, pred.Labels); err != nil {
+		return fmt.Errorf("%s / %s: %w", predPath, gtPath, err)
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/segkit/segkit/voc"
+)
+
+func writeMask(t *testing.T, path string, w, h int, labels []uint8) {
+	t.Helper()
+	data, err := voc.EncodeMask(voc.Mask{W: w, H: h, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two images, 3 classes: the totals of both go into one matrix.
+// a: gt 0 0 1 1, pred 0 1 1 1;  b: gt 2 2 255 0, pred 2 0 1 0.
+// counts (gt, pred): (0,0)=2 (0,1)=1 (1,1)=2 (2,2)=1 (2,0)=1 → aAcc 5/7,
+// IoU 0: 2/(3+3−2)=1/2, 1: 2/(2+3−2)=2/3, 2: 1/(2+1−1)=1/2.
+func TestEvalPredDir(t *testing.T) {
+	dir := t.TempDir()
+	gt, pred := filepath.Join(dir, "gt"), filepath.Join(dir, "pred")
+	os.Mkdir(gt, 0o755)
+	os.Mkdir(pred, 0o755)
+	writeMask(t, filepath.Join(gt, "a.png"), 2, 2, []uint8{0, 0, 1, 1})
+	writeMask(t, filepath.Join(pred, "a.png"), 2, 2, []uint8{0, 1, 1, 1})
+	writeMask(t, filepath.Join(gt, "b.png"), 2, 2, []uint8{2, 2, 255, 0})
+	writeMask(t, filepath.Join(pred, "b.png"), 2, 2, []uint8{2, 0, 1, 0})
+	out := filepath.Join(dir, "m.json")
+	if _, err := run("eval", "--pred-dir", pred, "--gt-dir", gt, "--classes", "3", "--json", out); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		MIoU, AAcc float64
+		PerClass   map[string]struct{ IoU *float64 } `json:"per_class"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if !near(m.AAcc, 5.0/7) || !near(m.MIoU, (0.5+2.0/3+0.5)/3) || !near(*m.PerClass["class 1"].IoU, 2.0/3) {
+		t.Errorf("metrics %s", raw)
+	}
+
+	// Errors name the file and the problem.
+	writeMask(t, filepath.Join(gt, "c.png"), 3, 1, []uint8{0, 0, 0})
+	writeMask(t, filepath.Join(pred, "c.png"), 1, 3, []uint8{0, 0, 0})
+	if _, err := run("eval", "--pred-dir", pred, "--gt-dir", gt, "--classes", "3"); err == nil || !strings.Contains(err.Error(), "c.png is 1×3 but its ground truth") {
+		t.Errorf("size mismatch: %v", err)
+	}
+	os.Remove(filepath.Join(pred, "c.png"))
+	if _, err := run("eval", "--pred-dir", pred, "--gt-dir", gt, "--classes", "3"); err == nil || !strings.Contains(err.Error(), filepath.Join(pred, "c.png")) {
+		t.Errorf("missing prediction: %v", err)
+	}
+	writeMask(t, filepath.Join(pred, "c.png"), 3, 1, []uint8{0, 7, 0})
+	if _, err := run("eval", "--pred-dir", pred, "--gt-dir", gt, "--classes", "3"); err == nil || !strings.Contains(err.Error(), "predicted label 7") {
+		t.Errorf("label out of range: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.txt")
+	os.WriteFile(empty, nil, 0o644)
+	if _, err := run("eval", "--pred-dir", pred, "--gt-dir", gt, "--ids", empty); err == nil || !strings.Contains(err.Error(), "no ids") {
+		t.Errorf("empty id list: %v", err)
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
