@@ -1,0 +1,226 @@
+package voc
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func demoRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "VOC2012")
+	if err := (Demo{Seed: 3, N: 6, Size: 40}).WriteVOC(root, 2); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestVOCRoot(t *testing.T) {
+	root := demoRoot(t)
+	for _, r := range []string{root, filepath.Dir(root)} { // the VOC2012 dir or VOCdevkit above it
+		v, err := OpenVOC(r, "train")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Len() != 4 || v.ID(0) != "demo_00002" {
+			t.Errorf("train split: %d ids, first %q", v.Len(), v.ID(0))
+		}
+		s, err := v.Load(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := Demo{Seed: 3, N: 6, Size: 40}.Load(2)
+		if !bytes.Equal(s.Mask.Labels, want.Mask.Labels) || s.Image.W != 40 {
+			t.Error("the written sample does not read back")
+		}
+	}
+	if _, err := OpenVOC(root, "test"); err == nil || !strings.Contains(err.Error(), "train, trainval, val") {
+		t.Errorf("unknown split: %v", err)
+	}
+	if _, err := OpenVOC(root, "trainaug"); err == nil || !strings.Contains(err.Error(), "segtrain data sbd") {
+		t.Errorf("missing SBD split: %v", err)
+	}
+	if _, err := OpenVOC(t.TempDir(), "val"); err == nil || !strings.Contains(err.Error(), "not a VOC 2012 root") {
+		t.Errorf("not a root: %v", err)
+	}
+}
+
+// Every kind of broken sample is one error naming the file.
+func TestBrokenSamples(t *testing.T) {
+	root := demoRoot(t)
+	v, err := OpenVOC(root, "val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpg := filepath.Join(root, "JPEGImages", "demo_00000.jpg")
+	msk := filepath.Join(root, "SegmentationClass", "demo_00001.png")
+	raw, _ := os.ReadFile(jpg)
+	os.WriteFile(jpg, raw[:len(raw)/3], 0o644)
+	small, _ := EncodeMask(Mask{W: 3, H: 3, Labels: make([]uint8, 9)})
+	os.WriteFile(msk, small, 0o644)
+	for i, want := range []string{jpg + ": not a readable image", msk + " is 3×3 but its image"} {
+		if _, err := v.Load(i); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("sample %d: %v, want %q", i, err, want)
+		}
+	}
+	bad, _ := EncodeMask(Mask{W: 40, H: 40, Labels: append(make([]uint8, 1599), 30)})
+	os.WriteFile(msk, bad, 0o644)
+	if _, err := v.Load(1); err == nil || !strings.Contains(err.Error(), "label 30 at (39, 39)") {
+		t.Errorf("label out of range: %v", err)
+	}
+	os.Remove(jpg)
+	if _, err := v.Load(0); err == nil || !strings.Contains(err.Error(), "demo_00000.jpg") {
+		t.Errorf("missing image: %v", err)
+	}
+}
+
+func TestFolder(t *testing.T) {
+	root := demoRoot(t)
+	list := filepath.Join(t.TempDir(), "list.txt")
+	os.WriteFile(list, []byte("demo_00004\ndemo_00001\n"), 0o644)
+	f, err := OpenFolder(filepath.Join(root, "JPEGImages"), filepath.Join(root, "SegmentationClass"), list, DemoClasses, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 2 || f.ID(0) != "demo_00004" {
+		t.Errorf("%d ids, first %q", f.Len(), f.ID(0))
+	}
+	if _, err := f.Load(1); err != nil {
+		t.Error(err)
+	}
+	os.WriteFile(list, []byte("nope\n"), 0o644)
+	if _, err := OpenFolder(filepath.Join(root, "JPEGImages"), root, list, nil, 8); err == nil || !strings.Contains(err.Error(), `lists "nope"`) {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, err := OpenFolder(root, root, "", nil, 0); err == nil {
+		t.Error("a folder dataset without classes")
+	}
+}
+
+// Training transform: output of the crop size, labels only from the sample (or Ignore where
+// padded, with image 0 there), deterministic for a seed.
+func TestAugmentInvariants(t *testing.T) {
+	d := Demo{Seed: 5, N: 20, Size: 60}
+	a := DefaultAugment(48)
+	for i := 0; i < d.N; i++ {
+		s, _ := d.Load(i)
+		have := map[uint8]bool{Ignore: true}
+		for _, l := range s.Mask.Labels {
+			have[l] = true
+		}
+		ex := a.Train(s, rand.New(rand.NewPCG(uint64(i), 1)))
+		again := a.Train(s, rand.New(rand.NewPCG(uint64(i), 1)))
+		if ex.H != 48 || ex.W != 48 || len(ex.Image) != 3*48*48 || !slices.Equal(ex.Image, again.Image) {
+			t.Fatalf("sample %d: %d×%d, or not deterministic", i, ex.H, ex.W)
+		}
+		for p, l := range ex.Labels {
+			if !have[l] {
+				t.Fatalf("sample %d: label %d appeared", i, l)
+			}
+			if l == Ignore && ex.Image[p] != 0 && ex.Image[48*48+p] != 0 {
+				// Ignore inside the image is possible only where the sample had it.
+				if !have[Ignore] {
+					t.Fatalf("sample %d: ignored pixel %d holds image data", i, p)
+				}
+			}
+		}
+	}
+	// Small images are padded: the rescale of a 60² image to at most 0.5·(192, 48) leaves room.
+	s, _ := d.Load(0)
+	small := a
+	small.Ratio = [2]float64{0.5, 0.5} // short side 24 < 48
+	ex := small.Train(s, rand.New(rand.NewPCG(1, 1)))
+	for y := 24; y < 48; y++ {
+		if ex.Labels[y*48] != Ignore || ex.Image[y*48] != 0 {
+			t.Fatalf("row %d of the padding: label %d, image %v", y, ex.Labels[y*48], ex.Image[y*48])
+		}
+	}
+}
+
+// The crop is retried (up to 10 times) until no class covers 75%: on a mask that is 84% class
+// 1 with a 40×40 block of class 2, a single random 50×50 crop is balanced about 1 time in 5;
+// with the retries, far more often ((4/5)^10 ≈ 0.1 are left unbalanced).
+func TestCatMaxRatio(t *testing.T) {
+	img := RGB{W: 100, H: 100, Pix: make([]uint8, 3*100*100)}
+	m := Mask{W: 100, H: 100, Labels: make([]uint8, 100*100)}
+	for i := range m.Labels {
+		m.Labels[i] = 1
+		if i%100 < 40 && i/100 < 40 {
+			m.Labels[i] = 2
+		}
+	}
+	unbalanced := func(ratio float64) int {
+		a := Augment{Crop: [2]int{50, 50}, CatMaxRatio: ratio}
+		n := 0
+		for s := uint64(0); s < 400; s++ {
+			if _, c := a.randomCrop(img, m, rand.New(rand.NewPCG(s, 2))); !balanced(c, 0, 0, 50, 50, 0.75) {
+				n++
+			}
+		}
+		return n
+	}
+	once, retried := unbalanced(1), unbalanced(0.75)
+	if once < 250 || retried > once/3 {
+		t.Errorf("unbalanced crops of 400: %d without retries, %d with", once, retried)
+	} else {
+		t.Logf("unbalanced crops of 400: %d without retries, %d with", once, retried)
+	}
+}
+
+// Batches depend on the seed, epoch and position only: not on the number of workers, and a
+// stream started at batch 2 gives what a stream from the start gives third.
+func TestLoaderDeterminism(t *testing.T) {
+	d := Demo{Seed: 7, N: 12, Size: 40}
+	mk := func(workers int) *Loader {
+		return &Loader{Data: d, Aug: DefaultAugment(32), Batch: 4, Seed: 9, Workers: workers}
+	}
+	a, b := mk(1).Stream(0, 0), mk(3).Stream(0, 2)
+	defer a.Close()
+	defer b.Close()
+	var third Batch
+	for i := 0; i < 3; i++ {
+		x, err := a.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		third = x
+	}
+	got, err := b.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.X.Float32s(), third.X.Float32s()) || !slices.Equal(got.Labels.Data().([]int32), third.Labels.Data().([]int32)) ||
+		got.Epoch != 0 || got.Index != 2 || !got.X.Shape().Eq(third.X.Shape()) {
+		t.Errorf("batch (0, 2) differs between the streams")
+	}
+	next, _ := b.Next() // wraps into epoch 1
+	if next.Epoch != 1 || next.Index != 0 {
+		t.Errorf("after the last batch of epoch 0 came (%d, %d)", next.Epoch, next.Index)
+	}
+}
+
+func TestLoaderSkipBad(t *testing.T) {
+	root := demoRoot(t)
+	jpg := filepath.Join(root, "JPEGImages", "demo_00003.jpg")
+	os.WriteFile(jpg, []byte("broken"), 0o644)
+	v, _ := OpenVOC(root, "train")
+	l := &Loader{Data: v, Aug: DefaultAugment(32), Batch: 4, Seed: 1}
+	s := l.Stream(0, 0)
+	if _, err := s.Next(); err == nil || !strings.Contains(err.Error(), jpg) {
+		t.Errorf("without SkipBad: %v", err)
+	}
+	s.Close()
+	l.SkipBad = true
+	s = l.Stream(0, 0)
+	defer s.Close()
+	if _, err := s.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if sk := l.Skipped(); len(sk) != 1 || !strings.Contains(sk[0], "demo_00003") {
+		t.Errorf("skipped %v", sk)
+	}
+}
