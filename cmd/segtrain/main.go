@@ -31,6 +31,6 @@ describes the models.`,
 			return cmd.Help()
 		},
 	}
-	root.AddCommand(newInfoCmd(), newEvalCmd())
+	root.AddCommand(newInfoCmd(), newEvalCmd(), newDataCmd())
 	return root
 }
