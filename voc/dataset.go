@@ -44,16 +44,25 @@ func ReadImage(path string) (RGB, error) {
 	if err != nil {
 		return RGB{}, err
 	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
+	img, err := DecodeImage(raw)
 	if err != nil {
-		return RGB{}, fmt.Errorf("%s: not a readable image: %w", path, err)
+		return RGB{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// DecodeImage decodes a JPEG or PNG as RGB; the size is checked before the pixels are read.
+func DecodeImage(data []byte) (RGB, error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return RGB{}, fmt.Errorf("not a readable image: %w", err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > 1<<27 {
-		return RGB{}, fmt.Errorf("%s: image of %d×%d is not usable", path, cfg.Width, cfg.Height)
+		return RGB{}, fmt.Errorf("image of %d×%d is not usable", cfg.Width, cfg.Height)
 	}
-	img, _, err := image.Decode(bytes.NewReader(raw))
+	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return RGB{}, fmt.Errorf("%s: not a readable image: %w", path, err)
+		return RGB{}, fmt.Errorf("not a readable image: %w", err)
 	}
 	return toRGB(img), nil
 }
@@ -70,7 +79,8 @@ func toRGB(img image.Image) RGB {
 }
 
 // loadPair reads an image and its mask and checks them against each other and the classes.
-func loadPair(id, imagePath, maskPath string, classes int) (Sample, error) {
+// Labels equal to ignore (when it is not Ignore already) become Ignore.
+func loadPair(id, imagePath, maskPath string, classes, ignore int) (Sample, error) {
 	img, err := ReadImage(imagePath)
 	if err != nil {
 		return Sample{}, err
@@ -83,6 +93,10 @@ func loadPair(id, imagePath, maskPath string, classes int) (Sample, error) {
 		return Sample{}, fmt.Errorf("%s is %d×%d but its image %s is %d×%d", maskPath, m.W, m.H, imagePath, img.W, img.H)
 	}
 	for i, l := range m.Labels {
+		if int(l) == ignore {
+			m.Labels[i] = Ignore
+			continue
+		}
 		if int(l) >= classes && l != Ignore {
 			return Sample{}, fmt.Errorf("%s: label %d at (%d, %d), but there are %d classes (0–%d, and %d ignored)",
 				maskPath, l, i%m.W, i/m.W, classes, classes-1, Ignore)
@@ -167,16 +181,36 @@ func (v *VOC) Classes() []string { return ClassNames }
 
 func (v *VOC) Load(i int) (Sample, error) {
 	id := v.ids[i]
-	return loadPair(id, filepath.Join(v.Root, "JPEGImages", id+".jpg"), filepath.Join(v.Root, v.maskDir, id+".png"), len(ClassNames))
+	return loadPair(id, filepath.Join(v.Root, "JPEGImages", id+".jpg"), filepath.Join(v.Root, v.maskDir, id+".png"), len(ClassNames), Ignore)
 }
 
 // Folder is a dataset of one's own: Images/<id>.<jpg|jpeg|png> with Masks/<id>.png, all pairs
 // or those of a list file.
 type Folder struct {
 	Images, Masks string
-	ids           []string
-	images        map[string]string
-	classes       []string
+	// IgnoreIndex is the masks' label for pixels to ignore, mapped to Ignore (255) on load.
+	IgnoreIndex int
+	ids         []string
+	images      map[string]string
+	classes     []string
+}
+
+// ReadClassNames reads a class-names file: one name per line, in label order.
+func ReadClassNames(path string) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name := strings.TrimSpace(line); name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 || len(names) > 255 {
+		return nil, fmt.Errorf("%s: %d class names (want 1–255, one per line)", path, len(names))
+	}
+	return names, nil
 }
 
 // OpenFolder pairs the images of imagesDir with the masks of masksDir (by file name without
@@ -195,7 +229,7 @@ func OpenFolder(imagesDir, masksDir, listFile string, classNames []string, class
 	if err != nil {
 		return nil, err
 	}
-	f := &Folder{Images: imagesDir, Masks: masksDir, images: map[string]string{}, classes: classNames}
+	f := &Folder{Images: imagesDir, Masks: masksDir, IgnoreIndex: Ignore, images: map[string]string{}, classes: classNames}
 	for _, e := range entries {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
 		if e.IsDir() || (ext != ".jpg" && ext != ".jpeg" && ext != ".png") {
@@ -230,5 +264,5 @@ func (f *Folder) Classes() []string { return f.classes }
 
 func (f *Folder) Load(i int) (Sample, error) {
 	id := f.ids[i]
-	return loadPair(id, filepath.Join(f.Images, f.images[id]), filepath.Join(f.Masks, id+".png"), len(f.classes))
+	return loadPair(id, filepath.Join(f.Images, f.images[id]), filepath.Join(f.Masks, id+".png"), len(f.classes), f.IgnoreIndex)
 }

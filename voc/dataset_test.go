@@ -99,6 +99,38 @@ func TestFolder(t *testing.T) {
 	if _, err := OpenFolder(root, root, "", nil, 0); err == nil {
 		t.Error("a folder dataset without classes")
 	}
+	// A dataset whose masks mark ignored pixels with 0 and classes 1–7: 0 becomes Ignore.
+	g, _ := OpenFolder(filepath.Join(root, "JPEGImages"), filepath.Join(root, "SegmentationClass"), "", DemoClasses, 0)
+	g.IgnoreIndex = 0
+	s, err := g.Load(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(s.Mask.Labels, 0) || !slices.Contains(s.Mask.Labels, Ignore) {
+		t.Error("ignore index 0 was not mapped to 255")
+	}
+	names := filepath.Join(t.TempDir(), "classes.txt")
+	os.WriteFile(names, []byte("road\nsky\n\ncar\n"), 0o644)
+	if got, err := ReadClassNames(names); err != nil || !slices.Equal(got, []string{"road", "sky", "car"}) {
+		t.Errorf("class names %v, %v", got, err)
+	}
+}
+
+func FuzzDecodeImage(f *testing.F) {
+	root := filepath.Join(f.TempDir(), "voc")
+	if err := (Demo{Seed: 1, N: 1, Size: 8}).WriteVOC(root, 0); err != nil {
+		f.Fatal(err)
+	}
+	jpg, _ := os.ReadFile(filepath.Join(root, "JPEGImages", "demo_00000.jpg"))
+	png, _ := os.ReadFile(filepath.Join(root, "SegmentationClass", "demo_00000.png"))
+	f.Add(jpg)
+	f.Add(png)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := DecodeImage(data)
+		if err == nil && len(img.Pix) != 3*img.W*img.H {
+			t.Fatalf("%d bytes for %d×%d", len(img.Pix), img.W, img.H)
+		}
+	})
 }
 
 // Training transform: output of the crop size, labels only from the sample (or Ignore where
