@@ -40,7 +40,7 @@ type Model struct {
 	Classes int
 	Resize  Resize
 	Mean    bool            // DynOPool: mean of the four queries instead of their max
-	Budget  dynopool.Budget // DynOPool: the GMACs loss (Lambda 0: off)
+	Budget  dynopool.Budget // DynOPool: the GMACs loss (Lambda 0: off; Scale 0: 1/the fixed model's GMACs)
 
 	levelWeights [numLevels]int64 // conv weights per output level, counted by Forward
 }
@@ -212,7 +212,15 @@ func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
 	y = p.convBias("last_layer.3", y, m.Classes)
 	m.levelWeights = p.weights
 	if m.Resize == DynOPool && b.Train() {
-		dynopool.Loss(b, p.gmacsTerms(h, w), m.Budget)
+		terms, budget := p.gmacsTerms(h, w), m.Budget
+		if budget.Scale == 0 { // as a fraction of the fixed model's GMACs: one lambda fits every model
+			var base float64
+			for _, t := range terms {
+				base += t.GMACs0
+			}
+			budget.Scale = 1 / base
+		}
+		dynopool.Loss(b, terms, budget)
 	}
 	return y
 }

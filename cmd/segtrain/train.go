@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/segkit/segkit/segmentation"
+)
+
+// trainFlags binds the training flags to a Config; only the flags a user sets override the
+// defaults (the demo's or mmseg's) and the config file.
+type trainFlags struct {
+	cfg        segmentation.Config
+	configFile string
+	resume     string
+	noBar      bool
+	set        map[string]func(dst, src *segmentation.Config)
+}
+
+func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
+	t := &trainFlags{cfg: segmentation.DefaultConfig(), set: map[string]func(dst, src *segmentation.Config){}}
+	c := &t.cfg
+	str := func(p *string, name, usage string, field func(*segmentation.Config) *string) {
+		fs.StringVar(p, name, *p, usage)
+		t.set[name] = func(dst, src *segmentation.Config) { *field(dst) = *field(src) }
+	}
+	num := func(p *int, name, usage string, field func(*segmentation.Config) *int) {
+		fs.IntVar(p, name, *p, usage)
+		t.set[name] = func(dst, src *segmentation.Config) { *field(dst) = *field(src) }
+	}
+	flt := func(p *float64, name, usage string, field func(*segmentation.Config) *float64) {
+		fs.Float64Var(p, name, *p, usage)
+		t.set[name] = func(dst, src *segmentation.Config) { *field(dst) = *field(src) }
+	}
+	str(&c.Data, "data", "VOC 2012 root (default: the built-in demo dataset)", func(c *segmentation.Config) *string { return &c.Data })
+	str(&c.Split, "split", "training split", func(c *segmentation.Config) *string { return &c.Split })
+	str(&c.ValSplit, "val-split", "evaluation split", func(c *segmentation.Config) *string { return &c.ValSplit })
+	str(&c.Model, "model", "HRNet config: w18_small_v1, w18_small_v2, w18, w32, w48", func(c *segmentation.Config) *string { return &c.Model })
+	str(&c.Resize, "resize", "fixed or dynopool", func(c *segmentation.Config) *string { return &c.Resize })
+	num(&c.Crop, "crop", "square training crop", func(c *segmentation.Config) *int { return &c.Crop })
+	num(&c.Batch, "batch", "batch size (at least 2: batch norm)", func(c *segmentation.Config) *int { return &c.Batch })
+	num(&c.Iters, "iters", "training iterations", func(c *segmentation.Config) *int { return &c.Iters })
+	flt(&c.LR, "lr", "learning rate", func(c *segmentation.Config) *float64 { return &c.LR })
+	flt(&c.Momentum, "momentum", "SGD momentum", func(c *segmentation.Config) *float64 { return &c.Momentum })
+	flt(&c.WeightDec, "weight-decay", "weight decay (not on the alphas)", func(c *segmentation.Config) *float64 { return &c.WeightDec })
+	flt(&c.PolyPower, "poly-power", "poly schedule power", func(c *segmentation.Config) *float64 { return &c.PolyPower })
+	flt(&c.MinLR, "min-lr", "poly schedule's final learning rate", func(c *segmentation.Config) *float64 { return &c.MinLR })
+	num(&c.Warmup, "warmup", "linear warm-up iterations", func(c *segmentation.Config) *int { return &c.Warmup })
+	flt(&c.AlphaLR, "alpha-lr", "learning rate of the DynOPool alphas", func(c *segmentation.Config) *float64 { return &c.AlphaLR })
+	flt(&c.GMACsW, "gmacs-weight", "weight of the GMACs loss (0: off)", func(c *segmentation.Config) *float64 { return &c.GMACsW })
+	flt(&c.GMACsB, "gmacs-budget", "GMACs budget as a fraction of the fixed model's (hinge); 0: the paper's plain loss", func(c *segmentation.Config) *float64 { return &c.GMACsB })
+	num(&c.EvalEvery, "eval-every", "evaluate every N iterations (and at the end)", func(c *segmentation.Config) *int { return &c.EvalEvery })
+	num(&c.CkptEvery, "ckpt-every", "checkpoint every N iterations (and at the end)", func(c *segmentation.Config) *int { return &c.CkptEvery })
+	num(&c.Keep, "keep", "checkpoints kept (besides the best)", func(c *segmentation.Config) *int { return &c.Keep })
+	str(&c.Out, "out", "directory of the runs", func(c *segmentation.Config) *string { return &c.Out })
+	str(&c.Name, "name", "run name (default: date, model, resizing)", func(c *segmentation.Config) *string { return &c.Name })
+	str(&c.Pretrained, "pretrained", "weights to start from (.pth or .safetensors; the head is skipped if its classes differ)", func(c *segmentation.Config) *string { return &c.Pretrained })
+	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed (data order, augmentation, initialisation)")
+	t.set["seed"] = func(dst, src *segmentation.Config) { dst.Seed = src.Seed }
+	num(&c.Workers, "workers", "data loading goroutines", func(c *segmentation.Config) *int { return &c.Workers })
+	num(&c.LogEvery, "log-every", "log every N iterations", func(c *segmentation.Config) *int { return &c.LogEvery })
+	fs.BoolVar(&c.SkipBad, "skip-bad", false, "skip samples that fail to load (listed at the end)")
+	t.set["skip-bad"] = func(dst, src *segmentation.Config) { dst.SkipBad = src.SkipBad }
+	fs.StringVar(&t.configFile, "config", "", "YAML or JSON file of settings (flags override it)")
+	fs.StringVar(&t.resume, "resume", "", "continue a run: its directory or a checkpoint")
+	fs.BoolVar(&t.noBar, "no-bar", false, "print log lines instead of a progress bar")
+	return t
+}
+
+// config returns the settings: the demo's or mmseg's defaults, the config file, then the flags
+// the user set.
+func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
+	cfg := segmentation.DemoConfig()
+	if fs.Changed("data") {
+		cfg = segmentation.DefaultConfig()
+	}
+	if t.configFile != "" {
+		var err error
+		if cfg, err = segmentation.LoadConfig(t.configFile, cfg); err != nil {
+			return cfg, err
+		}
+	}
+	fs.Visit(func(f *pflag.Flag) {
+		if set, ok := t.set[f.Name]; ok {
+			set(&cfg, &t.cfg)
+		}
+	})
+	return cfg, cfg.Validate()
+}
+
+func runTraining(cmd *cobra.Command, t *trainFlags) error {
+	cfg, err := t.config(cmd.Flags())
+	if err != nil {
+		return err
+	}
+	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar}
+	sum, err := run.Train()
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "\ndone in %.0f s: %d iterations, final mIoU %.2f (aAcc %.2f, mAcc %.2f), best %.2f at iteration %d\n",
+		sum.Seconds, sum.Iters, 100*sum.Final.MIoU, 100*sum.Final.AAcc, 100*sum.Final.MAcc, 100*sum.BestMIoU, sum.BestIter)
+	fmt.Fprintf(out, "branch sizes at the %d crop: %v, %.3f GMACs per image\nrun directory: %s\n", cfg.Crop, sum.Sizes, sum.GMACs, sum.Dir)
+	return nil
+}

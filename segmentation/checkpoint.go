@@ -1,0 +1,191 @@
+package segmentation
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/segkit/segkit/nn"
+)
+
+// CheckpointFormat marks our checkpoints (safetensors metadata "format"), with its version.
+const (
+	CheckpointFormat  = "segkit-checkpoint"
+	CheckpointVersion = "1"
+)
+
+// State is what a checkpoint records besides the tensors: enough to continue the run exactly.
+type State struct {
+	Iter     int     `json:"iter"`      // iterations done
+	Epoch    int     `json:"epoch"`     // loader position of the next batch
+	Batch    int     `json:"batch"`     //
+	BestMIoU float64 `json:"best_miou"` // best validation mIoU so far (-1: none)
+	BestIter int     `json:"best_iter"`
+	Config   Config  `json:"config"`
+}
+
+func f32bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// SaveCheckpoint writes every parameter and buffer ("param/<name>"), the SGD momentum
+// ("velocity/<name>") and the state (metadata) to path atomically: a temporary file in the same
+// directory, synced, then renamed over path, and the directory synced.
+func SaveCheckpoint(path string, params *nn.Params, st State) error {
+	views := map[string]safetensors.TensorView{}
+	add := func(name string, shape []int, data []float32) error {
+		s := make([]uint64, len(shape))
+		for i, d := range shape {
+			s[i] = uint64(d)
+		}
+		v, err := safetensors.NewTensorView(safetensors.F32, s, f32bytes(data))
+		views[name] = v
+		return err
+	}
+	for _, p := range params.All() {
+		if err := add("param/"+p.Name, p.Value.Shape(), p.Data()); err != nil {
+			return err
+		}
+		if p.Velocity != nil {
+			if err := add("velocity/"+p.Name, p.Value.Shape(), p.Velocity); err != nil {
+				return err
+			}
+		}
+	}
+	state, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	meta := map[string]string{"format": CheckpointFormat, "version": CheckpointVersion, "state": string(state)}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; cleans up after a failure
+	if err := safetensors.SerializeToWriter(views, meta, tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing checkpoint %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Checkpoint is a checkpoint read back.
+type Checkpoint struct {
+	State    State
+	Params   map[string][]float32
+	Shapes   map[string][]int
+	Velocity map[string][]float32
+}
+
+// LoadCheckpoint reads a checkpoint; a truncated or foreign file is an error naming it.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := decodeCheckpoint(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ck, nil
+}
+
+func decodeCheckpoint(raw []byte) (ck *Checkpoint, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ck, err = nil, fmt.Errorf("not a readable checkpoint (%v)", r)
+		}
+	}()
+	if len(raw) < 8 || binary.LittleEndian.Uint64(raw) > uint64(len(raw)-8) {
+		return nil, fmt.Errorf("not a checkpoint: truncated or not safetensors (%d bytes)", len(raw))
+	}
+	st, err := safetensors.Deserialize(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a checkpoint: %w", err)
+	}
+	_, meta, err := safetensors.ReadMetadata(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a checkpoint: %w", err)
+	}
+	md := meta.Metadata()
+	if md["format"] != CheckpointFormat {
+		return nil, fmt.Errorf("not a segkit checkpoint (safetensors without format %q; weights only? use --pretrained)", CheckpointFormat)
+	}
+	if md["version"] != CheckpointVersion {
+		return nil, fmt.Errorf("checkpoint format version %q, this build reads %q", md["version"], CheckpointVersion)
+	}
+	ck = &Checkpoint{Params: map[string][]float32{}, Shapes: map[string][]int{}, Velocity: map[string][]float32{}}
+	if err := json.Unmarshal([]byte(md["state"]), &ck.State); err != nil {
+		return nil, fmt.Errorf("checkpoint state: %w", err)
+	}
+	for _, nt := range st.Tensors() {
+		tv := nt.TensorView
+		if tv.DType() != safetensors.F32 {
+			return nil, fmt.Errorf("tensor %s is %v, not F32", nt.Name, tv.DType())
+		}
+		b := tv.Data()
+		v := make([]float32, len(b)/4)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		shape := make([]int, len(tv.Shape()))
+		for i, d := range tv.Shape() {
+			shape[i] = int(d)
+		}
+		switch name := nt.Name; {
+		case len(name) > 6 && name[:6] == "param/":
+			ck.Params[name[6:]], ck.Shapes[name[6:]] = v, shape
+		case len(name) > 9 && name[:9] == "velocity/":
+			ck.Velocity[name[9:]] = v
+		}
+	}
+	return ck, nil
+}
+
+// Restore copies the checkpoint's values into params, which must hold the same tensors (build a
+// graph first so they exist).
+func (ck *Checkpoint) Restore(params *nn.Params) error {
+	for _, p := range params.All() {
+		v, ok := ck.Params[p.Name]
+		if !ok {
+			return fmt.Errorf("checkpoint has no %s: it is of another model", p.Name)
+		}
+		if !slices.Equal(ck.Shapes[p.Name], p.Value.Shape()) {
+			return fmt.Errorf("checkpoint's %s has shape %v, the model's %v", p.Name, ck.Shapes[p.Name], []int(p.Value.Shape()))
+		}
+		copy(p.Data(), v)
+		p.Velocity = nil
+		if vel, ok := ck.Velocity[p.Name]; ok {
+			p.Velocity = append([]float32(nil), vel...)
+		}
+	}
+	if len(ck.Params) != len(params.All()) {
+		return fmt.Errorf("checkpoint has %d tensors, the model %d: it is of another model", len(ck.Params), len(params.All()))
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package segmentation
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is every setting of a training run; flags and a config file fill it.
+type Config struct {
+	Data       string  `json:"data" yaml:"data"`           // VOC root; "" is the built-in demo
+	Split      string  `json:"split" yaml:"split"`         // training split
+	ValSplit   string  `json:"val_split" yaml:"val_split"` // evaluation split
+	Model      string  `json:"model" yaml:"model"`         // HRNet config
+	Resize     string  `json:"resize" yaml:"resize"`       // fixed or dynopool
+	Crop       int     `json:"crop" yaml:"crop"`           // square training crop
+	Batch      int     `json:"batch" yaml:"batch"`         //
+	Iters      int     `json:"iters" yaml:"iters"`         //
+	LR         float64 `json:"lr" yaml:"lr"`               //
+	Momentum   float64 `json:"momentum" yaml:"momentum"`   //
+	WeightDec  float64 `json:"weight_decay" yaml:"weight_decay"`
+	PolyPower  float64 `json:"poly_power" yaml:"poly_power"` //
+	MinLR      float64 `json:"min_lr" yaml:"min_lr"`         //
+	Warmup     int     `json:"warmup" yaml:"warmup"`         // linear warm-up iterations
+	AlphaLR    float64 `json:"alpha_lr" yaml:"alpha_lr"`     // DynOPool alphas' learning rate
+	GMACsW     float64 `json:"gmacs_weight" yaml:"gmacs_weight"`
+	GMACsB     float64 `json:"gmacs_budget" yaml:"gmacs_budget"` // hinge at this fraction of the fixed model's GMACs; 0: plain loss
+	EvalEvery  int     `json:"eval_every" yaml:"eval_every"`
+	CkptEvery  int     `json:"ckpt_every" yaml:"ckpt_every"`
+	Keep       int     `json:"keep" yaml:"keep"` // checkpoints kept besides the best
+	Out        string  `json:"out" yaml:"out"`   // runs directory
+	Name       string  `json:"name" yaml:"name"` // run name (default: time and model)
+	Pretrained string  `json:"pretrained" yaml:"pretrained"`
+	Seed       uint64  `json:"seed" yaml:"seed"`
+	Workers    int     `json:"workers" yaml:"workers"`
+	LogEvery   int     `json:"log_every" yaml:"log_every"`
+	DemoImages int     `json:"demo_images" yaml:"demo_images"` // demo dataset size (train + val)
+	SkipBad    bool    `json:"skip_bad" yaml:"skip_bad"`
+}
+
+// DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.
+func DefaultConfig() Config {
+	return Config{Split: "train", ValSplit: "val", Model: "w48", Resize: "fixed", Crop: 512, Batch: 16,
+		Iters: 20000, LR: 0.01, Momentum: 0.9, WeightDec: 5e-4, PolyPower: 0.9, MinLR: 1e-4,
+		AlphaLR: 0.001, GMACsW: 0.1, GMACsB: 1.0, EvalEvery: 2000, CkptEvery: 2000, Keep: 2,
+		Out: "runs", Seed: 0, Workers: 2, LogEvery: 10}
+}
+
+// DemoConfig is the no-flags run: the demo dataset, a small HRNet with DynOPool, minutes on 2 cores.
+func DemoConfig() Config {
+	c := DefaultConfig()
+	c.Model, c.Resize, c.Crop, c.Batch, c.Iters = "w18_small_v1", "dynopool", 96, 8, 1200
+	c.LR, c.MinLR, c.Warmup, c.AlphaLR = 0.05, 1e-4, 50, 0.005
+	c.EvalEvery, c.CkptEvery, c.DemoImages = 400, 400, 400
+	return c
+}
+
+// LoadConfig overlays a YAML or JSON file on c.
+func LoadConfig(path string, c Config) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate reports settings that cannot work, naming the setting.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Batch >= 2, "--batch %d: batch norm in training mode needs batches of at least 2", c.Batch)
+	check(c.Crop >= 32, "--crop %d: at least 32", c.Crop)
+	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
+	check(c.LR > 0, "--lr %g: must be positive", c.LR)
+	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)
+	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
+	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,430 @@
+package segmentation
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/dynopool"
+	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/metrics"
+	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/voc"
+	"github.com/segkit/segkit/weights"
+)
+
+// subset is some samples of a dataset.
+type subset struct {
+	voc.Dataset
+	idx []int
+}
+
+func (s subset) Len() int                       { return len(s.idx) }
+func (s subset) ID(i int) string                { return s.Dataset.ID(s.idx[i]) }
+func (s subset) Load(i int) (voc.Sample, error) { return s.Dataset.Load(s.idx[i]) }
+
+// OpenData returns the training and evaluation datasets of c: the demo (its first fifth for
+// evaluation) or a VOC root.
+func OpenData(c Config) (train, val voc.Dataset, err error) {
+	if c.Data == "" {
+		n := max(c.DemoImages, 10)
+		d := voc.Demo{Seed: 1000 + c.Seed, N: n, Size: c.Crop}
+		var tr, va []int
+		for i := 0; i < n; i++ {
+			if i < n/5 {
+				va = append(va, i)
+			} else {
+				tr = append(tr, i)
+			}
+		}
+		return subset{d, tr}, subset{d, va}, nil
+	}
+	if train, err = voc.OpenVOC(c.Data, c.Split); err != nil {
+		return nil, nil, err
+	}
+	if val, err = voc.OpenVOC(c.Data, c.ValSplit); err != nil {
+		return nil, nil, err
+	}
+	return train, val, nil
+}
+
+// Schedule returns the learning rate of iteration it: linear warm-up, then mmseg's poly decay.
+func (c Config) Schedule(it int) float64 {
+	if it < c.Warmup {
+		return c.LR * float64(it+1) / float64(c.Warmup)
+	}
+	return nn.PolyLR(c.LR, c.MinLR, it, c.Iters, c.PolyPower)
+}
+
+// Summary is what a finished run reports.
+type Summary struct {
+	Dir      string         `json:"dir"`
+	Iters    int            `json:"iters"`
+	Final    metrics.Result `json:"final"`
+	BestMIoU float64        `json:"best_miou"`
+	BestIter int            `json:"best_iter"`
+	Sizes    [][2]int       `json:"branch_sizes"`
+	GMACs    float64        `json:"gmacs"`
+	Seconds  float64        `json:"seconds"`
+}
+
+// Run is one training run.
+type Run struct {
+	Cfg      Config
+	Out      io.Writer // progress, tables and messages
+	Resume   string    // a run directory or checkpoint to continue
+	NoBar    bool      // plain log lines instead of a progress bar
+	StopAt   int       // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
+	dir      string
+	model    *hrnet.Model
+	net      *nn.Net
+	state    State
+	classes  []string
+	val      voc.Dataset
+	aug      voc.Augment
+	tracker  dynopool.Tracker
+	logFile  *os.File
+	progress *progressbar.ProgressBar
+	last     *metrics.Result // the latest evaluation
+}
+
+func (r *Run) printf(format string, args ...any) {
+	if r.progress != nil {
+		r.progress.Clear()
+	}
+	fmt.Fprintf(r.Out, format, args...)
+}
+
+// latestCheckpoint returns the checkpoint to resume from: path itself, or the newest in a run dir.
+func latestCheckpoint(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return path, nil
+	}
+	files, _ := filepath.Glob(filepath.Join(path, "ckpt_iter_*.safetensors"))
+	if len(files) == 0 {
+		return "", fmt.Errorf("%s: no checkpoint (ckpt_iter_*.safetensors) to resume from", path)
+	}
+	slices.Sort(files) // zero-padded iteration numbers
+	return files[len(files)-1], nil
+}
+
+// Train runs (or resumes) the training and returns its summary.
+func (r *Run) Train() (Summary, error) {
+	start := time.Now()
+	var ck *Checkpoint
+	if r.Resume != "" {
+		path, err := latestCheckpoint(r.Resume)
+		if err != nil {
+			return Summary{}, err
+		}
+		if ck, err = LoadCheckpoint(path); err != nil {
+			return Summary{}, err
+		}
+		r.Cfg, r.state = ck.State.Config, ck.State
+		r.dir = filepath.Dir(path)
+		r.printf("resuming %s at iteration %d\n", path, r.state.Iter)
+	}
+	c := r.Cfg
+	if err := c.Validate(); err != nil {
+		return Summary{}, err
+	}
+	train, val, err := OpenData(c)
+	if err != nil {
+		return Summary{}, err
+	}
+	r.val, r.classes = val, train.Classes()
+	if r.model, err = hrnet.New(c.Model, len(r.classes), hrnet.Resize(c.Resize)); err != nil {
+		return Summary{}, err
+	}
+	r.model.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
+	r.net = nn.NewNet(r.model, c.Seed)
+	if _, err := r.net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil { // creates the parameters
+		return Summary{}, err
+	}
+	if ck != nil {
+		if err := ck.Restore(r.net.Params); err != nil {
+			return Summary{}, err
+		}
+	} else {
+		r.state = State{BestMIoU: -1, Config: c}
+		if err := r.newRunDir(); err != nil {
+			return Summary{}, err
+		}
+		if c.Pretrained != "" {
+			if err := r.loadPretrained(c.Pretrained); err != nil {
+				return Summary{}, err
+			}
+		}
+	}
+	if err := r.openLog(); err != nil {
+		return Summary{}, err
+	}
+	defer r.logFile.Close()
+	r.aug = voc.DefaultAugment(c.Crop)
+	loader := &voc.Loader{Data: train, Aug: r.aug, Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
+	stream := loader.Stream(r.state.Epoch, r.state.Batch)
+	defer stream.Close()
+	opt := &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
+		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
+	r.net.OnBuild = func(key string, took time.Duration) {
+		if took > 2*time.Second {
+			r.printf("graph for %s built in %v\n", key, took.Round(time.Millisecond))
+		}
+	}
+	stop := c.Iters
+	if r.StopAt > 0 {
+		stop = min(stop, r.StopAt)
+	}
+	if !r.NoBar {
+		r.progress = progressbar.NewOptions(c.Iters, progressbar.OptionSetWriter(r.Out), progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("it"), progressbar.OptionFullWidth())
+		r.progress.Set(r.state.Iter)
+	}
+	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
+		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
+	r.observeSizes()
+	var lastLog time.Time
+	imagesSince, lossSum, lossN := 0, 0.0, 0
+	for r.state.Iter < stop {
+		it := r.state.Iter
+		opt.LR = c.Schedule(it)
+		b, err := stream.Next()
+		if err != nil {
+			return Summary{}, err
+		}
+		losses, err := r.net.TrainStep(b.X, b.Labels)
+		if err != nil {
+			return Summary{}, fmt.Errorf("iteration %d: %w", it+1, err)
+		}
+		if math.IsNaN(float64(losses.Total)) || math.IsInf(float64(losses.Total), 0) {
+			return Summary{}, fmt.Errorf("iteration %d: the loss is %v; the last checkpoint is kept (lower --lr?)", it+1, losses.Total)
+		}
+		opt.Step(r.net.Params)
+		r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
+		r.state.Iter++
+		r.state.Epoch, r.state.Batch = b.Epoch, b.Index+1
+		imagesSince += c.Batch
+		lossSum += float64(losses.Total)
+		lossN++
+		r.observeSizes()
+		if r.progress != nil {
+			r.progress.Describe(fmt.Sprintf("loss %.3f lr %.2g", losses.Total, opt.LR))
+			r.progress.Set(r.state.Iter)
+		}
+		if r.state.Iter%max(c.LogEvery, 1) == 0 {
+			now := time.Now()
+			ips := 0.0
+			if !lastLog.IsZero() {
+				ips = float64(imagesSince) / now.Sub(lastLog).Seconds()
+			}
+			lastLog, imagesSince = now, 0
+			entry := map[string]any{"iter": r.state.Iter, "loss": lossSum / float64(lossN), "ce": losses.CE, "lr": opt.LR,
+				"images_per_s": math.Round(ips*100) / 100, "gmacs": r.gmacs(), "branch_sizes": r.branchSizes()}
+			lossSum, lossN = 0, 0
+			r.writeLog(entry)
+			if r.NoBar {
+				r.printf("iter %d/%d loss %.4f lr %.3g %.1f img/s GMACs %.3f sizes %v\n", r.state.Iter, c.Iters,
+					entry["loss"], opt.LR, ips, entry["gmacs"], entry["branch_sizes"])
+			}
+		}
+		last := r.state.Iter == c.Iters
+		if (c.EvalEvery > 0 && r.state.Iter%c.EvalEvery == 0) || last {
+			if _, err := r.evaluate(); err != nil {
+				return Summary{}, err
+			}
+		}
+		if (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop {
+			if err := r.checkpoint(); err != nil {
+				return Summary{}, err
+			}
+		}
+	}
+	if r.progress != nil {
+		r.progress.Finish()
+		fmt.Fprintln(r.Out)
+	}
+	sum := Summary{Dir: r.dir, Iters: r.state.Iter, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
+		Sizes: r.branchSizes(), GMACs: r.gmacs(), Seconds: time.Since(start).Seconds()}
+	if r.state.Iter == c.Iters {
+		res, err := r.finalResult()
+		if err != nil {
+			return sum, err
+		}
+		sum.Final = res
+		if err := writeJSON(filepath.Join(r.dir, "metrics.json"), map[string]any{
+			"mIoU": res.MIoU, "aAcc": res.AAcc, "mAcc": res.MAcc, "metrics": res, "best_miou": sum.BestMIoU,
+			"best_iter": sum.BestIter, "iters": sum.Iters, "gmacs": sum.GMACs, "branch_sizes": sum.Sizes,
+		}); err != nil {
+			return sum, err
+		}
+	}
+	if skipped := loader.Skipped(); len(skipped) > 0 {
+		r.printf("skipped %d bad samples:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
+	}
+	return sum, nil
+}
+
+func (r *Run) newRunDir() error {
+	c := r.Cfg
+	name := c.Name
+	if name == "" {
+		name = fmt.Sprintf("%s_%s_%s", time.Now().Format("20060102-150405"), c.Model, c.Resize)
+	}
+	r.dir = filepath.Join(c.Out, name)
+	if _, err := os.Stat(r.dir); err == nil {
+		return fmt.Errorf("run directory %s exists: pick another --name, or --resume it", r.dir)
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
+		return err
+	}
+	latest := filepath.Join(c.Out, "latest")
+	os.Remove(latest)
+	return os.Symlink(name, latest)
+}
+
+func (r *Run) loadPretrained(path string) error {
+	tensors, err := weights.Load(path)
+	if err != nil {
+		return err
+	}
+	// The head's last conv depends on the class count: leave it when it does not fit.
+	skip := func(name string) bool {
+		t, ok := tensors[name]
+		p := r.net.Params.Get(name)
+		return strings.HasPrefix(name, "last_layer.3.") && ok && !slices.Equal(t.Shape, []int(p.Value.Shape())) ||
+			strings.HasPrefix(name, "pools.")
+	}
+	rep := weights.Apply(r.net.Params, tensors, skip)
+	r.printf("pretrained %s: %v\n", path, rep)
+	if len(rep.Mismatched) > 0 || rep.Loaded == 0 {
+		return fmt.Errorf("pretrained %s does not fit HRNetV2-%s: %v", path, r.Cfg.Model, rep)
+	}
+	return nil
+}
+
+// openLog opens train.jsonl for appending, first dropping entries past the checkpoint (left by
+// an interrupted run), so a resumed log reads like an uninterrupted one.
+func (r *Run) openLog() error {
+	path := filepath.Join(r.dir, "train.jsonl")
+	var keep []string
+	if raw, err := os.ReadFile(path); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			var e struct{ Iter int }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Iter <= r.state.Iter && line != "" {
+				keep = append(keep, line)
+			}
+		}
+	}
+	content := strings.Join(keep, "\n")
+	if content != "" {
+		content += "\n"
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	r.logFile = f
+	return err
+}
+
+func (r *Run) writeLog(entry map[string]any) {
+	b, _ := json.Marshal(entry)
+	w := bufio.NewWriter(r.logFile)
+	w.Write(append(b, '\n'))
+	w.Flush()
+}
+
+func (r *Run) gmacs() float64 {
+	return math.Round(float64(r.model.MACs(r.net.Params, r.Cfg.Crop, r.Cfg.Crop))/1e6) / 1e3
+}
+
+func (r *Run) branchSizes() [][2]int {
+	s := r.model.LevelSizes(r.net.Params, r.Cfg.Crop, r.Cfg.Crop)
+	return [][2]int{s[2], s[3], s[4], s[5]}
+}
+
+// observeSizes logs every DynOPool size change.
+func (r *Run) observeSizes() {
+	if r.model.Resize != hrnet.DynOPool {
+		return
+	}
+	r.tracker.Log = func(msg string) {
+		r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg})
+	}
+	s := r.model.LevelSizes(r.net.Params, r.Cfg.Crop, r.Cfg.Crop)
+	for l := 1; l < len(s); l++ {
+		r.tracker.Observe("level "+hrnet.LevelNames[l], s[l][0], s[l][1])
+	}
+}
+
+// evaluate runs the evaluation split, prints the table and keeps the best checkpoint.
+func (r *Run) evaluate() (metrics.Result, error) {
+	conf, err := Evaluate(r.net, r.aug, r.val)
+	if err != nil {
+		return metrics.Result{}, err
+	}
+	res := conf.Result(r.classes)
+	r.printf("\niteration %d: mIoU %.2f aAcc %.2f mAcc %.2f, GMACs %.3f, branch sizes %v\n%s", r.state.Iter,
+		100*res.MIoU, 100*res.AAcc, 100*res.MAcc, r.gmacs(), r.branchSizes(), res.Table())
+	r.writeLog(map[string]any{"iter": r.state.Iter, "val_miou": res.MIoU, "val_aacc": res.AAcc, "val_macc": res.MAcc, "gmacs": r.gmacs()})
+	if res.MIoU > r.state.BestMIoU {
+		r.state.BestMIoU, r.state.BestIter = res.MIoU, r.state.Iter
+		if err := SaveCheckpoint(filepath.Join(r.dir, "best.safetensors"), r.net.Params, r.state); err != nil {
+			return res, err
+		}
+	}
+	r.last = &res
+	return res, nil
+}
+
+// finalResult is the evaluation at the last iteration (done by the loop).
+func (r *Run) finalResult() (metrics.Result, error) {
+	if r.last != nil {
+		return *r.last, nil
+	}
+	return r.evaluate()
+}
+
+// checkpoint writes ckpt_iter_<n>.safetensors and keeps the newest Keep of them.
+func (r *Run) checkpoint() error {
+	path := filepath.Join(r.dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", r.state.Iter))
+	if err := SaveCheckpoint(path, r.net.Params, r.state); err != nil {
+		return err
+	}
+	files, _ := filepath.Glob(filepath.Join(r.dir, "ckpt_iter_*.safetensors"))
+	slices.Sort(files)
+	for len(files) > max(r.Cfg.Keep, 1) {
+		if err := os.Remove(files[0]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		files = files[1:]
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
