@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 // DemoConfig is the no-flags run: the demo dataset, a small HRNet with DynOPool, minutes on 2 cores.
 func DemoConfig() Config {
 	c := DefaultConfig()
-	c.Model, c.Resize, c.Crop, c.Batch, c.Iters = "w18_small_v1", "dynopool", 96, 8, 1200
+	c.Model, c.Resize, c.Crop, c.Batch, c.Iters = "w18_small_v1", "dynopool", 96, 8, 1600
 	c.LR, c.MinLR, c.Warmup, c.AlphaLR = 0.05, 1e-4, 50, 0.005
 	c.EvalEvery, c.CkptEvery, c.DemoImages = 400, 400, 400
 	return c

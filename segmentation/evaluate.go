@@ -2,6 +2,7 @@ package segmentation
 
 import (
 	"fmt"
+	"math"
 
 	"gorgonia.org/tensor"
 
@@ -11,43 +12,205 @@ import (
 	"github.com/segkit/segkit/voc"
 )
 
-// Predict segments one sample as evaluation does: the test transform (rescale to fit, normalise),
-// the network in inference mode, logits resized bilinearly to the sample's own size, argmax.
-func Predict(net *nn.Net, aug voc.Augment, s voc.Sample) ([]uint8, error) {
-	ex := aug.Test(s)
-	x := tensor.New(tensor.WithShape(1, 3, ex.H, ex.W), tensor.WithBacking(ex.Image))
-	logits, err := net.Predict(x)
+// Inference says how a sample is segmented: whole image or sliding windows of Crop (stride
+// Stride), at the test scale times each of Scales, and mirrored too with Flip; the softmax
+// probabilities of all of these are averaged.
+type Inference struct {
+	Aug    voc.Augment
+	Slide  bool
+	Crop   int
+	Stride int
+	Scales []float64 // 1 when empty
+	Flip   bool
+}
+
+// logits runs the net on a normalised 3×h×w image and returns C×h×w logits (resized from the
+// network's 1/4 resolution).
+func logits(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
+	x := tensor.New(tensor.WithShape(1, 3, h, w), tensor.WithBacking(img))
+	out, err := net.Predict(x)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.ID, err)
+		return nil, 0, err
 	}
-	shape := logits.Shape()
-	c, h, w := shape[1], shape[2], shape[3]
-	full := make([]float32, c*s.Image.H*s.Image.W)
-	kernels.Bilinear{Planes: c, H: h, W: w, OH: s.Image.H, OW: s.Image.W}.Forward(logits.Float32s(), full)
-	idx := make([]int32, s.Image.H*s.Image.W)
-	kernels.Argmax(full, 1, c, s.Image.H*s.Image.W, idx)
-	out := make([]uint8, len(idx))
+	s := out.Shape()
+	c := s[1]
+	full := make([]float32, c*h*w)
+	kernels.Bilinear{Planes: c, H: s[2], W: s[3], OH: h, OW: w}.Forward(out.Float32s(), full)
+	return full, c, nil
+}
+
+// slide runs crop×crop windows (the last ones shifted inside the image; images smaller than
+// a window are padded) and averages the logits where windows overlap.
+func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
+	crop, stride := inf.Crop, max(inf.Stride, 1)
+	starts := func(n int) []int {
+		var s []int
+		for p := 0; ; p += stride {
+			if p+crop >= n {
+				return append(s, max(n-crop, 0))
+			}
+			s = append(s, p)
+		}
+	}
+	var sum []float32
+	count := make([]float32, h*w)
+	c := 0
+	for _, y0 := range starts(h) {
+		for _, x0 := range starts(w) {
+			wh, ww := min(crop, h), min(crop, w)
+			win := make([]float32, 3*crop*crop) // zero padding: the normalised mean
+			for ch := 0; ch < 3; ch++ {
+				for y := 0; y < wh; y++ {
+					copy(win[(ch*crop+y)*crop:(ch*crop+y)*crop+ww], img[(ch*h+y0+y)*w+x0:])
+				}
+			}
+			l, nc, err := logits(net, win, crop, crop)
+			if err != nil {
+				return nil, 0, err
+			}
+			if sum == nil {
+				c, sum = nc, make([]float32, nc*h*w)
+			}
+			for k := 0; k < c; k++ {
+				for y := 0; y < wh; y++ {
+					for x := 0; x < ww; x++ {
+						sum[(k*h+y0+y)*w+x0+x] += l[(k*crop+y)*crop+x]
+					}
+				}
+			}
+			for y := 0; y < wh; y++ {
+				for x := 0; x < ww; x++ {
+					count[(y0+y)*w+x0+x]++
+				}
+			}
+		}
+	}
+	for k := 0; k < c; k++ {
+		for i, n := range count {
+			sum[k*h*w+i] /= n
+		}
+	}
+	return sum, c, nil
+}
+
+// Probabilities returns the class probabilities (C×H×W at the sample's size) and C.
+func (inf Inference) Probabilities(net *nn.Net, s voc.Sample) ([]float32, int, error) {
+	scales := inf.Scales
+	if len(scales) == 0 {
+		scales = []float64{1}
+	}
+	H, W := s.Image.H, s.Image.W
+	var acc []float32
+	c, runs := 0, 0
+	for _, sc := range scales {
+		aug := inf.Aug
+		aug.Scale = [2]int{int(float64(aug.Scale[0])*sc + 0.5), int(float64(aug.Scale[1])*sc + 0.5)}
+		ex := aug.Test(s)
+		for _, flip := range []bool{false, true} {
+			if flip && !inf.Flip {
+				continue
+			}
+			img := ex.Image
+			if flip {
+				img = mirror(ex.Image, 3, ex.H, ex.W)
+			}
+			var l []float32
+			var err error
+			if inf.Slide {
+				l, c, err = inf.slide(net, img, ex.H, ex.W)
+			} else {
+				l, c, err = logits(net, img, ex.H, ex.W)
+			}
+			if err != nil {
+				return nil, 0, fmt.Errorf("%s: %w", s.ID, err)
+			}
+			if flip {
+				l = mirror(l, c, ex.H, ex.W)
+			}
+			full := make([]float32, c*H*W)
+			kernels.Bilinear{Planes: c, H: ex.H, W: ex.W, OH: H, OW: W}.Forward(l, full)
+			softmax(full, c, H*W)
+			if acc == nil {
+				acc = make([]float32, len(full))
+			}
+			for i, v := range full {
+				acc[i] += v
+			}
+			runs++
+		}
+	}
+	for i := range acc {
+		acc[i] /= float32(runs)
+	}
+	return acc, c, nil
+}
+
+// Predict returns the label of every pixel of s.
+func (inf Inference) Predict(net *nn.Net, s voc.Sample) ([]uint8, error) {
+	p, c, err := inf.Probabilities(net, s)
+	if err != nil {
+		return nil, err
+	}
+	n := s.Image.H * s.Image.W
+	idx := make([]int32, n)
+	kernels.Argmax(p, 1, c, n, idx)
+	out := make([]uint8, n)
 	for i, v := range idx {
 		out[i] = uint8(v)
 	}
 	return out, nil
 }
 
-// Evaluate predicts every sample of data and returns the confusion matrix over all of them.
-// Memory does not grow with the number of images.
-func Evaluate(net *nn.Net, aug voc.Augment, data voc.Dataset) (*metrics.Confusion, error) {
+func mirror(t []float32, planes, h, w int) []float32 {
+	out := make([]float32, len(t))
+	for p := 0; p < planes*h; p++ {
+		row, dst := t[p*w:(p+1)*w], out[p*w:(p+1)*w]
+		for x, v := range row {
+			dst[w-1-x] = v
+		}
+	}
+	return out
+}
+
+// softmax normalises C×n scores per pixel in place.
+func softmax(t []float32, c, n int) {
+	for i := 0; i < n; i++ {
+		m := t[i]
+		for k := 1; k < c; k++ {
+			m = max(m, t[k*n+i])
+		}
+		var z float64
+		for k := 0; k < c; k++ {
+			e := math.Exp(float64(t[k*n+i] - m))
+			t[k*n+i] = float32(e)
+			z += e
+		}
+		for k := 0; k < c; k++ {
+			t[k*n+i] = float32(float64(t[k*n+i]) / z)
+		}
+	}
+}
+
+// Evaluate segments every sample of data and returns the confusion matrix over all of them;
+// each is also passed to save when it is not nil. Memory does not grow with the number of images.
+func (inf Inference) Evaluate(net *nn.Net, data voc.Dataset, save func(id string, m voc.Mask) error) (*metrics.Confusion, error) {
 	conf := metrics.NewConfusion(len(data.Classes()), voc.Ignore)
 	for i := 0; i < data.Len(); i++ {
 		s, err := data.Load(i)
 		if err != nil {
 			return nil, err
 		}
-		pred, err := Predict(net, aug, s)
+		pred, err := inf.Predict(net, s)
 		if err != nil {
 			return nil, err
 		}
 		if err := conf.Add(s.Mask.Labels, pred); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.ID, err)
+		}
+		if save != nil {
+			if err := save(s.ID, voc.Mask{W: s.Image.W, H: s.Image.H, Labels: pred}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return conf, nil

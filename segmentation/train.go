@@ -79,6 +79,23 @@ type Summary struct {
 	Seconds  float64        `json:"seconds"`
 }
 
+// LoadModel rebuilds a checkpoint's model with its weights, for classes classes.
+func LoadModel(ck *Checkpoint, classes int) (*hrnet.Model, *nn.Net, error) {
+	c := ck.State.Config
+	m, err := hrnet.New(c.Model, classes, hrnet.Resize(c.Resize))
+	if err != nil {
+		return nil, nil, err
+	}
+	net := nn.NewNet(m, c.Seed)
+	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
+		return nil, nil, err
+	}
+	if err := ck.Restore(net.Params); err != nil {
+		return nil, nil, err
+	}
+	return m, net, nil
+}
+
 // Run is one training run.
 type Run struct {
 	Cfg      Config
@@ -378,7 +395,7 @@ func (r *Run) observeSizes() {
 
 // evaluate runs the evaluation split, prints the table and keeps the best checkpoint.
 func (r *Run) evaluate() (metrics.Result, error) {
-	conf, err := Evaluate(r.net, r.aug, r.val)
+	conf, err := Inference{Aug: r.aug}.Evaluate(r.net, r.val, nil)
 	if err != nil {
 		return metrics.Result{}, err
 	}

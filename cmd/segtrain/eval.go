@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/segkit/segkit/metrics"
+	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -21,19 +22,29 @@ func newEvalCmd() *cobra.Command {
 	var (
 		predDir, gtDir, idsFile, jsonOut string
 		classes                          int
+		ck                               checkpointEval
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Compute mIoU, aAcc, mAcc and a per-class table",
-		Long: `eval compares saved prediction masks with ground truth, pixel for pixel, in one confusion
-matrix over the whole set (ground-truth 255 is ignored). Masks are PNGs named <id>.png: paletted
-(VOC), 8-bit grey indices, or VOC-palette colours.`,
-		Example: `  segtrain eval --pred-dir out/pred --gt-dir VOCdevkit/VOC2012/SegmentationClass \
+		Long: `eval evaluates a checkpoint on a dataset split (--checkpoint), or compares saved prediction
+masks with ground truth (--pred-dir, --gt-dir), pixel for pixel, in one confusion matrix over the
+whole set (ground-truth 255 is ignored). Masks are PNGs named <id>.png: paletted (VOC), 8-bit
+grey indices, or VOC-palette colours.`,
+		Example: `  segtrain eval --checkpoint runs/latest/best.safetensors --data VOCdevkit/VOC2012 --split val --tta flip
+  segtrain eval --pred-dir out/pred --gt-dir VOCdevkit/VOC2012/SegmentationClass \
       --ids VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt --json metrics.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ck.path != "" {
+				res, n, err := ck.run()
+				if err != nil {
+					return err
+				}
+				return report(cmd, n, res, jsonOut)
+			}
 			if predDir == "" || gtDir == "" {
-				return errors.New("--pred-dir and --gt-dir are required (evaluating a checkpoint comes with training)")
+				return errors.New("give --checkpoint, or --pred-dir and --gt-dir")
 			}
 			if classes < 1 || classes > 255 {
 				return fmt.Errorf("--classes %d: must be 1–255", classes)
@@ -50,18 +61,7 @@ matrix over the whole set (ground-truth 255 is ignored). Masks are PNGs named <i
 			if classes != len(names) {
 				names = nil
 			}
-			res := conf.Result(names)
-			fmt.Fprintf(cmd.OutOrStdout(), "%d images\n%s", len(ids), res.Table())
-			if jsonOut != "" {
-				raw, err := json.MarshalIndent(res, "", "  ")
-				if err != nil {
-					return err
-				}
-				if err := os.WriteFile(jsonOut, append(raw, '\n'), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
+			return report(cmd, len(ids), conf.Result(names), jsonOut)
 		},
 	}
 	f := cmd.Flags()
@@ -70,7 +70,88 @@ matrix over the whole set (ground-truth 255 is ignored). Masks are PNGs named <i
 	f.StringVar(&idsFile, "ids", "", "file listing the ids to evaluate, one per line (default: every PNG in --gt-dir)")
 	f.IntVar(&classes, "classes", 21, "number of classes")
 	f.StringVar(&jsonOut, "json", "", "also write the metrics to this JSON file")
+	f.StringVar(&ck.path, "checkpoint", "", "evaluate this checkpoint (a .safetensors written by segtrain)")
+	f.StringVar(&ck.data, "data", "", "with --checkpoint: VOC root (default: the run's data)")
+	f.StringVar(&ck.split, "split", "", "with --checkpoint: split (default: the run's evaluation split)")
+	f.StringVar(&ck.mode, "mode", "whole", "with --checkpoint: whole (the whole image) or slide (windows of the crop)")
+	f.StringVar(&ck.tta, "tta", "", "with --checkpoint: test-time augmentation, any of flip,ms (scales 0.5–1.75)")
+	f.StringVar(&ck.saveDir, "save-dir", "", "with --checkpoint: also write the predicted masks here (<id>.png)")
 	return cmd
+}
+
+// report prints the table and writes the JSON.
+func report(cmd *cobra.Command, images int, res metrics.Result, jsonOut string) error {
+	fmt.Fprintf(cmd.OutOrStdout(), "%d images\n%s", images, res.Table())
+	if jsonOut == "" {
+		return nil
+	}
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(jsonOut, append(raw, '\n'), 0o644)
+}
+
+// checkpointEval evaluates a checkpoint.
+type checkpointEval struct{ path, data, split, mode, tta, saveDir string }
+
+func (e checkpointEval) run() (metrics.Result, int, error) {
+	ck, err := segmentation.LoadCheckpoint(e.path)
+	if err != nil {
+		return metrics.Result{}, 0, err
+	}
+	cfg := ck.State.Config
+	if e.data != "" {
+		cfg.Data = e.data
+	}
+	if e.split != "" {
+		cfg.ValSplit = e.split
+	}
+	_, val, err := segmentation.OpenData(cfg)
+	if err != nil {
+		return metrics.Result{}, 0, err
+	}
+	_, net, err := segmentation.LoadModel(ck, len(val.Classes()))
+	if err != nil {
+		return metrics.Result{}, 0, fmt.Errorf("%s: %w", e.path, err)
+	}
+	inf := segmentation.Inference{Aug: voc.DefaultAugment(cfg.Crop), Crop: cfg.Crop, Stride: max(1, cfg.Crop*2/3)}
+	switch e.mode {
+	case "whole":
+	case "slide":
+		inf.Slide = true
+	default:
+		return metrics.Result{}, 0, fmt.Errorf("--mode %q: whole or slide", e.mode)
+	}
+	for _, t := range strings.Split(e.tta, ",") {
+		switch strings.TrimSpace(t) {
+		case "":
+		case "flip":
+			inf.Flip = true
+		case "ms":
+			inf.Scales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
+		default:
+			return metrics.Result{}, 0, fmt.Errorf("--tta %q: a list of flip and ms", e.tta)
+		}
+	}
+	var save func(string, voc.Mask) error
+	if e.saveDir != "" {
+		if err := os.MkdirAll(e.saveDir, 0o755); err != nil {
+			return metrics.Result{}, 0, err
+		}
+		save = func(id string, m voc.Mask) error {
+			png, err := voc.EncodeMask(m)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(e.saveDir, id+".png"), png, 0o644)
+		}
+	}
+	conf, err := inf.Evaluate(net, val, save)
+	if err != nil {
+		return metrics.Result{}, 0, err
+	}
+	return conf.Result(val.Classes()), val.Len(), nil
 }
 
 // listIDs reads an id list, or lists the PNGs of dir.

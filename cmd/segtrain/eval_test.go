@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -75,3 +77,38 @@ func TestEvalPredDir(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// Evaluating a run's final checkpoint reproduces the run's final metrics; flip TTA and sliding
+// windows run; predictions are saved.
+func TestEvalCheckpoint(t *testing.T) {
+	c := segmentation.DemoConfig()
+	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 4, 20, 0, 0
+	c.Out, c.Name = t.TempDir(), "run"
+	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(sum.Dir, "ckpt_iter_0000004.safetensors")
+	out := filepath.Join(t.TempDir(), "m.json")
+	if _, err := run("eval", "--checkpoint", ck, "--json", out); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(out)
+	var m struct{ MIoU float64 }
+	json.Unmarshal(raw, &m)
+	if m.MIoU != sum.Final.MIoU {
+		t.Errorf("checkpoint mIoU %v, the run's %v", m.MIoU, sum.Final.MIoU)
+	}
+	saved := filepath.Join(t.TempDir(), "pred")
+	if _, err := run("eval", "--checkpoint", ck, "--tta", "flip,ms", "--mode", "slide", "--save-dir", saved); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(saved, "*.png")); len(files) != 4 {
+		t.Errorf("%d saved predictions, want 4", len(files))
+	}
+	for _, args := range [][]string{{"--mode", "tiles"}, {"--tta", "rotate"}} {
+		if _, err := run(append([]string{"eval", "--checkpoint", ck}, args...)...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

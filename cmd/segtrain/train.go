@@ -2,6 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/term"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -95,7 +99,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar}
+	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout())}
 	sum, err := run.Train()
 	if err != nil {
 		return err
@@ -105,4 +109,10 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		sum.Seconds, sum.Iters, 100*sum.Final.MIoU, 100*sum.Final.AAcc, 100*sum.Final.MAcc, 100*sum.BestMIoU, sum.BestIter)
 	fmt.Fprintf(out, "branch sizes at the %d crop: %v, %.3f GMACs per image\nrun directory: %s\n", cfg.Crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
+}
+
+// isTerminal reports whether w is a terminal (a progress bar only makes sense there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
