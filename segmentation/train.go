@@ -403,6 +403,9 @@ func (r *Run) evaluate() (metrics.Result, error) {
 	r.printf("\niteration %d: mIoU %.2f aAcc %.2f mAcc %.2f, GMACs %.3f, branch sizes %v\n%s", r.state.Iter,
 		100*res.MIoU, 100*res.AAcc, 100*res.MAcc, r.gmacs(), r.branchSizes(), res.Table())
 	r.writeLog(map[string]any{"iter": r.state.Iter, "val_miou": res.MIoU, "val_aacc": res.AAcc, "val_macc": res.MAcc, "gmacs": r.gmacs()})
+	if err := WritePlots(r.dir, r.model.Resize == hrnet.DynOPool); err != nil {
+		r.printf("plots: %v\n", err) // a plot is not worth stopping a run for
+	}
 	if res.MIoU > r.state.BestMIoU {
 		r.state.BestMIoU, r.state.BestIter = res.MIoU, r.state.Iter
 		if err := SaveCheckpoint(filepath.Join(r.dir, "best.safetensors"), r.net.Params, r.state); err != nil {
