@@ -35,7 +35,8 @@ func (s subset) ID(i int) string                { return s.Dataset.ID(s.idx[i]) 
 func (s subset) Load(i int) (voc.Sample, error) { return s.Dataset.Load(s.idx[i]) }
 
 // OpenData returns the training and evaluation datasets of c: the demo (its first fifth for
-// evaluation) or a VOC root.
+// evaluation), a VOC root (a directory with JPEGImages), or a folder dataset: DIR/images,
+// DIR/masks, DIR/classes.txt (one class name per line) and the split lists DIR/<split>.txt.
 func OpenData(c Config) (train, val voc.Dataset, err error) {
 	if c.Data == "" {
 		n := max(c.DemoImages, 10)
@@ -49,6 +50,22 @@ func OpenData(c Config) (train, val voc.Dataset, err error) {
 			}
 		}
 		return subset{d, tr}, subset{d, va}, nil
+	}
+	if _, err := os.Stat(filepath.Join(c.Data, "images")); err == nil {
+		names, err := voc.ReadClassNames(filepath.Join(c.Data, "classes.txt"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("folder dataset %s: %w", c.Data, err)
+		}
+		open := func(split string) (voc.Dataset, error) {
+			return voc.OpenFolder(filepath.Join(c.Data, "images"), filepath.Join(c.Data, "masks"), filepath.Join(c.Data, split+".txt"), names, 0)
+		}
+		if train, err = open(c.Split); err != nil {
+			return nil, nil, err
+		}
+		if val, err = open(c.ValSplit); err != nil {
+			return nil, nil, err
+		}
+		return train, val, nil
 	}
 	if train, err = voc.OpenVOC(c.Data, c.Split); err != nil {
 		return nil, nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/voc"
 )
 
 // tinyConfig trains w18_small_v1 with DynOPool on 32×32 demo images: a second or so.
@@ -178,5 +179,35 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
 	if len(files) > 0 {
 		t.Errorf("left %v", files)
+	}
+}
+
+// A folder dataset (images/, masks/, classes.txt, train.txt, val.txt) trains like the demo.
+func TestFolderDataset(t *testing.T) {
+	root := t.TempDir()
+	d := voc.Demo{Seed: 2, N: 6, Size: 32}
+	if err := d.WriteVOC(filepath.Join(root, "voc"), 2); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(filepath.Join(root, "voc", "JPEGImages"), filepath.Join(root, "images"))
+	os.Rename(filepath.Join(root, "voc", "SegmentationClass"), filepath.Join(root, "masks"))
+	for _, split := range []string{"train", "val"} {
+		os.Rename(filepath.Join(root, "voc", "ImageSets", "Segmentation", split+".txt"), filepath.Join(root, split+".txt"))
+	}
+	c := tinyConfig(t)
+	c.Data, c.Iters = root, 2
+	if _, _, err := OpenData(c); err == nil || !strings.Contains(err.Error(), "classes.txt") {
+		t.Errorf("without classes.txt: %v", err)
+	}
+	os.WriteFile(filepath.Join(root, "classes.txt"), []byte(strings.Join(voc.DemoClasses, "\n")), 0o644)
+	train, val, err := OpenData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train.Len() != 4 || val.Len() != 2 || len(train.Classes()) != 8 {
+		t.Errorf("train %d, val %d, classes %d", train.Len(), val.Len(), len(train.Classes()))
+	}
+	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err != nil {
+		t.Fatal(err)
 	}
 }
