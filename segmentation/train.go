@@ -233,6 +233,7 @@ func (r *Run) Train() (Summary, error) {
 	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
 		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
 	r.observeSizes()
+	startIter := r.state.Iter
 	var lastLog time.Time
 	imagesSince, lossSum, lossN := 0, 0.0, 0
 	for r.state.Iter < stop {
@@ -258,7 +259,11 @@ func (r *Run) Train() (Summary, error) {
 		lossN++
 		r.observeSizes()
 		if r.progress != nil {
-			r.progress.Describe(fmt.Sprintf("loss %.3f lr %.2g", losses.Total, opt.LR))
+			desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, opt.LR, float64(c.Batch*(r.state.Iter-startIter))/time.Since(start).Seconds())
+			if r.model.Resize == hrnet.DynOPool {
+				desc += fmt.Sprintf(" GMACs %.3f sizes %v", r.gmacs(), r.branchSizes())
+			}
+			r.progress.Describe(desc)
 			r.progress.Set(r.state.Iter)
 		}
 		if r.state.Iter%max(c.LogEvery, 1) == 0 {
