@@ -22,12 +22,13 @@ const (
 
 // State is what a checkpoint records besides the tensors: enough to continue the run exactly.
 type State struct {
-	Iter     int     `json:"iter"`      // iterations done
-	Epoch    int     `json:"epoch"`     // loader position of the next batch
-	Batch    int     `json:"batch"`     //
-	BestMIoU float64 `json:"best_miou"` // best validation mIoU so far (-1: none)
-	BestIter int     `json:"best_iter"`
-	Config   Config  `json:"config"`
+	Iter     int      `json:"iter"`      // iterations done
+	Epoch    int      `json:"epoch"`     // loader position of the next batch
+	Batch    int      `json:"batch"`     //
+	BestMIoU float64  `json:"best_miou"` // best validation mIoU so far (-1: none)
+	BestIter int      `json:"best_iter"`
+	Config   Config   `json:"config"`
+	Classes  []string `json:"classes"` // the class names, label order
 }
 
 func f32bytes(v []float32) []byte {

@@ -195,7 +195,7 @@ func (r *Run) Train() (Summary, error) {
 			return Summary{}, err
 		}
 	} else {
-		r.state = State{BestMIoU: -1, Config: c}
+		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes}
 		if err := r.newRunDir(); err != nil {
 			return Summary{}, err
 		}

@@ -67,6 +67,9 @@ func DecodeImage(data []byte) (RGB, error) {
 	return toRGB(img), nil
 }
 
+// FromImage converts any image to RGB.
+func FromImage(img image.Image) RGB { return toRGB(img) }
+
 func toRGB(img image.Image) RGB {
 	b := img.Bounds()
 	rgba := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))

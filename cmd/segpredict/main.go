@@ -1,27 +1,205 @@
-// Command segpredict segments images with a trained model.
+// Command segpredict segments images with a trained model: a class-index PNG, a coloured PNG and
+// an overlay per image.
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/segkit/segkit/segmentation"
 )
 
 func main() {
-	cmd := &cobra.Command{
-		Use:   "segpredict IMAGE...",
-		Short: "Segment images: class-index PNG, VOC-coloured PNG and overlay",
-		Long: `segpredict writes, for each image, the class-index PNG, a VOC-coloured PNG and an
-overlay. Prediction is not in this build yet: this build provides the compute engine.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cmd.Help()
-		},
-	}
-	if err := cmd.Execute(); err != nil {
+	if err := newCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "segpredict:", err)
 		os.Exit(1)
 	}
+}
+
+type options struct {
+	checkpoint, out, mode, tta, scale, format string
+	crop, stride                              int
+	opacity                                   float64
+}
+
+func newCmd() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "segpredict IMAGE|DIR ...",
+		Short: "Segment images: class-index PNG, coloured PNG and overlay",
+		Long: `segpredict segments each image (JPEG or PNG, EXIF orientation honoured; directories are
+processed in name order) at its original size and writes <name>.png (class indices in the VOC
+palette, readable by VOC tools), <name>_color.png and <name>_overlay.jpg. It prints the classes
+found with their share of the pixels. Without --checkpoint it uses runs/latest/best.safetensors.`,
+		Example: `  segpredict photo.jpg
+  segpredict --checkpoint runs/w48/best.safetensors --tta flip --out masks/ images/`,
+		Args:          cobra.MinimumNArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, args []string) error { return run(cmd, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use (default: runs/latest/best.safetensors)")
+	f.StringVar(&o.out, "out", ".", "output directory")
+	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
+	f.Float64Var(&o.opacity, "opacity", 0.5, "overlay opacity of the class colours (0: the image, 1: the colours)")
+	f.StringVar(&o.mode, "mode", "whole", "whole (the whole image) or slide (windows of --crop)")
+	f.IntVar(&o.crop, "crop", 0, "slide window size (default: the training crop)")
+	f.IntVar(&o.stride, "stride", 0, "slide stride (default: 2/3 of the window)")
+	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
+	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the training's, 2048x512 for 512 crops)")
+	return cmd
+}
+
+func run(cmd *cobra.Command, o options, args []string) error {
+	outputs, err := segmentation.ParseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	if o.opacity < 0 || o.opacity > 1 {
+		return fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)
+	}
+	outputs.Opacity = o.opacity
+	if o.checkpoint == "" {
+		if o.checkpoint, err = segmentation.LatestCheckpoint("runs"); err != nil {
+			return err
+		}
+	}
+	p, err := segmentation.NewPredictor(o.checkpoint)
+	if err != nil {
+		return err
+	}
+	if err := configure(&p.Inference, o); err != nil {
+		return err
+	}
+	files, err := inputs(args)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	stdout := cmd.OutOrStdout()
+	var bar *progressbar.ProgressBar
+	if f, ok := stdout.(*os.File); ok && len(files) > 1 && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions(len(files), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount())
+	}
+	var failed []string
+	for _, path := range files {
+		start := time.Now()
+		if err := predictOne(p, outputs, o.out, path, stdout, start); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), "segpredict:", err)
+			failed = append(failed, path)
+		}
+		if bar != nil {
+			bar.Add(1)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images failed: %s", len(failed), len(files), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, path string, w io.Writer, start time.Time) error {
+	img, err := segmentation.ReadImage(path)
+	if err != nil {
+		return err
+	}
+	labels, err := p.Segment(img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if err := outputs.Write(out, name, img, labels); err != nil {
+		return fmt.Errorf("%s: writing the outputs: %w", path, err)
+	}
+	fmt.Fprintf(w, "%s (%d×%d, %.0f ms): %s\n", path, img.W, img.H, float64(time.Since(start).Microseconds())/1e3,
+		strings.Join(segmentation.Shares(labels, p.Classes), ", "))
+	return nil
+}
+
+// configure applies the mode, crop, stride, TTA and scale options.
+func configure(inf *segmentation.Inference, o options) error {
+	switch o.mode {
+	case "whole":
+	case "slide":
+		inf.Slide = true
+	default:
+		return fmt.Errorf("--mode %q: whole or slide", o.mode)
+	}
+	if o.crop > 0 {
+		inf.Crop, inf.Stride = o.crop, max(1, o.crop*2/3)
+	}
+	if o.stride > 0 {
+		inf.Stride = o.stride
+	}
+	for _, t := range strings.Split(o.tta, ",") {
+		switch strings.TrimSpace(t) {
+		case "":
+		case "flip":
+			inf.Flip = true
+		case "ms":
+			inf.Scales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
+		default:
+			return fmt.Errorf("--tta %q: a list of flip and ms", o.tta)
+		}
+	}
+	if o.scale != "" {
+		parts := strings.Split(strings.ToLower(o.scale), "x")
+		if len(parts) != 2 {
+			return fmt.Errorf("--scale %q: LONGxSHORT, e.g. 2048x512", o.scale)
+		}
+		for i, part := range parts {
+			v, err := strconv.Atoi(part)
+			if err != nil || v < 1 {
+				return fmt.Errorf("--scale %q: LONGxSHORT with positive integers", o.scale)
+			}
+			inf.Aug.Scale[i] = v
+		}
+	}
+	return nil
+}
+
+// inputs expands directories into their images, in name order.
+func inputs(args []string) ([]string, error) {
+	var files []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		var found []string
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".jpg", ".jpeg", ".png":
+				found = append(found, filepath.Join(a, e.Name()))
+			}
+		}
+		if len(found) == 0 {
+			return nil, errors.New(a + ": no .jpg, .jpeg or .png images")
+		}
+		slices.Sort(found)
+		files = append(files, found...)
+	}
+	return files, nil
 }

@@ -1,0 +1,174 @@
+package segmentation
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/disintegration/imaging"
+
+	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/voc"
+)
+
+// Predictor segments images with a trained model.
+type Predictor struct {
+	Net       *nn.Net
+	Model     *hrnet.Model
+	Classes   []string
+	Inference Inference
+}
+
+// NewPredictor loads a checkpoint; inference defaults to the run's test transform.
+func NewPredictor(checkpoint string) (*Predictor, error) {
+	ck, err := LoadCheckpoint(checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	if len(ck.State.Classes) == 0 {
+		return nil, fmt.Errorf("%s: the checkpoint does not name its classes", checkpoint)
+	}
+	m, net, err := LoadModel(ck, len(ck.State.Classes))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", checkpoint, err)
+	}
+	crop := ck.State.Config.Crop
+	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes,
+		Inference: Inference{Aug: voc.DefaultAugment(crop), Crop: crop, Stride: max(1, crop*2/3)}}, nil
+}
+
+// LatestCheckpoint is the best checkpoint of runs/latest, with a hint when there is none.
+func LatestCheckpoint(runs string) (string, error) {
+	path := filepath.Join(runs, "latest", "best.safetensors")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("no checkpoint at %s: train one with 'segtrain' (the demo needs no data) or pass --checkpoint FILE", path)
+	}
+	return path, nil
+}
+
+// ReadImage reads a JPEG or PNG, turned upright by its EXIF orientation.
+func ReadImage(path string) (voc.RGB, error) {
+	img, err := imaging.Open(path, imaging.AutoOrientation(true))
+	if err != nil {
+		return voc.RGB{}, fmt.Errorf("%s: %w", path, err)
+	}
+	b := img.Bounds()
+	if b.Dx()*b.Dy() > 1<<27 {
+		return voc.RGB{}, fmt.Errorf("%s: image of %d×%d is too large", path, b.Dx(), b.Dy())
+	}
+	return voc.FromImage(img), nil
+}
+
+// Segment returns the label of every pixel of img.
+func (p *Predictor) Segment(img voc.RGB) ([]uint8, error) {
+	s := voc.Sample{ID: "image", Image: img, Mask: voc.Mask{W: img.W, H: img.H, Labels: make([]uint8, img.W*img.H)}}
+	return p.Inference.Predict(p.Net, s)
+}
+
+// Colorize paints labels with the palette.
+func Colorize(labels []uint8, w, h int) *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i, l := range labels {
+		r, g, b, _ := voc.Palette[l].RGBA()
+		out.Pix[4*i], out.Pix[4*i+1], out.Pix[4*i+2], out.Pix[4*i+3] = uint8(r>>8), uint8(g>>8), uint8(b>>8), 255
+	}
+	return out
+}
+
+// Overlay blends the colours of labels over img: opacity 0 is the image, 1 the colours.
+func Overlay(img voc.RGB, labels []uint8, opacity float64) *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, img.W, img.H))
+	for i, l := range labels {
+		r, g, b, _ := voc.Palette[l].RGBA()
+		col := [3]float64{float64(r >> 8), float64(g >> 8), float64(b >> 8)}
+		for c := 0; c < 3; c++ {
+			out.Pix[4*i+c] = uint8((1-opacity)*float64(img.Pix[3*i+c]) + opacity*col[c] + 0.5)
+		}
+		out.Pix[4*i+3] = 255
+	}
+	return out
+}
+
+// Outputs are the files written per image.
+type Outputs struct {
+	Index, Color, Overlay bool
+	Opacity               float64
+}
+
+// ParseFormat reads a list of index, color, overlay.
+func ParseFormat(s string) (Outputs, error) {
+	var o Outputs
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "index":
+			o.Index = true
+		case "color":
+			o.Color = true
+		case "overlay":
+			o.Overlay = true
+		default:
+			return o, fmt.Errorf("--format %q: a list of index, color, overlay", s)
+		}
+	}
+	return o, nil
+}
+
+// Write saves the outputs of one image as <out>/<name>.png, <name>_color.png, <name>_overlay.jpg.
+func (o Outputs) Write(out, name string, img voc.RGB, labels []uint8) error {
+	write := func(path string, encode func(*bytes.Buffer) error) error {
+		var buf bytes.Buffer
+		if err := encode(&buf); err != nil {
+			return err
+		}
+		return os.WriteFile(path, buf.Bytes(), 0o644)
+	}
+	var errs []error
+	if o.Index {
+		data, err := voc.EncodeMask(voc.Mask{W: img.W, H: img.H, Labels: labels})
+		if err == nil {
+			err = os.WriteFile(filepath.Join(out, name+".png"), data, 0o644)
+		}
+		errs = append(errs, err)
+	}
+	if o.Color {
+		errs = append(errs, write(filepath.Join(out, name+"_color.png"), func(b *bytes.Buffer) error {
+			return png.Encode(b, Colorize(labels, img.W, img.H))
+		}))
+	}
+	if o.Overlay {
+		errs = append(errs, write(filepath.Join(out, name+"_overlay.jpg"), func(b *bytes.Buffer) error {
+			return jpeg.Encode(b, Overlay(img, labels, o.Opacity), &jpeg.Options{Quality: 92})
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+// Shares returns "class 12.3%" for every class present, largest first.
+func Shares(labels []uint8, classes []string) []string {
+	counts := map[uint8]int{}
+	for _, l := range labels {
+		counts[l]++
+	}
+	keys := make([]uint8, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b uint8) int { return counts[b] - counts[a] })
+	var out []string
+	for _, k := range keys {
+		name := fmt.Sprintf("class %d", k)
+		if int(k) < len(classes) {
+			name = classes[k]
+		}
+		out = append(out, fmt.Sprintf("%s %.1f%%", name, 100*float64(counts[k])/float64(len(labels))))
+	}
+	return out
+}
