@@ -24,9 +24,9 @@ type Inference struct {
 	Flip   bool
 }
 
-// logits runs the net on a normalised 3×h×w image and returns C×h×w logits (resized from the
-// network's 1/4 resolution).
-func logits(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
+// logits runs the net on a normalised 3×h×w image and returns C×oh×ow logits, resized from the
+// network's 1/4 resolution.
+func logits(net *nn.Net, img []float32, h, w, oh, ow int) ([]float32, int, error) {
 	x := tensor.New(tensor.WithShape(1, 3, h, w), tensor.WithBacking(img))
 	out, err := net.Predict(x)
 	if err != nil {
@@ -34,8 +34,8 @@ func logits(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
 	}
 	s := out.Shape()
 	c := s[1]
-	full := make([]float32, c*h*w)
-	kernels.Bilinear{Planes: c, H: s[2], W: s[3], OH: h, OW: w}.Forward(out.Float32s(), full)
+	full := make([]float32, c*oh*ow)
+	kernels.Bilinear{Planes: c, H: s[2], W: s[3], OH: oh, OW: ow}.Forward(out.Float32s(), full)
 	return full, c, nil
 }
 
@@ -64,7 +64,7 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 					copy(win[(ch*crop+y)*crop:(ch*crop+y)*crop+ww], img[(ch*h+y0+y)*w+x0:])
 				}
 			}
-			l, nc, err := logits(net, win, crop, crop)
+			l, nc, err := logits(net, win, crop, crop, crop, crop)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -95,6 +95,12 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 
 // Probabilities returns the class probabilities (C×H×W at the sample's size) and C.
 func (inf Inference) Probabilities(net *nn.Net, s voc.Sample) ([]float32, int, error) {
+	return inf.scores(net, s, true)
+}
+
+// scores returns C×H×W class scores at the sample's size: softmax probabilities averaged over the
+// runs (scales, flips), or, for a single run with probs false, the logits themselves (same argmax).
+func (inf Inference) scores(net *nn.Net, s voc.Sample, probs bool) ([]float32, int, error) {
 	scales := inf.Scales
 	if len(scales) == 0 {
 		scales = []float64{1}
@@ -114,21 +120,26 @@ func (inf Inference) Probabilities(net *nn.Net, s voc.Sample) ([]float32, int, e
 			if flip {
 				img = mirror(ex.Image, 3, ex.H, ex.W)
 			}
-			var l []float32
+			var full []float32
 			var err error
 			if inf.Slide {
-				l, c, err = inf.slide(net, img, ex.H, ex.W)
-			} else {
-				l, c, err = logits(net, img, ex.H, ex.W)
+				var l []float32
+				if l, c, err = inf.slide(net, img, ex.H, ex.W); err == nil {
+					full = make([]float32, c*H*W)
+					kernels.Bilinear{Planes: c, H: ex.H, W: ex.W, OH: H, OW: W}.Forward(l, full)
+				}
+			} else { // straight from the network's resolution to the sample's (as mmseg)
+				full, c, err = logits(net, img, ex.H, ex.W, H, W)
 			}
 			if err != nil {
 				return nil, 0, fmt.Errorf("%s: %w", s.ID, err)
 			}
 			if flip {
-				l = mirror(l, c, ex.H, ex.W)
+				full = mirror(full, c, H, W)
 			}
-			full := make([]float32, c*H*W)
-			kernels.Bilinear{Planes: c, H: ex.H, W: ex.W, OH: H, OW: W}.Forward(l, full)
+			if !probs && len(scales) == 1 && !inf.Flip {
+				return full, c, nil
+			}
 			softmax(full, c, H*W)
 			if acc == nil {
 				acc = make([]float32, len(full))
@@ -147,7 +158,7 @@ func (inf Inference) Probabilities(net *nn.Net, s voc.Sample) ([]float32, int, e
 
 // Predict returns the label of every pixel of s.
 func (inf Inference) Predict(net *nn.Net, s voc.Sample) ([]uint8, error) {
-	p, c, err := inf.Probabilities(net, s)
+	p, c, err := inf.scores(net, s, false)
 	if err != nil {
 		return nil, err
 	}
