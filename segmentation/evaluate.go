@@ -3,6 +3,7 @@ package segmentation
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -22,6 +23,33 @@ type Inference struct {
 	Stride int
 	Scales []float64 // 1 when empty
 	Flip   bool
+}
+
+// MultiScales are the test-time scales of "ms" (voc-miou.md).
+var MultiScales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
+
+// SetOptions applies the command-line mode (whole or slide) and TTA list (flip, ms).
+func (inf *Inference) SetOptions(mode, tta string) error {
+	switch mode {
+	case "whole":
+		inf.Slide = false
+	case "slide":
+		inf.Slide = true
+	default:
+		return fmt.Errorf("--mode %q: whole or slide", mode)
+	}
+	for _, t := range strings.Split(tta, ",") {
+		switch strings.TrimSpace(t) {
+		case "":
+		case "flip":
+			inf.Flip = true
+		case "ms":
+			inf.Scales = MultiScales
+		default:
+			return fmt.Errorf("--tta %q: a list of flip and ms", tta)
+		}
+	}
+	return nil
 }
 
 // logits runs the net on a normalised 3×h×w image and returns C×oh×ow logits, resized from the

@@ -132,29 +132,14 @@ func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, pa
 
 // configure applies the mode, crop, stride, TTA and scale options.
 func configure(inf *segmentation.Inference, o options) error {
-	switch o.mode {
-	case "whole":
-	case "slide":
-		inf.Slide = true
-	default:
-		return fmt.Errorf("--mode %q: whole or slide", o.mode)
+	if err := inf.SetOptions(o.mode, o.tta); err != nil {
+		return err
 	}
 	if o.crop > 0 {
 		inf.Crop, inf.Stride = o.crop, max(1, o.crop*2/3)
 	}
 	if o.stride > 0 {
 		inf.Stride = o.stride
-	}
-	for _, t := range strings.Split(o.tta, ",") {
-		switch strings.TrimSpace(t) {
-		case "":
-		case "flip":
-			inf.Flip = true
-		case "ms":
-			inf.Scales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
-		default:
-			return fmt.Errorf("--tta %q: a list of flip and ms", o.tta)
-		}
 	}
 	if o.scale != "" {
 		parts := strings.Split(strings.ToLower(o.scale), "x")

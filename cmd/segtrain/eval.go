@@ -116,23 +116,8 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 		return metrics.Result{}, 0, fmt.Errorf("%s: %w", e.path, err)
 	}
 	inf := segmentation.Inference{Aug: voc.DefaultAugment(cfg.Crop), Crop: cfg.Crop, Stride: max(1, cfg.Crop*2/3)}
-	switch e.mode {
-	case "whole":
-	case "slide":
-		inf.Slide = true
-	default:
-		return metrics.Result{}, 0, fmt.Errorf("--mode %q: whole or slide", e.mode)
-	}
-	for _, t := range strings.Split(e.tta, ",") {
-		switch strings.TrimSpace(t) {
-		case "":
-		case "flip":
-			inf.Flip = true
-		case "ms":
-			inf.Scales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
-		default:
-			return metrics.Result{}, 0, fmt.Errorf("--tta %q: a list of flip and ms", e.tta)
-		}
+	if err := inf.SetOptions(e.mode, e.tta); err != nil {
+		return metrics.Result{}, 0, err
 	}
 	var save func(string, voc.Mask) error
 	if e.saveDir != "" {
