@@ -39,6 +39,7 @@ type Config struct {
 	LogEvery   int     `json:"log_every" yaml:"log_every"`
 	DemoImages int     `json:"demo_images" yaml:"demo_images"` // demo dataset size (train + val)
 	SkipBad    bool    `json:"skip_bad" yaml:"skip_bad"`
+	SkipNaN    bool    `json:"skip_nan" yaml:"skip_nan"` // skip a batch whose loss or gradients are not finite
 }
 
 // DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.

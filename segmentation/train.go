@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -84,6 +85,9 @@ func (c Config) Schedule(it int) float64 {
 	return nn.PolyLR(c.LR, c.MinLR, it, c.Iters, c.PolyPower)
 }
 
+// ErrInterrupted is returned by a run stopped through Run.Interrupt.
+var ErrInterrupted = errors.New("training interrupted")
+
 // Summary is what a finished run reports.
 type Summary struct {
 	Dir      string         `json:"dir"`
@@ -115,22 +119,25 @@ func LoadModel(ck *Checkpoint, classes int) (*hrnet.Model, *nn.Net, error) {
 
 // Run is one training run.
 type Run struct {
-	Cfg      Config
-	Out      io.Writer // progress, tables and messages
-	Resume   string    // a run directory or checkpoint to continue
-	NoBar    bool      // plain log lines instead of a progress bar
-	StopAt   int       // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
-	dir      string
-	model    *hrnet.Model
-	net      *nn.Net
-	state    State
-	classes  []string
-	val      voc.Dataset
-	aug      voc.Augment
-	tracker  dynopool.Tracker
-	logFile  *os.File
-	progress *progressbar.ProgressBar
-	last     *metrics.Result // the latest evaluation
+	Cfg    Config
+	Out    io.Writer // progress, tables and messages
+	Resume string    // a run directory or checkpoint to continue
+	NoBar  bool      // plain log lines instead of a progress bar
+	StopAt int       // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
+	// Interrupt, when set (e.g. on Ctrl-C), stops the run after the current step with a checkpoint;
+	// Train then returns ErrInterrupted.
+	Interrupt *atomic.Bool
+	dir       string
+	model     *hrnet.Model
+	net       *nn.Net
+	state     State
+	classes   []string
+	val       voc.Dataset
+	aug       voc.Augment
+	tracker   dynopool.Tracker
+	logFile   *os.File
+	progress  *progressbar.ProgressBar
+	last      *metrics.Result // the latest evaluation
 }
 
 func (r *Run) printf(format string, args ...any) {
@@ -171,6 +178,11 @@ func (r *Run) Train() (Summary, error) {
 		}
 		r.Cfg, r.state = ck.State.Config, ck.State
 		r.dir = filepath.Dir(path)
+		// A write cut short (killed process) leaves only a temporary file: remove it.
+		stale, _ := filepath.Glob(filepath.Join(r.dir, ".tmp-*"))
+		for _, f := range stale {
+			os.Remove(f)
+		}
 		r.printf("resuming %s at iteration %d\n", path, r.state.Iter)
 	}
 	c := r.Cfg
@@ -247,11 +259,15 @@ func (r *Run) Train() (Summary, error) {
 		if err != nil {
 			return Summary{}, fmt.Errorf("iteration %d: %w", it+1, err)
 		}
-		if math.IsNaN(float64(losses.Total)) || math.IsInf(float64(losses.Total), 0) {
-			return Summary{}, fmt.Errorf("iteration %d: the loss is %v; the last checkpoint is kept (lower --lr?)", it+1, losses.Total)
+		if bad := nonFinite(losses, r.net.Params); bad == "" {
+			opt.Step(r.net.Params)
+			r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
+		} else if c.SkipNaN { // the iteration counts, the weights stay
+			r.printf("iteration %d: %s; batch skipped\n", it+1, bad)
+			r.writeLog(map[string]any{"iter": it + 1, "skipped_batch": bad})
+		} else {
+			return Summary{}, fmt.Errorf("iteration %d: %s; stopped, the last checkpoint is kept (lower --lr, or --skip-nan)", it+1, bad)
 		}
-		opt.Step(r.net.Params)
-		r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
 		r.state.Iter++
 		r.state.Epoch, r.state.Batch = b.Epoch, b.Index+1
 		imagesSince += c.Batch
@@ -288,10 +304,15 @@ func (r *Run) Train() (Summary, error) {
 				return Summary{}, err
 			}
 		}
-		if (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop {
+		interrupted := r.Interrupt != nil && r.Interrupt.Load()
+		if (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop || interrupted {
 			if err := r.checkpoint(); err != nil {
 				return Summary{}, err
 			}
+		}
+		if interrupted && !last {
+			r.printf("\ninterrupted at iteration %d; checkpoint saved\n", r.state.Iter)
+			return Summary{Dir: r.dir, Iters: r.state.Iter}, fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir)
 		}
 	}
 	if r.progress != nil {
@@ -317,6 +338,23 @@ func (r *Run) Train() (Summary, error) {
 		r.printf("skipped %d bad samples:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
 	}
 	return sum, nil
+}
+
+// nonFinite describes a NaN or infinite loss or gradient ("" if all are finite), naming the
+// first parameter in forward order whose gradient is not finite: where the blow-up begins.
+func nonFinite(l nn.Losses, params *nn.Params) string {
+	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	for _, p := range params.All() {
+		for _, g := range p.Grad {
+			if !finite(g) {
+				return fmt.Sprintf("the loss is %v and the gradient of %s is %v (the first layer to blow up)", l.Total, p.Name, g)
+			}
+		}
+	}
+	if !finite(l.Total) {
+		return fmt.Sprintf("the loss is %v", l.Total)
+	}
+	return ""
 }
 
 func (r *Run) newRunDir() error {

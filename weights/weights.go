@@ -4,6 +4,8 @@
 package weights
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -96,6 +98,20 @@ func loadSafetensors(path string) (map[string]Tensor, error) {
 }
 
 func loadTorch(path string) (map[string]Tensor, error) {
+	// Check the container first: the pickle reader can loop forever on some malformed input.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case bytes.HasPrefix(raw, []byte("PK\x03\x04")): // torch.save's zip format (PyTorch ≥ 1.6)
+		if _, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw))); err != nil {
+			return nil, fmt.Errorf("not a readable PyTorch file: %w", err)
+		}
+	case len(raw) > 2 && raw[0] == 0x80 && raw[1] == 2: // the legacy format: a pickle, protocol 2
+	default:
+		return nil, fmt.Errorf("not a PyTorch file (neither torch.save's zip nor its legacy pickle)")
+	}
 	obj, err := pytorch.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("not a readable PyTorch file: %w", err)

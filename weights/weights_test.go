@@ -156,3 +156,21 @@ func TestSafetensors(t *testing.T) {
 		t.Error("an integer tensor was read as weights")
 	}
 }
+
+// Whatever a .pth file holds, reading it is an error or a result, never a crash.
+func FuzzLoadTorch(f *testing.F) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "hrnet_tiny_fixed.pth"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw[:4096])
+	f.Add([]byte("PK\x03\x04"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "f.pth")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Skip()
+		}
+		Load(path)
+	})
+}

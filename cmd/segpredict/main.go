@@ -23,9 +23,18 @@ import (
 func main() {
 	if err := newCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "segpredict:", err)
-		os.Exit(1)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2) // the command line is wrong
+		}
+		os.Exit(1) // some image failed, or the model could not be loaded
 	}
 }
+
+// usageError marks a wrong command line (exit status 2, not 1).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 type options struct {
 	checkpoint, out, mode, tta, scale, format string
@@ -44,11 +53,17 @@ palette, readable by VOC tools), <name>_color.png and <name>_overlay.jpg. It pri
 found with their share of the pixels. Without --checkpoint it uses runs/latest/best.safetensors.`,
 		Example: `  segpredict photo.jpg
   segpredict --checkpoint runs/w48/best.safetensors --tta flip --out masks/ images/`,
-		Args:          cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.MinimumNArgs(1)(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE:          func(cmd *cobra.Command, args []string) error { return run(cmd, o, args) },
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := cmd.Flags()
 	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use (default: runs/latest/best.safetensors)")
 	f.StringVar(&o.out, "out", ".", "output directory")
@@ -65,10 +80,10 @@ found with their share of the pixels. Without --checkpoint it uses runs/latest/b
 func run(cmd *cobra.Command, o options, args []string) error {
 	outputs, err := segmentation.ParseFormat(o.format)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if o.opacity < 0 || o.opacity > 1 {
-		return fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)
+		return usageError{fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
 	}
 	outputs.Opacity = o.opacity
 	if o.checkpoint == "" {
@@ -81,7 +96,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 		return err
 	}
 	if err := configure(&p.Inference, o); err != nil {
-		return err
+		return usageError{err}
 	}
 	files, err := inputs(args)
 	if err != nil {

@@ -23,7 +23,7 @@ and aug.txt. Then train with --split trainaug.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sbd == "" || root == "" {
-				return errors.New("--sbd and --voc are required")
+				return usageError{errors.New("--sbd and --voc are required")}
 			}
 			rep, err := voc.ConvertSBD(sbd, root)
 			if err != nil {

@@ -44,10 +44,10 @@ grey indices, or VOC-palette colours.`,
 				return report(cmd, n, res, jsonOut)
 			}
 			if predDir == "" || gtDir == "" {
-				return errors.New("give --checkpoint, or --pred-dir and --gt-dir")
+				return usageError{errors.New("give --checkpoint, or --pred-dir and --gt-dir")}
 			}
 			if classes < 1 || classes > 255 {
-				return fmt.Errorf("--classes %d: must be 1–255", classes)
+				return usageError{fmt.Errorf("--classes %d: must be 1–255", classes)}
 			}
 			ids, err := listIDs(idsFile, gtDir)
 			if err != nil {
@@ -117,7 +117,7 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 	}
 	inf := segmentation.Inference{Aug: voc.DefaultAugment(cfg.Crop), Crop: cfg.Crop, Stride: max(1, cfg.Crop*2/3)}
 	if err := inf.SetOptions(e.mode, e.tta); err != nil {
-		return metrics.Result{}, 0, err
+		return metrics.Result{}, 0, usageError{err}
 	}
 	var save func(string, voc.Mask) error
 	if e.saveDir != "" {

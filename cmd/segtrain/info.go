@@ -27,11 +27,11 @@ func newInfoCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, w, err := parseSize(size)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			m, err := hrnet.New(model, classes, hrnet.Resize(resize))
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			info, err := segmentation.Describe(m, h, w)
 			if err != nil {

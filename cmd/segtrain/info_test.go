@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -44,8 +45,10 @@ func TestInfoJSON(t *testing.T) {
 
 func TestInfoRejectsBadInput(t *testing.T) {
 	for _, args := range [][]string{{"--model", "w64"}, {"--size", "0x5"}, {"--size", "axb"}, {"--resize", "bilinear"}, {"--classes", "0"}} {
-		if _, err := run(append([]string{"info"}, args...)...); err == nil {
-			t.Errorf("%s: no error", strings.Join(args, " "))
+		_, err := run(append([]string{"info"}, args...)...)
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("%s: %v is not a usage error (exit status 2)", strings.Join(args, " "), err)
 		}
 	}
 }

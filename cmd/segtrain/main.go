@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,7 +13,37 @@ import (
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "segtrain:", err)
-		os.Exit(1)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2) // the command line is wrong
+		}
+		os.Exit(1) // the run failed
+	}
+}
+
+// usageError marks a wrong command line (exit status 2, not 1).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// usage wraps cobra's argument checks so that their errors are usage errors.
+func usage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// markUsage makes flag-parsing and argument errors of cmd and its subcommands usage errors.
+func markUsage(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	if cmd.Args != nil {
+		cmd.Args = usage(cmd.Args)
+	}
+	for _, sub := range cmd.Commands() {
+		markUsage(sub)
 	}
 }
 
@@ -37,5 +68,6 @@ mmseg's VOC recipe for --data runs; the demo has its own (a 96 crop, 1200 iterat
 	flags := addTrainFlags(root.Flags())
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return runTraining(cmd, flags) }
 	root.AddCommand(newInfoCmd(), newEvalCmd(), newDataCmd())
+	markUsage(root)
 	return root
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/term"
 
@@ -67,6 +70,8 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	num(&c.LogEvery, "log-every", "log every N iterations", func(c *segmentation.Config) *int { return &c.LogEvery })
 	fs.BoolVar(&c.SkipBad, "skip-bad", false, "skip samples that fail to load (listed at the end)")
 	t.set["skip-bad"] = func(dst, src *segmentation.Config) { dst.SkipBad = src.SkipBad }
+	fs.BoolVar(&c.SkipNaN, "skip-nan", false, "skip a batch whose loss or gradients are NaN/Inf instead of stopping")
+	t.set["skip-nan"] = func(dst, src *segmentation.Config) { dst.SkipNaN = src.SkipNaN }
 	fs.StringVar(&t.configFile, "config", "", "YAML or JSON file of settings (flags override it)")
 	fs.StringVar(&t.resume, "resume", "", "continue a run: its directory or a checkpoint")
 	fs.BoolVar(&t.noBar, "no-bar", false, "print log lines instead of a progress bar")
@@ -91,7 +96,10 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 			set(&cfg, &t.cfg)
 		}
 	})
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
 }
 
 func runTraining(cmd *cobra.Command, t *trainFlags) error {
@@ -99,7 +107,23 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout())}
+	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
+		Interrupt: &atomic.Bool{}}
+	// Ctrl-C (or SIGTERM): finish the step, write a checkpoint, exit; a second one exits at once.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer func() { signal.Stop(signals); close(signals) }()
+	go func() {
+		if _, ok := <-signals; !ok {
+			return
+		}
+		run.Interrupt.Store(true)
+		fmt.Fprintln(cmd.ErrOrStderr(), "\nsegtrain: stopping after this step with a checkpoint (again to quit at once)")
+		if _, ok := <-signals; ok {
+			fmt.Fprintln(cmd.ErrOrStderr(), "segtrain: quit without a checkpoint")
+			os.Exit(130)
+		}
+	}()
 	sum, err := run.Train()
 	if err != nil {
 		return err
