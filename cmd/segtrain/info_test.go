@@ -52,3 +52,20 @@ func TestInfoRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchJSON(t *testing.T) {
+	out, err := run("bench", "--model", "w18_small_v1", "--resize", "dynopool", "--crop", "64", "--iters", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res map[string]float64
+	json.Unmarshal([]byte(out), &res)
+	for _, k := range []string{"train_step_ms", "infer_ms", "peak_rss_mb", "gmacs"} {
+		if res[k] <= 0 {
+			t.Errorf("%s = %v in %s", k, res[k], out)
+		}
+	}
+	if _, err := run("bench", "--batch", "1"); err == nil {
+		t.Error("batch 1 accepted")
+	}
+}

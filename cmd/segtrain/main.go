@@ -67,7 +67,7 @@ mmseg's VOC recipe for --data runs; the demo has its own (a 96 crop, 1200 iterat
 	}
 	flags := addTrainFlags(root.Flags())
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return runTraining(cmd, flags) }
-	root.AddCommand(newInfoCmd(), newEvalCmd(), newDataCmd())
+	root.AddCommand(newInfoCmd(), newEvalCmd(), newDataCmd(), newBenchCmd())
 	markUsage(root)
 	return root
 }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/dynopool"
+	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/nn"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		model, resize, profile string
+		batch, crop, iters     int
+		classes                int
+		asJSON                 bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Time a training step and an inference forward (compare with reference/bench.py)",
+		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
+logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
+stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
+GMACs and the GFLOP/s achieved. Run ../shared/reference/bench.py with the same settings next to it.`,
+		Example: "  segtrain bench --model w48 --resize fixed --batch 2 --crop 512 --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch < 2 || crop < 32 || iters < 1 {
+				return usageError{fmt.Errorf("--batch ≥ 2, --crop ≥ 32 and --iters ≥ 1 (got %d, %d, %d)", batch, crop, iters)}
+			}
+			m, err := hrnet.New(model, classes, hrnet.Resize(resize))
+			if err != nil {
+				return usageError{err}
+			}
+			m.Budget = dynopool.Budget{Lambda: 0.1, Hinge: true, Limit: 1}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			res, err := bench(m, batch, crop, iters)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(out).Encode(res)
+			}
+			fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
+				model, resize, batch, crop, crop, res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
+				res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "w18_small_v2", "HRNet config")
+	f.StringVar(&resize, "resize", "fixed", "fixed or dynopool")
+	f.IntVar(&batch, "batch", 2, "batch size")
+	f.IntVar(&crop, "crop", 512, "square input size")
+	f.IntVar(&iters, "iters", 5, "timed iterations (after one warm-up)")
+	f.IntVar(&classes, "classes", 21, "number of classes")
+	f.BoolVar(&asJSON, "json", false, "print one JSON line")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) here")
+	return cmd
+}
+
+func median(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(batch, 3, crop, crop))
+	for i, v := 0, x.Float32s(); i < len(v); i++ {
+		v[i] = float32(rng.NormFloat64())
+	}
+	lab := make([]int32, batch*crop*crop)
+	for i := range lab {
+		lab[i] = int32(rng.IntN(m.Classes))
+	}
+	labels := tensor.New(tensor.WithShape(batch, crop, crop), tensor.WithBacking(lab))
+	net := nn.NewNet(m, 0)
+	opt := &nn.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, Groups: map[string]nn.Group{dynopool.Group: {LRMult: 0}}}
+	var train, infer []time.Duration
+	for i := 0; i <= iters; i++ {
+		start := time.Now()
+		if _, err := net.TrainStep(x, labels); err != nil {
+			return nil, err
+		}
+		opt.Step(net.Params)
+		if i > 0 {
+			train = append(train, time.Since(start))
+		}
+	}
+	gr, err := net.Graph(nn.Inference, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i <= iters; i++ {
+		start := time.Now()
+		if err := gr.Forward(x, nil); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			infer = append(infer, time.Since(start))
+		}
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	macs := float64(m.MACs(net.Params, crop, crop))
+	tr, in := median(train).Seconds(), median(infer).Seconds()
+	return map[string]any{
+		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters,
+		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
+		"infer_ms": round1(in * 1e3), "infer_images_per_s": round3(float64(batch) / in),
+		"peak_rss_mb": round1(float64(ru.Maxrss) / 1024), "gmacs": round3(macs / 1e9),
+		// A training step costs about 3 forward passes (forward, data and weight gradients).
+		"train_gflops": round1(3 * 2 * macs * float64(batch) / tr / 1e9),
+		"infer_gflops": round1(2 * macs * float64(batch) / in / 1e9),
+	}, nil
+}
+
+func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
+func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
