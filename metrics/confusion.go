@@ -50,9 +50,6 @@ func (c *Confusion) Merge(o *Confusion) {
 	}
 }
 
-// Count returns the number of pixels of ground truth gt predicted as pred.
-func (c *Confusion) Count(gt, pred int) int64 { return c.counts[gt*c.Classes+pred] }
-
 // ClassResult is one class's IoU and accuracy; nil where undefined: IoU for a class in neither
 // ground truth nor prediction, Acc for a class not in the ground truth.
 type ClassResult struct {

@@ -38,12 +38,6 @@ type Graph struct {
 	prog     *program
 }
 
-// Build builds model for inputs of shape x (N×C×H×W) and, in training mode, labels of the
-// same N×H×W, with memory of its own.
-func Build(model Model, params *Params, mode Mode, x tensor.Shape) (*Graph, error) {
-	return build(model, params, mode, x, imageLabels(x), &arena{})
-}
-
 // imageLabels is the shape of labels for every pixel of inputs x.
 func imageLabels(x tensor.Shape) tensor.Shape {
 	if len(x) != 4 {

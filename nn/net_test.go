@@ -271,3 +271,20 @@ func TestArgmax(t *testing.T) {
 		t.Error("3-D scores accepted")
 	}
 }
+
+// The memory plan never overlaps values alive at once (else the finite-difference and golden
+// tests would fail) and stays close to the lower bound, the peak of live values.
+func TestMemoryPlanNearPeak(t *testing.T) {
+	net := NewNet(tinyModel{3}, 1)
+	gr, err := net.Graph(Training, tensor.Shape{2, 3, 33, 47})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, peak := gr.ActivationBytes(), gr.PeakLiveBytes()
+	if plan < peak || float64(plan) > 1.25*float64(peak) {
+		t.Errorf("planned %d bytes for a peak of %d", plan, peak)
+	}
+	if net.ActivationBytes() < plan {
+		t.Errorf("the arena (%d bytes) is smaller than the graph's plan (%d)", net.ActivationBytes(), plan)
+	}
+}

@@ -65,6 +65,7 @@ GMACs and the GFLOP/s achieved. Run ../shared/reference/bench.py with the same s
 			fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
 				model, resize, batch, crop, crop, res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
 				res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
+			fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
 			return nil
 		},
 	}
@@ -122,6 +123,7 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 			infer = append(infer, time.Since(start))
 		}
 	}
+	activations := float64(net.ActivationBytes()) / 1e6 // shared by the training and inference graphs
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	macs := float64(m.MACs(net.Params, crop, crop))
@@ -130,7 +132,7 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters,
 		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
 		"infer_ms": round1(in * 1e3), "infer_images_per_s": round3(float64(batch) / in),
-		"peak_rss_mb": round1(float64(ru.Maxrss) / 1024), "gmacs": round3(macs / 1e9),
+		"peak_rss_mb": round1(float64(ru.Maxrss) / 1024), "activations_mb": round1(activations), "gmacs": round3(macs / 1e9),
 		// A training step costs about 3 forward passes (forward, data and weight gradients).
 		"train_gflops": round1(3 * 2 * macs * float64(batch) / tr / 1e9),
 		"infer_gflops": round1(2 * macs * float64(batch) / in / 1e9),
