@@ -104,6 +104,7 @@ func TestTrainingLowersTheLoss(t *testing.T) {
 		early += l[i]
 		late += l[c.Iters-5+i]
 	}
+	t.Logf("loss over the first 5 iterations %.3f, over the last 5 %.3f", early/5, late/5)
 	if !(late < 0.85*early) {
 		t.Errorf("loss over the first 5 iterations %.3f, over the last 5 %.3f", early/5, late/5)
 	}
