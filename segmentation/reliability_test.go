@@ -162,3 +162,32 @@ func TestKillAndResume(t *testing.T) {
 	}
 	t.Logf("%d kills", kills)
 }
+
+// Whatever a config file holds, loading it is an error or settings, never a crash; unknown keys
+// are errors.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte("model: w48\nresize: dynopool\ncrop: 512\n"))
+	f.Add([]byte(`{"batch": 8, "lr": 0.02}`))
+	f.Add([]byte("crop: [1, 2]\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Skip()
+		}
+		LoadConfig(path, DemoConfig())
+	})
+}
+
+func TestConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("model: w48\nbatch: 4\n"), 0o644)
+	c, err := LoadConfig(path, DemoConfig())
+	if err != nil || c.Model != "w48" || c.Batch != 4 || c.Crop != DemoConfig().Crop {
+		t.Errorf("%+v, %v", c, err)
+	}
+	os.WriteFile(path, []byte("modle: w48\n"), 0o644)
+	if _, err := LoadConfig(path, DemoConfig()); err == nil || !strings.Contains(err.Error(), "modle") {
+		t.Errorf("unknown key: %v", err)
+	}
+}
