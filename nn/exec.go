@@ -80,16 +80,17 @@ func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 	p.isVar = make([]bool, len(p.nodes))
 	for i, n := range p.nodes {
 		p.isVar[i] = n.Op() == nil
-		if c, ok := n.Op().(interface{ Value() G.Value }); ok && len(children(n)) == 0 {
+		kids := children(n)
+		if c, ok := n.Op().(interface{ Value() G.Value }); ok && len(kids) == 0 {
 			p.values[i] = c.Value() // a constant
 			p.isVar[i] = false
 			continue
 		}
-		for _, c := range children(n) {
+		for _, c := range kids {
 			p.args[i] = append(p.args[i], remap[c])
 		}
 	}
-	p.plan(outputs, remap, pos)
+	p.plan(outputs)
 	return p, nil
 }
 
@@ -113,7 +114,7 @@ func (a *arena) fit(n int) {
 // never overlap: greedy by size, largest first, each at the lowest offset free during its
 // lifetime (from its op to its last reader; outputs live to the end). This packs close to the
 // peak of live results.
-func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
+func (p *program) plan(outputs G.Nodes) {
 	last := make([]int, len(p.nodes))
 	for i, args := range p.args {
 		last[i] = i
@@ -122,7 +123,7 @@ func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
 		}
 	}
 	for _, o := range outputs {
-		last[remap[pos[o.ID()]]] = len(p.nodes)
+		last[p.index[o]] = len(p.nodes)
 	}
 	const align = 16 // floats: 64-byte cache lines
 	var order []int
@@ -142,7 +143,6 @@ func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
 		}
 	}
 	p.peak = 4 * slices.Max(live)
-	size := func(i int) int { return sizes[i] }
 	slices.SortStableFunc(order, func(a, b int) int { return sizes[b] - sizes[a] })
 	type block struct{ lo, hi int }
 	var placed []int
@@ -152,19 +152,19 @@ func (p *program) plan(outputs G.Nodes, remap []int, pos map[int64]int) {
 		busy = busy[:0]
 		for _, j := range placed {
 			if j <= last[i] && i <= last[j] { // lifetimes overlap
-				busy = append(busy, block{p.offset[j], p.offset[j] + size(j)})
+				busy = append(busy, block{p.offset[j], p.offset[j] + sizes[j]})
 			}
 		}
 		slices.SortFunc(busy, func(a, b block) int { return a.lo - b.lo })
 		off := 0
 		for _, b := range busy {
-			if b.lo-off >= size(i) {
+			if b.lo-off >= sizes[i] {
 				break
 			}
 			off = max(off, b.hi)
 		}
 		p.offset[i] = off
-		p.need = max(p.need, off+size(i))
+		p.need = max(p.need, off+sizes[i])
 		placed = append(placed, i)
 	}
 	p.arena.fit(p.need)

@@ -28,7 +28,6 @@ type Graph struct {
 	Mode      Mode
 	BuildTime time.Duration
 
-	g        *G.ExprGraph
 	input    *G.Node
 	labels   *G.Node
 	logits   *G.Node
@@ -56,7 +55,7 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 		return nil, fmt.Errorf("labels must be N×H×W with N = %d, got shape %v", x[0], labels)
 	}
 	b := NewBuilder(params, mode == Training)
-	gr := &Graph{Mode: mode, g: b.g}
+	gr := &Graph{Mode: mode}
 	gr.input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
 	gr.logits = model.Forward(b, gr.input)
 	if b.err == nil && gr.logits == nil {

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/disintegration/imaging"
-
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/voc"
@@ -52,19 +50,6 @@ func LatestCheckpoint(runs string) (string, error) {
 		return "", fmt.Errorf("no checkpoint at %s: train one with 'segtrain' (the demo needs no data) or pass --checkpoint FILE", path)
 	}
 	return path, nil
-}
-
-// ReadImage reads a JPEG or PNG, turned upright by its EXIF orientation.
-func ReadImage(path string) (voc.RGB, error) {
-	img, err := imaging.Open(path, imaging.AutoOrientation(true))
-	if err != nil {
-		return voc.RGB{}, fmt.Errorf("%s: %w", path, err)
-	}
-	b := img.Bounds()
-	if b.Dx()*b.Dy() > 1<<27 {
-		return voc.RGB{}, fmt.Errorf("%s: image of %d×%d is too large", path, b.Dx(), b.Dy())
-	}
-	return voc.FromImage(img), nil
 }
 
 // Segment returns the label of every pixel of img.

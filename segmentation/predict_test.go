@@ -1,11 +1,7 @@
 package segmentation
 
 import (
-	"bytes"
-	"image"
-	"image/jpeg"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -97,24 +93,5 @@ func TestOverlay(t *testing.T) {
 				t.Fatalf("opacity 1 pixel %d differs from the colours", i)
 			}
 		}
-	}
-}
-
-// A JPEG whose EXIF orientation says "rotate 90°" is read upright: 20×10 stored, 10×20 seen.
-func TestEXIFOrientation(t *testing.T) {
-	var buf bytes.Buffer
-	jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 20, 10)), nil)
-	raw := buf.Bytes()
-	ifd := []byte{'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0}
-	payload := append([]byte("Exif\x00\x00"), ifd...)
-	app1 := append([]byte{0xFF, 0xE1, byte((len(payload) + 2) >> 8), byte(len(payload) + 2)}, payload...)
-	path := filepath.Join(t.TempDir(), "rotated.jpg")
-	os.WriteFile(path, append(append(raw[:2:2], app1...), raw[2:]...), 0o644)
-	img, err := ReadImage(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img.W != 10 || img.H != 20 {
-		t.Errorf("read as %d×%d, want 10×20", img.W, img.H)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/disintegration/imaging"
 )
 
 // RGB is an 8-bit colour image, row-major, 3 bytes a pixel.
@@ -38,7 +40,7 @@ type Dataset interface {
 	Classes() []string
 }
 
-// ReadImage reads a JPEG or PNG as RGB.
+// ReadImage reads a JPEG or PNG as RGB, turned upright by its EXIF orientation.
 func ReadImage(path string) (RGB, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -51,7 +53,8 @@ func ReadImage(path string) (RGB, error) {
 	return img, nil
 }
 
-// DecodeImage decodes a JPEG or PNG as RGB; the size is checked before the pixels are read.
+// DecodeImage decodes a JPEG or PNG as RGB, upright by its EXIF orientation (as OpenCV reads
+// them for mmseg); the size is checked before the pixels are read.
 func DecodeImage(data []byte) (RGB, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
@@ -60,15 +63,12 @@ func DecodeImage(data []byte) (RGB, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > 1<<27 {
 		return RGB{}, fmt.Errorf("image of %d×%d is not usable", cfg.Width, cfg.Height)
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
 	if err != nil {
 		return RGB{}, fmt.Errorf("not a readable image: %w", err)
 	}
 	return toRGB(img), nil
 }
-
-// FromImage converts any image to RGB.
-func FromImage(img image.Image) RGB { return toRGB(img) }
 
 func toRGB(img image.Image) RGB {
 	b := img.Bounds()

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/voc"
 )
 
 func main() {
@@ -128,7 +129,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 }
 
 func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, path string, w io.Writer, start time.Time) error {
-	img, err := segmentation.ReadImage(path)
+	img, err := voc.ReadImage(path)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ package kernels
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 */
 import "C"
 
@@ -93,6 +92,3 @@ func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 
 // SetBLASThreads sets how many threads OpenBLAS uses for one GEMM.
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
-
-// BLASThreads reports how many threads OpenBLAS uses for one GEMM.
-func BLASThreads() int { return int(C.openblas_get_num_threads()) }

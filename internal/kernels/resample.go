@@ -219,6 +219,3 @@ func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, 
 	gRow[a] += rows.mask[a] * g * ((1-tc)*(x10-x00) + tc*(x11-x01))
 	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
-
-// RoundHalfEven is the integer size DynOPool gives a continuous size (torch.round).
-func RoundHalfEven(s float32) int { return int(math.RoundToEven(float64(s))) }
