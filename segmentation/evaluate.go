@@ -121,25 +121,25 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 	return sum, c, nil
 }
 
-// Probabilities returns the class probabilities (C×H×W at the sample's size) and C.
-func (inf Inference) Probabilities(net *nn.Net, s voc.Sample) ([]float32, int, error) {
-	return inf.scores(net, s, true)
+// Probabilities returns the class probabilities (C×H×W at the image's size) and C.
+func (inf Inference) Probabilities(net *nn.Net, img voc.RGB) ([]float32, int, error) {
+	return inf.scores(net, img, true)
 }
 
-// scores returns C×H×W class scores at the sample's size: softmax probabilities averaged over the
+// scores returns C×H×W class scores at the image's size: softmax probabilities averaged over the
 // runs (scales, flips), or, for a single run with probs false, the logits themselves (same argmax).
-func (inf Inference) scores(net *nn.Net, s voc.Sample, probs bool) ([]float32, int, error) {
+func (inf Inference) scores(net *nn.Net, image voc.RGB, probs bool) ([]float32, int, error) {
 	scales := inf.Scales
 	if len(scales) == 0 {
 		scales = []float64{1}
 	}
-	H, W := s.Image.H, s.Image.W
+	H, W := image.H, image.W
 	var acc []float32
 	c, runs := 0, 0
 	for _, sc := range scales {
 		aug := inf.Aug
 		aug.Scale = [2]int{int(float64(aug.Scale[0])*sc + 0.5), int(float64(aug.Scale[1])*sc + 0.5)}
-		ex := aug.Test(s)
+		ex := aug.Test(image)
 		for _, flip := range []bool{false, true} {
 			if flip && !inf.Flip {
 				continue
@@ -160,7 +160,7 @@ func (inf Inference) scores(net *nn.Net, s voc.Sample, probs bool) ([]float32, i
 				full, c, err = logits(net, img, ex.H, ex.W, H, W)
 			}
 			if err != nil {
-				return nil, 0, fmt.Errorf("%s: %w", s.ID, err)
+				return nil, 0, err
 			}
 			if flip {
 				full = mirror(full, c, H, W)
@@ -184,13 +184,13 @@ func (inf Inference) scores(net *nn.Net, s voc.Sample, probs bool) ([]float32, i
 	return acc, c, nil
 }
 
-// Predict returns the label of every pixel of s.
-func (inf Inference) Predict(net *nn.Net, s voc.Sample) ([]uint8, error) {
-	p, c, err := inf.scores(net, s, false)
+// Predict returns the label of every pixel of img.
+func (inf Inference) Predict(net *nn.Net, img voc.RGB) ([]uint8, error) {
+	p, c, err := inf.scores(net, img, false)
 	if err != nil {
 		return nil, err
 	}
-	n := s.Image.H * s.Image.W
+	n := img.H * img.W
 	idx := make([]int32, n)
 	kernels.Argmax(p, 1, c, n, idx)
 	out := make([]uint8, n)
@@ -239,9 +239,9 @@ func (inf Inference) Evaluate(net *nn.Net, data voc.Dataset, save func(id string
 		if err != nil {
 			return nil, err
 		}
-		pred, err := inf.Predict(net, s)
+		pred, err := inf.Predict(net, s.Image)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", s.ID, err)
 		}
 		if err := conf.Add(s.Mask.Labels, pred); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.ID, err)

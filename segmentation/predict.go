@@ -54,8 +54,7 @@ func LatestCheckpoint(runs string) (string, error) {
 
 // Segment returns the label of every pixel of img.
 func (p *Predictor) Segment(img voc.RGB) ([]uint8, error) {
-	s := voc.Sample{ID: "image", Image: img, Mask: voc.Mask{W: img.W, H: img.H, Labels: make([]uint8, img.W*img.H)}}
-	return p.Inference.Predict(p.Net, s)
+	return p.Inference.Predict(p.Net, img)
 }
 
 // Colorize paints labels with the palette.

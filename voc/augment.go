@@ -55,17 +55,27 @@ func (a Augment) Train(s Sample, rng *rand.Rand) Example {
 	return a.finish(s.ID, img, mask, a.Crop[0], a.Crop[1])
 }
 
-// Test applies the evaluation transform: rescale to fit Scale, normalise.
-func (a Augment) Test(s Sample) Example {
-	img, mask := rescale(s.Image, s.Mask, float64(a.Scale[0]), float64(a.Scale[1]))
-	return a.finish(s.ID, img, mask, img.H, img.W)
+// Test applies the evaluation transform to an image: rescale to fit Scale, normalise (no labels:
+// predictions are compared at the image's own size).
+func (a Augment) Test(img RGB) Example {
+	w, h := fit(img.W, img.H, float64(a.Scale[0]), float64(a.Scale[1]))
+	if w != img.W || h != img.H {
+		img = resizeRGB(img, w, h)
+	}
+	return a.finish("", img, Mask{}, img.H, img.W)
 }
 
-// rescale resizes so the long side fits long and the short side fits short, keeping the aspect
-// (mmcv's rescale with keep_ratio): the image bilinearly, the mask by nearest neighbour.
+// fit returns the size that makes the long side fit long and the short side fit short, keeping
+// the aspect (mmcv's rescale with keep_ratio).
+func fit(w, h int, long, short float64) (int, int) {
+	s := min(long/float64(max(w, h)), short/float64(min(w, h)))
+	return max(1, int(float64(w)*s+0.5)), max(1, int(float64(h)*s+0.5))
+}
+
+// rescale resizes an image and its mask to fit (long, short): the image bilinearly, the mask by
+// nearest neighbour.
 func rescale(img RGB, mask Mask, long, short float64) (RGB, Mask) {
-	s := min(long/float64(max(img.W, img.H)), short/float64(min(img.W, img.H)))
-	w, h := max(1, int(float64(img.W)*s+0.5)), max(1, int(float64(img.H)*s+0.5))
+	w, h := fit(img.W, img.H, long, short)
 	if w == img.W && h == img.H {
 		return img, mask
 	}
@@ -230,12 +240,16 @@ func hsvToRGB(h, s, v float64) (r, g, b float64) {
 	return r + m, g + m, b + m
 }
 
-// finish normalises into channels-first floats and pads to h×w (image 0, labels Ignore).
+// finish normalises into channels-first floats and pads to h×w (image 0, labels Ignore); an
+// empty mask gives no labels.
 func (a Augment) finish(id string, img RGB, mask Mask, h, w int) Example {
 	h, w = max(h, img.H), max(w, img.W)
-	ex := Example{ID: id, H: h, W: w, Image: make([]float32, 3*h*w), Labels: make([]uint8, h*w)}
-	for i := range ex.Labels {
-		ex.Labels[i] = Ignore
+	ex := Example{ID: id, H: h, W: w, Image: make([]float32, 3*h*w)}
+	if mask.Labels != nil {
+		ex.Labels = make([]uint8, h*w)
+		for i := range ex.Labels {
+			ex.Labels[i] = Ignore
+		}
 	}
 	for y := 0; y < img.H; y++ {
 		for x := 0; x < img.W; x++ {
@@ -244,7 +258,9 @@ func (a Augment) finish(id string, img RGB, mask Mask, h, w int) Example {
 				ex.Image[(c*h+y)*w+x] = (float32(p[c]) - a.Mean[c]) / a.Std[c]
 			}
 		}
-		copy(ex.Labels[y*w:y*w+img.W], mask.Labels[y*mask.W:(y+1)*mask.W])
+		if ex.Labels != nil {
+			copy(ex.Labels[y*w:y*w+img.W], mask.Labels[y*mask.W:(y+1)*mask.W])
+		}
 	}
 	return ex
 }
