@@ -100,15 +100,25 @@ type Summary struct {
 	Seconds  float64        `json:"seconds"`
 }
 
-// LoadModel rebuilds a checkpoint's model with its weights, for classes classes.
-func LoadModel(ck *Checkpoint, classes int) (*hrnet.Model, *nn.Net, error) {
-	c := ck.State.Config
+// newModel builds the configured model for classes classes, with its parameters created (from
+// the seed) by a first small graph.
+func newModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 	m, err := hrnet.New(c.Model, classes, hrnet.Resize(c.Resize))
 	if err != nil {
 		return nil, nil, err
 	}
+	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
 	net := nn.NewNet(m, c.Seed)
 	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
+		return nil, nil, err
+	}
+	return m, net, nil
+}
+
+// LoadModel rebuilds a checkpoint's model with its weights, for classes classes.
+func LoadModel(ck *Checkpoint, classes int) (*hrnet.Model, *nn.Net, error) {
+	m, net, err := newModel(ck.State.Config, classes)
+	if err != nil {
 		return nil, nil, err
 	}
 	if err := ck.Restore(net.Params); err != nil {
@@ -194,12 +204,7 @@ func (r *Run) Train() (Summary, error) {
 		return Summary{}, err
 	}
 	r.val, r.classes = val, train.Classes()
-	if r.model, err = hrnet.New(c.Model, len(r.classes), hrnet.Resize(c.Resize)); err != nil {
-		return Summary{}, err
-	}
-	r.model.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
-	r.net = nn.NewNet(r.model, c.Seed)
-	if _, err := r.net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil { // creates the parameters
+	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
 		return Summary{}, err
 	}
 	if ck != nil {
@@ -245,7 +250,7 @@ func (r *Run) Train() (Summary, error) {
 	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
 		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
 	r.observeSizes()
-	startIter := r.state.Iter
+	startIter, loopStart := r.state.Iter, time.Now()
 	var lastLog time.Time
 	imagesSince, lossSum, lossN := 0, 0.0, 0
 	for r.state.Iter < stop {
@@ -275,7 +280,7 @@ func (r *Run) Train() (Summary, error) {
 		lossN++
 		r.observeSizes()
 		if r.progress != nil {
-			desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, opt.LR, float64(c.Batch*(r.state.Iter-startIter))/time.Since(start).Seconds())
+			desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, opt.LR, float64(c.Batch*(r.state.Iter-startIter))/time.Since(loopStart).Seconds())
 			if r.model.Resize == hrnet.DynOPool {
 				desc += fmt.Sprintf(" GMACs %.3f sizes %v", r.gmacs(), r.branchSizes())
 			}
@@ -383,12 +388,11 @@ func (r *Run) loadPretrained(path string) error {
 	if err != nil {
 		return err
 	}
-	// The head's last conv depends on the class count: leave it when it does not fit.
-	skip := func(name string) bool {
-		t, ok := tensors[name]
-		p := r.net.Params.Get(name)
-		return strings.HasPrefix(name, "last_layer.3.") && ok && !slices.Equal(t.Shape, []int(p.Value.Shape())) ||
-			strings.HasPrefix(name, "pools.")
+	// The alphas are ours; the head's last conv depends on the class count: leave it when it
+	// does not fit.
+	skip := func(p *nn.Param, file *weights.Tensor) bool {
+		return strings.HasPrefix(p.Name, "pools.") ||
+			strings.HasPrefix(p.Name, "last_layer.3.") && file != nil && !slices.Equal(file.Shape, []int(p.Value.Shape()))
 	}
 	rep := weights.Apply(r.net.Params, tensors, skip)
 	r.printf("pretrained %s: %v\n", path, rep)

@@ -232,9 +232,10 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// canonical strips the prefixes wrappers add (DataParallel's "module.", "model.").
+// canonical strips the prefixes wrappers add (DataParallel's "module.", "model.", and "param/"
+// in segtrain's own checkpoints).
 func canonical(name string) string {
-	for _, p := range []string{"module.", "model."} {
+	for _, p := range []string{"param/", "module.", "model."} {
 		name = strings.TrimPrefix(name, p)
 	}
 	return name
@@ -242,19 +243,26 @@ func canonical(name string) string {
 
 // Apply copies the tensors into the parameters of the same name (after stripping "module." and
 // "model." prefixes). Parameters for which skip returns true are left as they are (e.g. the
-// head, when the class count differs); skip may be nil.
-func Apply(params *nn.Params, tensors map[string]Tensor, skip func(name string) bool) Report {
+// head, when the class count differs); skip sees the parameter and the file's tensor of that
+// name (nil when there is none), and may be nil.
+func Apply(params *nn.Params, tensors map[string]Tensor, skip func(p *nn.Param, file *Tensor) bool) Report {
 	var r Report
 	byName := map[string]Tensor{}
 	for name, t := range tensors {
-		byName[canonical(name)] = t
+		if !strings.HasPrefix(name, "velocity/") { // a checkpoint's optimizer state
+			byName[canonical(name)] = t
+		}
 	}
 	used := map[string]bool{}
 	for _, p := range params.All() {
 		t, ok := byName[p.Name]
 		used[p.Name] = true
+		var file *Tensor
+		if ok {
+			file = &t
+		}
 		switch {
-		case skip != nil && skip(p.Name):
+		case skip != nil && skip(p, file):
 			r.Skipped = append(r.Skipped, p.Name)
 		case !ok:
 			r.Missing = append(r.Missing, p.Name)

@@ -89,7 +89,7 @@ func TestReport(t *testing.T) {
 	if r.OK() {
 		t.Error("a report with missing tensors is OK")
 	}
-	head := func(name string) bool { return strings.HasPrefix(name, "last_layer.3.") }
+	head := func(p *nn.Param, _ *Tensor) bool { return strings.HasPrefix(p.Name, "last_layer.3.") }
 	r = Apply(net.Params, tensors, head)
 	if len(r.Mismatched) != 0 || len(r.Skipped) != 2 {
 		t.Errorf("skipping the head: %v", r)
