@@ -84,14 +84,7 @@ func (k gmacs) inputs() int {
 	return n
 }
 
-func (k gmacs) Signature() []hm.Type {
-	ts := make([]hm.Type, k.inputs()+1)
-	for i := range ts {
-		ts[i] = nn.Vector
-	}
-	ts[len(ts)-1] = nn.Scalar
-	return ts
-}
+func (k gmacs) Signature() []hm.Type { return append(nn.Repeat(nn.Vector, k.inputs()), nn.Scalar) }
 
 func (k gmacs) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	for i, s := range in {
@@ -121,13 +114,7 @@ func (k gmacs) Run(out G.Value, in []G.Value) error {
 	return nn.SetScalar(out, float32(k.budget.Lambda*l))
 }
 
-func (k gmacs) WRT() []bool {
-	w := make([]bool, k.inputs())
-	for i := range w {
-		w[i] = true
-	}
-	return w
-}
+func (k gmacs) WRT() []bool { return nn.AllTrue(k.inputs()) }
 
 func (k gmacs) Grads(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
 	grads := make(G.Nodes, len(in))
@@ -149,12 +136,7 @@ type gmacsGrad struct {
 func (k gmacsGrad) Describe() string { return fmt.Sprintf("Grad%d%s", k.i, k.gmacs.Describe()) }
 
 func (k gmacsGrad) Signature() []hm.Type {
-	ts := make([]hm.Type, k.inputs()+2)
-	for i := range ts {
-		ts[i] = nn.Vector
-	}
-	ts[len(ts)-2] = nn.Scalar
-	return ts
+	return append(nn.Repeat(nn.Vector, k.inputs()), nn.Scalar, nn.Vector)
 }
 
 func (k gmacsGrad) Shape([]tensor.Shape) (tensor.Shape, error) { return tensor.Shape{2}, nil }

@@ -75,6 +75,10 @@ func (m *Model) Pools() []dynopool.Pool {
 	return pools
 }
 
+// poolOf is the pool that makes level l (above the input): the stem's serves both stem levels,
+// transition k's makes branch k.
+func poolOf(pools []dynopool.Pool, l int) dynopool.Pool { return pools[max(0, l-level0)] }
+
 // LevelSizes returns the size of every level for an h×w input: the fixed model's (each stride-2
 // 3×3 convolution maps n to ⌈n/2⌉) or those the current alphas give.
 func (m *Model) LevelSizes(params *nn.Params, h, w int) [numLevels][2]int {
@@ -87,8 +91,7 @@ func (m *Model) LevelSizes(params *nn.Params, h, w int) [numLevels][2]int {
 			s[l] = [2]int{(prev[0] + 1) / 2, (prev[1] + 1) / 2}
 			continue
 		}
-		pool := pools[max(0, l-level0)] // the stem pool serves both stem levels
-		s[l][0], s[l][1] = pool.OutSize(params, prev[0], prev[1])
+		s[l][0], s[l][1] = poolOf(pools, l).OutSize(params, prev[0], prev[1])
 	}
 	return s
 }
@@ -180,7 +183,7 @@ func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
 		pools := m.Pools()
 		p.sizes[levelIn] = dynopool.InputSize(b, h, w)
 		for l := levelHalf; l < numLevels; l++ {
-			p.sizes[l] = pools[max(0, l-level0)].Out(b, p.sizes[l-1])
+			p.sizes[l] = poolOf(pools, l).Out(b, p.sizes[l-1])
 		}
 	}
 	x = p.convBN("conv1", "bn1", p.down("stem.pool1", x, levelIn, levelHalf), 64, 3, true, levelHalf, true)

@@ -84,7 +84,7 @@ func (k batchNorm) Run(out G.Value, in []G.Value) error {
 	return nil
 }
 
-func (k batchNorm) WRT() []bool { return allTrue(3) }
+func (k batchNorm) WRT() []bool { return AllTrue(3) }
 
 // Stateful: the backward reads the saved statistics; training updates the running ones.
 func (batchNorm) Stateful() {}

@@ -73,7 +73,7 @@ func (k conv2d) Run(out G.Value, in []G.Value) error {
 	return nil
 }
 
-func (k conv2d) WRT() []bool { return allTrue(len(k.Signature()) - 1) }
+func (k conv2d) WRT() []bool { return AllTrue(len(k.Signature()) - 1) }
 
 func (k conv2d) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	dx, err := Apply(convData{k.ConvSpec, in[0].Shape()}, in[1], dy)

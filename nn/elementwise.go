@@ -17,7 +17,7 @@ type sum struct {
 }
 
 func (k sum) Describe() string     { return fmt.Sprintf("Sum(%d relu=%t)", k.n, k.relu) }
-func (k sum) Signature() []hm.Type { return repeatType(Tensor4, k.n+1) }
+func (k sum) Signature() []hm.Type { return Repeat(Tensor4, k.n+1) }
 
 func (k sum) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	for i, s := range in {
@@ -40,7 +40,7 @@ func (k sum) Run(out G.Value, in []G.Value) error {
 	return nil
 }
 
-func (k sum) WRT() []bool { return allTrue(k.n) }
+func (k sum) WRT() []bool { return AllTrue(k.n) }
 
 func (k sum) Grads(_ G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	g := dy
@@ -79,7 +79,7 @@ func (reluGrad) Run(out G.Value, in []G.Value) error {
 type concat struct{ n int }
 
 func (k concat) Describe() string     { return fmt.Sprintf("Concat(%d)", k.n) }
-func (k concat) Signature() []hm.Type { return repeatType(Tensor4, k.n+1) }
+func (k concat) Signature() []hm.Type { return Repeat(Tensor4, k.n+1) }
 
 func (k concat) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	c := 0
@@ -106,7 +106,7 @@ func (k concat) Run(out G.Value, in []G.Value) error {
 	return nil
 }
 
-func (k concat) WRT() []bool { return allTrue(k.n) }
+func (k concat) WRT() []bool { return AllTrue(k.n) }
 
 func (k concat) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	gs := make(G.Nodes, len(in))

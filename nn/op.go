@@ -122,7 +122,8 @@ var (
 	Labels  = G.TensorType{Dims: 3, Of: tensor.Int32}
 )
 
-func allTrue(n int) []bool {
+// AllTrue is a WRT for n inputs that all get a gradient.
+func AllTrue(n int) []bool {
 	b := make([]bool, n)
 	for i := range b {
 		b[i] = true
@@ -130,7 +131,8 @@ func allTrue(n int) []bool {
 	return b
 }
 
-func repeatType(t hm.Type, n int) []hm.Type {
+// Repeat is n copies of t, for signatures of variadic kernels.
+func Repeat(t hm.Type, n int) []hm.Type {
 	ts := make([]hm.Type, n)
 	for i := range ts {
 		ts[i] = t
