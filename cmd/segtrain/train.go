@@ -78,10 +78,19 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	return t
 }
 
-// config returns the settings: the demo's or mmseg's defaults, the config file, then the flags
-// the user set.
+// config returns the settings: the demo's or (with data, from a flag or the config file)
+// mmseg's defaults, the config file, then the flags the user set.
 func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 	cfg := segmentation.DemoConfig()
+	if t.configFile != "" {
+		file, err := segmentation.LoadConfig(t.configFile, segmentation.Config{})
+		if err != nil {
+			return cfg, err
+		}
+		if file.Data != "" {
+			cfg = segmentation.DefaultConfig()
+		}
+	}
 	if fs.Changed("data") {
 		cfg = segmentation.DefaultConfig()
 	}
