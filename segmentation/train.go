@@ -249,6 +249,7 @@ func (r *Run) Train() (Summary, error) {
 	}
 	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
 		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
+	r.tracker.Log = func(msg string) { r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg}) }
 	r.observeSizes()
 	startIter, loopStart := r.state.Iter, time.Now()
 	var lastLog time.Time
@@ -447,9 +448,6 @@ func (r *Run) branchSizes() [][2]int {
 func (r *Run) observeSizes() {
 	if r.model.Resize != hrnet.DynOPool {
 		return
-	}
-	r.tracker.Log = func(msg string) {
-		r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg})
 	}
 	s := r.model.LevelSizes(r.net.Params, r.Cfg.Crop, r.Cfg.Crop)
 	for l := 1; l < len(s); l++ {
