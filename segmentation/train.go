@@ -1,7 +1,6 @@
 package segmentation
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -430,9 +429,7 @@ func (r *Run) openLog() error {
 
 func (r *Run) writeLog(entry map[string]any) {
 	b, _ := json.Marshal(entry)
-	w := bufio.NewWriter(r.logFile)
-	w.Write(append(b, '\n'))
-	w.Flush()
+	r.logFile.Write(append(b, '\n'))
 }
 
 func (r *Run) gmacs() float64 {
