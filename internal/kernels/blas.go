@@ -2,15 +2,26 @@ package kernels
 
 /*
 #cgo LDFLAGS: -lopenblas
+#cgo CFLAGS: -O3
 // Declared here rather than through <cblas.h>: Debian installs that header under a
 // BLAS-vendor-specific path, and these two prototypes are all we need (C enums are ints).
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
+int segkit_has_avx512(void);
+void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long ldc);
 */
 import "C"
 
-import "unsafe"
+import (
+	"os"
+	"unsafe"
+)
+
+// useAVX512 routes Sgemm to our AVX-512 kernel (sgemm_avx512.c) where the CPU has it;
+// SEGKIT_SGEMM=openblas forces OpenBLAS, for comparison.
+var useAVX512 = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_SGEMM") != "openblas"
 
 const (
 	cblasRowMajor = 101
@@ -35,6 +46,12 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		}
 		return
 	}
+	pa, pb, pc := (*C.float)(unsafe.Pointer(&a[0])), (*C.float)(unsafe.Pointer(&b[0])), (*C.float)(unsafe.Pointer(&c[0]))
+	if useAVX512 {
+		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
+			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc))
+		return
+	}
 	ta, tb := C.int(cblasNoTrans), C.int(cblasNoTrans)
 	if transA {
 		ta = cblasTrans
@@ -43,8 +60,14 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		tb = cblasTrans
 	}
 	C.cblas_sgemm(cblasRowMajor, ta, tb, C.int(m), C.int(n), C.int(k), C.float(alpha),
-		(*C.float)(unsafe.Pointer(&a[0])), C.int(lda), (*C.float)(unsafe.Pointer(&b[0])), C.int(ldb),
-		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+		pa, C.int(lda), pb, C.int(ldb), C.float(beta), pc, C.int(ldc))
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func init() {

@@ -1,0 +1,160 @@
+// An AVX-512 single-precision GEMM for row-major matrices, used in place of OpenBLAS where the
+// CPU has AVX-512: the OpenBLAS build here must run its AVX2 (Haswell) kernels, which reach half
+// of what AVX-512 does on a core with full-width FMA units.
+//
+// Layout (BLIS-style): B is packed per KC×NC block into panels of NR columns (zero-padded), A is
+// read in place (MR rows, or MR columns when transposed, broadcast one value at a time), and a
+// register-blocked MR×NR microkernel keeps its 24 accumulators in zmm registers over KC steps.
+// One call runs on the calling thread; callers split work across threads themselves.
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 6
+#define NR 64
+#define KC 256
+#define NC 960
+
+int segkit_has_avx512(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f");
+}
+
+// Per-thread packing buffer: concurrent calls come from different threads.
+static _Thread_local float *packed;
+
+static float *pack_buffer(void) {
+	if (!packed) {
+		packed = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
+	}
+	return packed;
+}
+
+static inline __mmask16 tail_mask(long n) {
+	if (n >= 16) return 0xFFFF;
+	if (n <= 0) return 0;
+	return (__mmask16)((1u << n) - 1);
+}
+
+// pack_b writes op(B)[0:kc, 0:nc] as panels of NR columns, each kc×NR, zero-padded on the right.
+__attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long nc, const float *b, long ldb,
+                                                      float *dst) {
+	for (long j0 = 0; j0 < nc; j0 += NR) {
+		long w = nc - j0 < NR ? nc - j0 : NR;
+		float *d = dst + j0 * kc;
+		if (!trans) {
+			const float *s = b + j0;
+			if (w == NR) {
+				for (long k = 0; k < kc; k++, s += ldb, d += NR) {
+					_mm512_store_ps(d, _mm512_loadu_ps(s));
+					_mm512_store_ps(d + 16, _mm512_loadu_ps(s + 16));
+					_mm512_store_ps(d + 32, _mm512_loadu_ps(s + 32));
+					_mm512_store_ps(d + 48, _mm512_loadu_ps(s + 48));
+				}
+			} else {
+				__mmask16 m0 = tail_mask(w), m1 = tail_mask(w - 16), m2 = tail_mask(w - 32),
+				          m3 = tail_mask(w - 48);
+				for (long k = 0; k < kc; k++, s += ldb, d += NR) {
+					_mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, s));
+					_mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+					_mm512_store_ps(d + 32, _mm512_maskz_loadu_ps(m2, s + 32));
+					_mm512_store_ps(d + 48, _mm512_maskz_loadu_ps(m3, s + 48));
+				}
+			}
+			continue;
+		}
+		// op(B)[k][j] = b[j*ldb + k]: read each source row once, scatter it down a column.
+		if (w < NR) memset(d, 0, sizeof(float) * kc * NR);
+		for (long j = 0; j < w; j++) {
+			const float *s = b + (j0 + j) * ldb;
+			float *col = d + j;
+			for (long k = 0; k < kc; k++) col[k * NR] = s[k];
+		}
+	}
+}
+
+// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps. A's element (i, k)
+// is a[i*ai + k*ak]; n (≤ NR) columns of C are written.
+__attribute__((target("avx512f"), always_inline)) static inline void kernel(int mr, long kc, const float *a,
+                                                                          long ai, long ak, const float *bp,
+                                                                          float *c, long ldc, long n, float alpha,
+                                                                          float beta) {
+	__m512 acc[MR][4];
+	for (int i = 0; i < mr; i++)
+		for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+	for (long k = 0; k < kc; k++) {
+		__m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32),
+		       b3 = _mm512_load_ps(bp + 48);
+		bp += NR;
+		for (int i = 0; i < mr; i++) {
+			__m512 av = _mm512_set1_ps(a[i * ai + k * ak]);
+			acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+			acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+			acc[i][2] = _mm512_fmadd_ps(av, b2, acc[i][2]);
+			acc[i][3] = _mm512_fmadd_ps(av, b3, acc[i][3]);
+		}
+	}
+	__m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	__mmask16 m[4] = {tail_mask(n), tail_mask(n - 16), tail_mask(n - 32), tail_mask(n - 48)};
+	for (int i = 0; i < mr; i++) {
+		float *ci = c + i * ldc;
+		for (int j = 0; j < 4; j++) {
+			if (!m[j]) break;
+			__m512 r = _mm512_mul_ps(va, acc[i][j]);
+			if (beta != 0) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[j], ci + 16 * j), r);
+			_mm512_mask_storeu_ps(ci + 16 * j, m[j], r);
+		}
+	}
+}
+
+#define KERNEL(R)                                                                                             \
+	__attribute__((target("avx512f"))) static void kernel##R(long kc, const float *a, long ai, long ak,       \
+	                                                         const float *bp, float *c, long ldc, long n,     \
+	                                                         float alpha, float beta) {                       \
+		kernel(R, kc, a, ai, ak, bp, c, ldc, n, alpha, beta);                                                 \
+	}
+KERNEL(1)
+KERNEL(2)
+KERNEL(3)
+KERNEL(4)
+KERNEL(5)
+KERNEL(6)
+
+typedef void (*kernel_fn)(long, const float *, long, long, const float *, float *, long, long, float, float);
+static const kernel_fn kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
+
+// segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n).
+// Requires k > 0 and avx512f.
+void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long ldc) {
+	float *bp = pack_buffer();
+	long ai = transA ? 1 : lda, ak = transA ? lda : 1;
+	for (long jc = 0; jc < n; jc += NC) {
+		long nc = n - jc < NC ? n - jc : NC;
+		for (long pc = 0; pc < k; pc += KC) {
+			long kc = k - pc < KC ? k - pc : KC;
+			const float *bs = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
+			pack_b(transB, kc, nc, bs, ldb, bp);
+			float bt = pc == 0 ? beta : 1;
+			for (long ic = 0; ic < m; ic += MR) {
+				int mr = m - ic < MR ? (int)(m - ic) : MR;
+				const float *as = a + ic * ai + pc * ak;
+				for (long jr = 0; jr < nc; jr += NR) {
+					long w = nc - jr < NR ? nc - jr : NR;
+					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt);
+				}
+			}
+		}
+	}
+}
+
+#else
+
+int segkit_has_avx512(void) { return 0; }
+void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                  const float *b, long ldb, float beta, float *c, long ldc) {}
+
+#endif
