@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -31,7 +32,7 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
 logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
 stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
-GMACs and the GFLOP/s achieved. Run ../shared/reference/bench.py with the same settings next to it.`,
+GMACs and the GFLOP/s achieved; --cpuprofile samples are labelled phase=train or phase=infer. Run ../shared/reference/bench.py with the same settings next to it.`,
 		Example: "  segtrain bench --model w48 --resize fixed --batch 2 --crop 512 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,28 +101,37 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 	net := nn.NewNet(m, 0)
 	opt := &nn.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, Groups: map[string]nn.Group{dynopool.Group: {LRMult: 0}}}
 	var train, infer []time.Duration
-	for i := 0; i <= iters; i++ {
-		start := time.Now()
-		if _, err := net.TrainStep(x, labels); err != nil {
-			return nil, err
+	// Profile samples carry phase=train|infer (go tool pprof -tagfocus phase=infer).
+	var err error
+	pprof.Do(context.Background(), pprof.Labels("phase", "train"), func(context.Context) {
+		for i := 0; i <= iters && err == nil; i++ {
+			start := time.Now()
+			if _, err = net.TrainStep(x, labels); err == nil {
+				opt.Step(net.Params)
+			}
+			if i > 0 {
+				train = append(train, time.Since(start))
+			}
 		}
-		opt.Step(net.Params)
-		if i > 0 {
-			train = append(train, time.Since(start))
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	gr, err := net.Graph(nn.Inference, x.Shape())
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i <= iters; i++ {
-		start := time.Now()
-		if err := gr.Forward(x, nil); err != nil {
-			return nil, err
+	pprof.Do(context.Background(), pprof.Labels("phase", "infer"), func(context.Context) {
+		for i := 0; i <= iters && err == nil; i++ {
+			start := time.Now()
+			err = gr.Forward(x, nil)
+			if i > 0 {
+				infer = append(infer, time.Since(start))
+			}
 		}
-		if i > 0 {
-			infer = append(infer, time.Since(start))
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	activations := float64(net.ActivationBytes()) / 1e6 // shared by the training and inference graphs
 	var ru syscall.Rusage
