@@ -148,10 +148,11 @@ func (b *Builder) ConvInit(name string, x *G.Node, out int, s ConvSpec, init Ini
 		s.Stride = 1
 	}
 	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", init)
+	k := conv2d{s, !b.train}
 	if !s.Bias {
-		return b.Apply(name, conv2d{s}, x, w)
+		return b.Apply(name, k, x, w)
 	}
-	return b.Apply(name, conv2d{s}, x, w, b.Param(name+".bias", []int{out}, "", Constant(0)))
+	return b.Apply(name, k, x, w, b.Param(name+".bias", []int{out}, "", Constant(0)))
 }
 
 // BatchNorm adds batch normalisation (then ReLU when relu is set) with PyTorch's defaults;

@@ -36,10 +36,16 @@ func (s ConvSpec) geometry(x, w tensor.Shape) (kernels.Conv, error) {
 	return g, g.Validate()
 }
 
-// conv2d: (x, w[, bias]) → y.
-type conv2d struct{ ConvSpec }
+// conv2d: (x, w[, bias]) → y. Inference graphs set winograd: faster 3×3 convolutions whose
+// rounding differs slightly from the direct sum (gradients are always exact).
+type conv2d struct {
+	ConvSpec
+	winograd bool
+}
 
-func (k conv2d) Describe() string { return "Conv2d(" + k.ConvSpec.String() + ")" }
+func (k conv2d) Describe() string {
+	return fmt.Sprintf("Conv2d(%v winograd=%t)", k.ConvSpec, k.winograd)
+}
 
 func (k conv2d) Signature() []hm.Type {
 	if k.Bias {
@@ -65,6 +71,7 @@ func (k conv2d) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
+	g.Winograd = k.winograd
 	var bias []float32
 	if k.Bias {
 		bias = Floats(in[2])

@@ -114,7 +114,7 @@ func TestConvFiniteDifferences(t *testing.T) {
 		if c.spec.Bias {
 			ins = append(ins, randTensor(rng, 1, c.k))
 		}
-		checkFD(t, fmt.Sprintf("conv x%v %v", c.x, c.spec), conv2d{c.spec}, ins, rng)
+		checkFD(t, fmt.Sprintf("conv x%v %v", c.x, c.spec), conv2d{ConvSpec: c.spec}, ins, rng)
 	}
 }
 

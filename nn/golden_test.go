@@ -100,7 +100,7 @@ func TestConvGolden(t *testing.T) {
 	}
 	forEachGolden(t, "conv2d.json", &cases, func(path string) {
 		for _, c := range cases {
-			k := conv2d{ConvSpec{Kernel: c.Weight.Shape[2], Stride: c.Stride, Pad: c.Padding, Dilation: c.Dilation, Bias: c.Bias != nil}}
+			k := conv2d{ConvSpec: ConvSpec{Kernel: c.Weight.Shape[2], Stride: c.Stride, Pad: c.Padding, Dilation: c.Dilation, Bias: c.Bias != nil}}
 			ins := []G.Value{c.X.Dense(t), c.Weight.Dense(t)}
 			if c.Bias != nil {
 				ins = append(ins, c.Bias.Dense(t))

@@ -8,6 +8,10 @@ type Conv struct {
 	K              int // output channels
 	Kernel, Stride int
 	Pad, Dilation  int
+	// Winograd lets Forward use Winograd F(4×4, 3×3) where it applies (3×3, stride 1, padding
+	// 1, AVX-512): about half the time, with rounding that differs from the direct sum in the
+	// fifth digit (errors up to ~1.5e-5 of the output's largest value, measured). For inference.
+	Winograd bool
 }
 
 // Validate reports invalid parameters or an empty output.
@@ -112,6 +116,10 @@ func (c Conv) Forward(x, w, bias, y []float32) {
 }
 
 func (c Conv) forward(x, w, bias, y []float32) {
+	if c.winograd() {
+		c.forwardWinograd(x, w, bias, y)
+		return
+	}
 	oh, ow := c.OutSize()
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	c.eachBlock(func(wk, n, o0, o1 int) {

@@ -151,10 +151,189 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 	}
 }
 
+
+// ---- Winograd F(4×4, 3×3) for 3×3, stride-1, padding-1 convolutions ----------------------------
+//
+// Each 4×4 output tile is A^T [ (G g G^T) ⊙ (B^T d B) ] A over the 6×6 input tile d: 36 products
+// per tile instead of 144. Per block of up to WN tiles: the input transform writes V[ξ][c][tile]
+// (already in the GEMM's packed-panel layout), 36 GEMMs M[ξ] = U[ξ]·V[ξ] reuse the microkernel,
+// and the output transform writes the tiles. Lanes of the transforms are 16 tiles.
+
+#define WN NR
+
+// Per-thread V and M blocks.
+static _Thread_local float *wino_v, *wino_m;
+static _Thread_local long wino_vcap, wino_mcap;
+
+static float *grow_aligned(float **buf, long *cap, long n) {
+	if (*cap < n) {
+		free(*buf);
+		*buf = aligned_alloc(64, sizeof(float) * ((n + 15) & ~15L));
+		*cap = n;
+	}
+	return *buf;
+}
+
+// segkit_wino_filter writes U[ξ][k][c] = (G g_kc G^T)[ξ] for filters k in [k0, k1).
+__attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const float *w, float *u, long k0,
+                                                           long k1) {
+	const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+	                                       _mm512_set1_epi32(9));
+	const __m512 q = _mm512_set1_ps(0.25f), s6 = _mm512_set1_ps(1.0f / 6), s12 = _mm512_set1_ps(1.0f / 12),
+	             s24 = _mm512_set1_ps(1.0f / 24);
+	for (long k = k0; k < k1; k++) {
+		for (long c = 0; c < C; c += 16) {
+			__mmask16 lanes = tail_mask(C - c);
+			const float *src = w + (k * C + c) * 9;
+			__m512 g[3][3], t[6][3];
+			for (int i = 0; i < 9; i++)
+				g[i / 3][i % 3] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, idx, src + i, 4);
+			// t = G g (rows), then U = t G^T (columns), same 1-D transform twice.
+#define GT(o, a, b, cc)                                                                                       \
+	do {                                                                                                      \
+		__m512 sum02 = _mm512_add_ps(a, cc);                                                                  \
+		o[0] = _mm512_mul_ps(q, a);                                                                           \
+		o[1] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_add_ps(sum02, b));                             \
+		o[2] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_sub_ps(sum02, b));                             \
+		__m512 e = _mm512_fmadd_ps(s24, a, _mm512_mul_ps(s6, cc));                                            \
+		o[3] = _mm512_fmadd_ps(s12, b, e);                                                                    \
+		o[4] = _mm512_fnmadd_ps(s12, b, e);                                                                   \
+		o[5] = cc;                                                                                            \
+	} while (0)
+			for (int j = 0; j < 3; j++) {
+				__m512 o[6];
+				GT(o, g[0][j], g[1][j], g[2][j]);
+				for (int i = 0; i < 6; i++) t[i][j] = o[i];
+			}
+			for (int i = 0; i < 6; i++) {
+				__m512 o[6];
+				GT(o, t[i][0], t[i][1], t[i][2]);
+				for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(u + ((i * 6 + j) * K + k) * C + c, lanes, o[j]);
+			}
+#undef GT
+		}
+	}
+	(void)s6;
+}
+
+// bt applies B^T to six vectors.
+__attribute__((target("avx512f"), always_inline)) static inline void bt(__m512 *o, const __m512 *d) {
+	const __m512 four = _mm512_set1_ps(4), five = _mm512_set1_ps(5), two = _mm512_set1_ps(2);
+	__m512 a = _mm512_fnmadd_ps(four, d[2], d[4]); // d4 - 4 d2
+	__m512 b = _mm512_fnmadd_ps(four, d[1], d[3]); // d3 - 4 d1
+	__m512 e = _mm512_sub_ps(d[4], d[2]);          // d4 - d2
+	__m512 f = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+	o[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+	o[1] = _mm512_add_ps(a, b);
+	o[2] = _mm512_sub_ps(a, b);
+	o[3] = _mm512_add_ps(e, f);
+	o[4] = _mm512_sub_ps(e, f);
+	o[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+}
+
+// at applies A^T to six vectors.
+__attribute__((target("avx512f"), always_inline)) static inline void at(__m512 *o, const __m512 *m) {
+	__m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+	__m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+	o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+	o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2), d34, d12);
+	o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4), s34, s12);
+	o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
+}
+
+// segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN, raster order over ⌈H/4⌉×⌈W/4⌉) of one
+// C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y (+ bias when not NULL).
+__attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
+                                                          const float *u, const float *bias, float *y, long t0,
+                                                          long nt) {
+	long tw = (W + 3) / 4;
+	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
+	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
+	__m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	for (long g = 0; g < nt; g += 16) {
+		// Per lane: the tile's top-left output pixel (oy, ox); its input tile starts at (oy-1, ox-1).
+		__m512i t = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(t0 + g)));
+		int ty[16], tx[16];
+		_mm512_storeu_si512(ty, t);
+		for (int l = 0; l < 16; l++) tx[l] = (ty[l] % tw) * 4, ty[l] = (ty[l] / tw) * 4;
+		__m512i oy = _mm512_loadu_si512(ty), ox = _mm512_loadu_si512(tx);
+		__mmask16 live = tail_mask(nt - g);
+		__mmask16 rowok[6], colok[6];
+		for (int r = 0; r < 6; r++) {
+			__m512i iy = _mm512_add_epi32(oy, _mm512_set1_epi32(r - 1)), ix = _mm512_add_epi32(ox, _mm512_set1_epi32(r - 1));
+			rowok[r] = live & _mm512_cmpge_epi32_mask(iy, _mm512_setzero_si512()) &
+			           _mm512_cmplt_epi32_mask(iy, _mm512_set1_epi32((int)H));
+			colok[r] = _mm512_cmpge_epi32_mask(ix, _mm512_setzero_si512()) &
+			           _mm512_cmplt_epi32_mask(ix, _mm512_set1_epi32((int)W));
+		}
+		__m512i base = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_sub_epi32(oy, _mm512_set1_epi32(1)),
+		                                                   _mm512_set1_epi32((int)W)),
+		                                _mm512_sub_epi32(ox, _mm512_set1_epi32(1)));
+		for (long c = 0; c < C; c++) {
+			const float *plane = x + c * H * W;
+			__m512 h[6][6];
+			for (int r = 0; r < 6; r++) {
+				__m512 d[6];
+				__m512i row = _mm512_add_epi32(base, _mm512_set1_epi32((int)(r * W)));
+				for (int s = 0; s < 6; s++)
+					d[s] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rowok[r] & colok[s],
+					                                _mm512_add_epi32(row, _mm512_set1_epi32(s)), plane, 4);
+				bt(h[r], d); // along the row
+			}
+			for (int s = 0; s < 6; s++) {
+				__m512 col[6], o[6];
+				for (int r = 0; r < 6; r++) col[r] = h[r][s];
+				bt(o, col); // down the column
+				for (int r = 0; r < 6; r++) _mm512_store_ps(v + ((r * 6 + s) * C + c) * WN + g, o[r]);
+			}
+		}
+	}
+	for (int xi = 0; xi < 36; xi++)
+		for (long i0 = 0; i0 < K; i0 += MR) {
+			int mr = K - i0 < MR ? (int)(K - i0) : MR;
+			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0);
+		}
+	for (long g = 0; g < nt; g += 16) {
+		__m512i t = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(t0 + g)));
+		int ty[16], tx[16];
+		_mm512_storeu_si512(ty, t);
+		for (int l = 0; l < 16; l++) tx[l] = (ty[l] % tw) * 4, ty[l] = (ty[l] / tw) * 4;
+		__m512i oy = _mm512_loadu_si512(ty), ox = _mm512_loadu_si512(tx);
+		__mmask16 live = tail_mask(nt - g), rowok[4], colok[4];
+		for (int a = 0; a < 4; a++) {
+			rowok[a] = live & _mm512_cmplt_epi32_mask(_mm512_add_epi32(oy, _mm512_set1_epi32(a)), _mm512_set1_epi32((int)H));
+			colok[a] = _mm512_cmplt_epi32_mask(_mm512_add_epi32(ox, _mm512_set1_epi32(a)), _mm512_set1_epi32((int)W));
+		}
+		__m512i base = _mm512_add_epi32(_mm512_mullo_epi32(oy, _mm512_set1_epi32((int)W)), ox);
+		for (long k = 0; k < K; k++) {
+			float *plane = y + k * H * W;
+			__m512 b = _mm512_set1_ps(bias ? bias[k] : 0);
+			__m512 p[6][4];
+			for (int r = 0; r < 6; r++) {
+				__m512 row[6];
+				for (int s = 0; s < 6; s++) row[s] = _mm512_load_ps(m + ((r * 6 + s) * K + k) * WN + g);
+				at(p[r], row);
+			}
+			for (int s = 0; s < 4; s++) {
+				__m512 col[6], o[4];
+				for (int r = 0; r < 6; r++) col[r] = p[r][s];
+				at(o, col);
+				for (int a = 0; a < 4; a++) {
+					__m512i at_ = _mm512_add_epi32(base, _mm512_set1_epi32((int)(a * W + s)));
+					_mm512_mask_i32scatter_ps(plane, rowok[a] & colok[s], at_, _mm512_add_ps(o[a], b), 4);
+				}
+			}
+		}
+	}
+}
+
 #else
 
 int segkit_has_avx512(void) { return 0; }
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc) {}
+void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
+void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *bias, float *y,
+                       long t0, long nt) {}
 
 #endif
