@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -183,6 +185,10 @@ func (p *program) bind() {
 }
 
 // run executes every op once. Inputs are read from the values bound to the variable nodes.
+// OpTimes, when not nil, sums the wall time of the ops programs run, by kind (the op's name
+// up to its parameters), for profiling; programs must then run one at a time.
+var OpTimes map[string]time.Duration
+
 func (p *program) run() error {
 	p.arena.fit(p.need)
 	if p.gen != p.arena.gen {
@@ -206,10 +212,18 @@ func (p *program) run() error {
 			in = append(in, p.values[a])
 		}
 		var err error
+		var start time.Time
+		if OpTimes != nil {
+			start = time.Now()
+		}
 		if pre, ok := n.Op().(G.UsePreallocDoer); ok && p.values[i] != nil {
 			_, err = pre.UsePreallocDo(p.values[i], in...)
 		} else {
 			p.values[i], err = n.Op().Do(in...)
+		}
+		if OpTimes != nil {
+			kind, _, _ := strings.Cut(n.Op().String(), "(")
+			OpTimes[kind] += time.Since(start)
 		}
 		if err != nil {
 			return fmt.Errorf("%v: %w", n.Op(), err)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
@@ -24,7 +27,7 @@ func newBenchCmd() *cobra.Command {
 		model, resize, profile string
 		batch, crop, iters     int
 		classes                int
-		asJSON                 bool
+		asJSON, opTimes        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -55,7 +58,7 @@ GMACs and the GFLOP/s achieved; --cpuprofile samples are labelled phase=train or
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := bench(m, batch, crop, iters)
+			res, err := bench(m, batch, crop, iters, opTimes)
 			if err != nil {
 				return err
 			}
@@ -67,6 +70,11 @@ GMACs and the GFLOP/s achieved; --cpuprofile samples are labelled phase=train or
 				model, resize, batch, crop, crop, res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
 				res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
 			fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
+			for _, phase := range []string{"train", "infer"} {
+				if t, ok := res[phase+"_op_ms"].(map[string]float64); ok {
+					printOpTimes(out, phase, t)
+				}
+			}
 			return nil
 		},
 	}
@@ -79,7 +87,39 @@ GMACs and the GFLOP/s achieved; --cpuprofile samples are labelled phase=train or
 	f.IntVar(&classes, "classes", 21, "number of classes")
 	f.BoolVar(&asJSON, "json", false, "print one JSON line")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) here")
+	f.BoolVar(&opTimes, "op-times", false, "also report the wall time per iteration of each kind of op")
 	return cmd
+}
+
+// printOpTimes prints op kinds by time, longest first.
+func printOpTimes(w io.Writer, phase string, ms map[string]float64) {
+	kinds := slices.Collect(maps.Keys(ms))
+	slices.SortFunc(kinds, func(a, b string) int { return cmp.Compare(ms[b], ms[a]) })
+	var total float64
+	for _, v := range ms {
+		total += v
+	}
+	fmt.Fprintf(w, "%s, ms per iteration by op (%.1f ms in ops):\n", phase, total)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "  %-24s %8.1f  %5.1f%%\n", k, ms[k], 100*ms[k]/total)
+	}
+}
+
+// timeOps starts summing op times (nn.OpTimes) when on, and returns a function that stops and
+// reports them in ms per iteration.
+func timeOps(on bool, iters int) func() map[string]float64 {
+	if !on {
+		return func() map[string]float64 { return nil }
+	}
+	nn.OpTimes = map[string]time.Duration{}
+	return func() map[string]float64 {
+		ms := map[string]float64{}
+		for k, d := range nn.OpTimes {
+			ms[k] = round1(float64(d.Microseconds()) / 1e3 / float64(iters))
+		}
+		nn.OpTimes = nil
+		return ms
+	}
 }
 
 func median(d []time.Duration) time.Duration {
@@ -87,7 +127,7 @@ func median(d []time.Duration) time.Duration {
 	return d[len(d)/2]
 }
 
-func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
+func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, error) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(batch, 3, crop, crop))
 	for i, v := 0, x.Float32s(); i < len(v); i++ {
@@ -103,8 +143,13 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 	var train, infer []time.Duration
 	// Profile samples carry phase=train|infer (go tool pprof -tagfocus phase=infer).
 	var err error
+	var trainOps, inferOps map[string]float64
 	pprof.Do(context.Background(), pprof.Labels("phase", "train"), func(context.Context) {
+		var stop func() map[string]float64
 		for i := 0; i <= iters && err == nil; i++ {
+			if i == 1 {
+				stop = timeOps(opTimes, iters)
+			}
 			start := time.Now()
 			if _, err = net.TrainStep(x, labels); err == nil {
 				opt.Step(net.Params)
@@ -112,6 +157,9 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 			if i > 0 {
 				train = append(train, time.Since(start))
 			}
+		}
+		if stop != nil {
+			trainOps = stop()
 		}
 	})
 	if err != nil {
@@ -122,12 +170,19 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 		return nil, err
 	}
 	pprof.Do(context.Background(), pprof.Labels("phase", "infer"), func(context.Context) {
+		var stop func() map[string]float64
 		for i := 0; i <= iters && err == nil; i++ {
+			if i == 1 {
+				stop = timeOps(opTimes, iters)
+			}
 			start := time.Now()
 			err = gr.Forward(x, nil)
 			if i > 0 {
 				infer = append(infer, time.Since(start))
 			}
+		}
+		if stop != nil {
+			inferOps = stop()
 		}
 	})
 	if err != nil {
@@ -138,7 +193,7 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	macs := float64(m.MACs(net.Params, crop, crop))
 	tr, in := median(train).Seconds(), median(infer).Seconds()
-	return map[string]any{
+	res := map[string]any{
 		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters,
 		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
 		"infer_ms": round1(in * 1e3), "infer_images_per_s": round3(float64(batch) / in),
@@ -146,7 +201,11 @@ func bench(m *hrnet.Model, batch, crop, iters int) (map[string]any, error) {
 		// A training step costs about 3 forward passes (forward, data and weight gradients).
 		"train_gflops": round1(3 * 2 * macs * float64(batch) / tr / 1e9),
 		"infer_gflops": round1(2 * macs * float64(batch) / in / 1e9),
-	}, nil
+	}
+	if opTimes {
+		res["train_op_ms"], res["infer_op_ms"] = trainOps, inferOps
+	}
+	return res, nil
 }
 
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
