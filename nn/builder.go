@@ -30,12 +30,19 @@ type Builder struct {
 	bound  map[*Param]*G.Node
 	order  []*Param // bound parameters in first-use order
 	losses []*G.Node
+	convs  map[*G.Node]convInputs // inference: bias-free convolutions a batch norm may fold into
+}
+
+type convInputs struct {
+	spec ConvSpec
+	x, w *G.Node
 }
 
 // NewBuilder starts a graph drawing parameters from params; Net and Build use it, and tests or
 // tools that assemble graphs of their own (then run them with Compile).
 func NewBuilder(params *Params, train bool) *Builder {
-	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{}}
+	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{},
+		convs: map[*G.Node]convInputs{}}
 }
 
 // Graph returns the gorgonia graph being built.
@@ -150,7 +157,11 @@ func (b *Builder) ConvInit(name string, x *G.Node, out int, s ConvSpec, init Ini
 	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", init)
 	k := conv2d{s, !b.train}
 	if !s.Bias {
-		return b.Apply(name, k, x, w)
+		y := b.Apply(name, k, x, w)
+		if y != nil && !b.train {
+			b.convs[y] = convInputs{s, x, w}
+		}
+		return y
 	}
 	return b.Apply(name, k, x, w, b.Param(name+".bias", []int{out}, "", Constant(0)))
 }
@@ -167,10 +178,15 @@ func (b *Builder) BatchNorm(name string, x *G.Node, relu bool) *G.Node {
 	c := []int{x.Shape()[1]}
 	gamma := b.Param(name+".weight", c, "", Constant(1))
 	beta := b.Param(name+".bias", c, "", Constant(0))
-	b.param(name+".running_mean", c, "", true, Constant(0))
-	b.param(name+".running_var", c, "", true, Constant(1))
+	mean := b.param(name+".running_mean", c, "", true, Constant(0))
+	variance := b.param(name+".running_var", c, "", true, Constant(1))
 	if b.err != nil {
 		return nil
+	}
+	if conv, ok := b.convs[x]; ok {
+		// Inference: one kernel for both; the unfused convolution is left out of the
+		// program unless something else reads it.
+		return b.Apply(name, convBN{conv.spec, relu, BNEps}, conv.x, conv.w, gamma, beta, mean, variance)
 	}
 	st := &bnState{layer: name, train: b.train, relu: relu, eps: BNEps, momentum: BNMomentum,
 		runMean: b.params.Get(name + ".running_mean").Data(), runVar: b.params.Get(name + ".running_var").Data()}

@@ -98,6 +98,49 @@ func (k conv2d) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dw, db}, err
 }
 
+// convBN: (x, w, γ, β, running mean, running var) → BN(conv(x, w)), then ReLU when relu is set:
+// an inference graph's convolution and batch norm as one kernel, the norm applied as the
+// convolution's epilogue (no gradient).
+type convBN struct {
+	ConvSpec
+	relu bool
+	eps  float32
+}
+
+func (k convBN) Describe() string {
+	return fmt.Sprintf("Conv2dBatchNorm(%v relu=%t eps=%g)", k.ConvSpec, k.relu, k.eps)
+}
+
+func (k convBN) Signature() []hm.Type {
+	return []hm.Type{Tensor4, Tensor4, Vector, Vector, Vector, Vector, Tensor4}
+}
+
+func (k convBN) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	g, err := k.geometry(in[0], in[1])
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range in[2:] {
+		if len(s) != 1 || s[0] != g.K {
+			return nil, fmt.Errorf("batch norm after a %d-channel conv got a parameter of shape %v", g.K, s)
+		}
+	}
+	oh, ow := g.OutSize()
+	return tensor.Shape{g.N, g.K, oh, ow}, nil
+}
+
+func (k convBN) Run(out G.Value, in []G.Value) error {
+	g, err := k.geometry(in[0].Shape(), in[1].Shape())
+	if err != nil {
+		return err
+	}
+	g.Winograd = true
+	bn := kernels.BatchNorm{C: g.K, Eps: k.eps, ReLU: k.relu}
+	ep := bn.EvalAffine(Floats(in[2]), Floats(in[3]), Floats(in[4]), Floats(in[5]))
+	g.ForwardAffine(Floats(in[0]), Floats(in[1]), ep, Floats(out))
+	return nil
+}
+
 // convData: (w, dy) → dx, for an input of shape x.
 type convData struct {
 	ConvSpec

@@ -11,6 +11,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/kernels"
 )
 
 // tinyModel has what HRNet needs of the engine: a stride-2 stem, a residual block (a node
@@ -286,5 +288,58 @@ func TestMemoryPlanNearPeak(t *testing.T) {
 	}
 	if net.ActivationBytes() < plan {
 		t.Errorf("the arena (%d bytes) is smaller than the graph's plan (%d)", net.ActivationBytes(), plan)
+	}
+}
+
+// TestInferenceFoldsBatchNorm checks that an inference graph runs conv → BN(+ReLU) as one
+// kernel, with the result of the two kernels run one after the other, and that a convolution
+// read elsewhere too is still computed.
+func TestInferenceFoldsBatchNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, relu := range []bool{false, true} {
+		ps := NewParams(1)
+		b := NewBuilder(ps, false)
+		x := b.Const("x", []int{2, 16, 40, 40}, randTensor(rng, 1, 2, 16, 40, 40).Float32s())
+		conv := b.Conv("conv", x, 24, ConvSpec{Kernel: 3, Pad: 1})
+		y := b.BatchNorm("bn", conv, relu)
+		other := b.Conv("other", x, 24, ConvSpec{Kernel: 3, Pad: 1})
+		z := b.BatchNorm("bn2", other, false)
+		also := b.Sum("also", false, other, other)
+		if b.Err() != nil {
+			t.Fatal(b.Err())
+		}
+		for _, name := range []string{"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"} {
+			for i, v := range ps.Get(name).Data() {
+				ps.Get(name).Data()[i] = v + float32(rng.Float64()) // running_var stays positive
+			}
+		}
+		p, err := Compile(b.Graph(), y, z, also)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Run(); err != nil {
+			t.Fatal(err)
+		}
+		ops := map[string]int{}
+		for _, n := range p.p.nodes {
+			if n.Op() != nil {
+				kind, _, _ := strings.Cut(n.Op().String(), "(")
+				ops[kind]++
+			}
+		}
+		if ops["Conv2dBatchNorm"] != 2 || ops["Conv2d"] != 1 || ops["BatchNorm"] != 0 {
+			t.Errorf("program runs %v; want 2 fused Conv2dBatchNorm and the conv the sum reads", ops)
+		}
+		g := kernels.Conv{N: 2, C: 16, H: 40, W: 40, K: 24, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
+		plain, want := make([]float32, 2*24*1600), make([]float32, 2*24*1600)
+		g.Forward(x.Value().Data().([]float32), ps.Get("conv.weight").Data(), nil, plain)
+		kernels.BatchNorm{N: 2, C: 24, HW: 1600, Eps: BNEps, ReLU: relu}.ForwardEval(plain, ps.Get("bn.weight").Data(),
+			ps.Get("bn.bias").Data(), want, ps.Get("bn.running_mean").Data(), ps.Get("bn.running_var").Data())
+		got := Floats(p.Value(y))
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("relu=%v: fused output %d = %v, want %v", relu, i, got[i], want[i])
+			}
+		}
 	}
 }

@@ -45,12 +45,23 @@ func (b BatchNorm) ForwardTrain(x, gamma, beta, y []float32, st Stats, runMean, 
 
 // ForwardEval normalises with the running statistics.
 func (b BatchNorm) ForwardEval(x, gamma, beta, y, runMean, runVar []float32) {
+	ep := b.EvalAffine(gamma, beta, runMean, runVar)
 	parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			scale := gamma[c] / float32(math.Sqrt(float64(runVar[c])+float64(b.Eps)))
-			b.affine(x, y, c, scale, beta[c]-runMean[c]*scale)
+			b.affine(x, y, c, ep.Scale[c], ep.Shift[c])
 		}
 	})
+}
+
+// EvalAffine returns the inference-mode normalisation (+ReLU) as a per-channel epilogue, the
+// form in which it folds into the convolution before it.
+func (b BatchNorm) EvalAffine(gamma, beta, runMean, runVar []float32) Affine {
+	ep := Affine{Scale: make([]float32, b.C), Shift: make([]float32, b.C), ReLU: b.ReLU}
+	for c := range ep.Scale {
+		ep.Scale[c] = gamma[c] / float32(math.Sqrt(float64(runVar[c])+float64(b.Eps)))
+		ep.Shift[c] = beta[c] - runMean[c]*ep.Scale[c]
+	}
+	return ep
 }
 
 func (b BatchNorm) plane(t []float32, n, c int) []float32 {

@@ -10,7 +10,8 @@ void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float a
 void openblas_set_num_threads(int n);
 int segkit_has_avx512(void);
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc);
+                  const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
+                  const float *shift, int relu);
 */
 import "C"
 
@@ -33,6 +34,56 @@ const (
 // op(B) is k×n and C is m×n, through OpenBLAS. lda, ldb, ldc are the row strides.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
 	beta float32, c []float32, ldc int) {
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Affine{})
+}
+
+// Affine is a per-channel epilogue fused into a kernel's output: y = Scale[i]·y + Shift[i]
+// (nil Scale: 1, nil Shift: 0), then max(y, 0) when ReLU — a convolution's bias, or an
+// inference-mode batch norm (+ReLU) folded into the convolution before it.
+type Affine struct {
+	Scale, Shift []float32
+	ReLU         bool
+}
+
+func (a Affine) none() bool { return a.Scale == nil && a.Shift == nil && !a.ReLU }
+
+// apply applies the epilogue to rows of length n (stride ld) of channels [0, len(rows)).
+func (a Affine) apply(c []float32, channels, n, ld int) {
+	if a.none() {
+		return
+	}
+	for i := 0; i < channels; i++ {
+		sc, sh := float32(1), float32(0)
+		if a.Scale != nil {
+			sc = a.Scale[i]
+		}
+		if a.Shift != nil {
+			sh = a.Shift[i]
+		}
+		row := c[i*ld : i*ld+n]
+		if a.ReLU {
+			for j, v := range row {
+				row[j] = max(v*sc+sh, 0)
+			}
+		} else {
+			for j, v := range row {
+				row[j] = v*sc + sh
+			}
+		}
+	}
+}
+
+// ptr returns a C pointer to s[0], or nil for an empty slice.
+func ptr(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+// sgemm is Sgemm followed by the epilogue ep on the rows of C (fused in the AVX-512 kernel).
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
+	beta float32, c []float32, ldc int, ep Affine) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -44,12 +95,13 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 				row[j] *= beta
 			}
 		}
+		ep.apply(c, m, n, ldc)
 		return
 	}
-	pa, pb, pc := (*C.float)(unsafe.Pointer(&a[0])), (*C.float)(unsafe.Pointer(&b[0])), (*C.float)(unsafe.Pointer(&c[0]))
+	pa, pb, pc := ptr(a), ptr(b), ptr(c)
 	if useAVX512 {
 		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
-			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc))
+			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), cbool(ep.ReLU))
 		return
 	}
 	ta, tb := C.int(cblasNoTrans), C.int(cblasNoTrans)
@@ -61,6 +113,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	C.cblas_sgemm(cblasRowMajor, ta, tb, C.int(m), C.int(n), C.int(k), C.float(alpha),
 		pa, C.int(lda), pb, C.int(ldb), C.float(beta), pc, C.int(ldc))
+	ep.apply(c, m, n, ldc)
 }
 
 func cbool(b bool) C.int {

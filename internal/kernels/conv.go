@@ -109,15 +109,18 @@ func (c Conv) patches(x []float32, o0, o1 int, buf *convBuf) ([]float32, int) {
 }
 
 // Forward computes y = conv(x, w) + bias (bias may be nil).
-func (c Conv) Forward(x, w, bias, y []float32) {
+func (c Conv) Forward(x, w, bias, y []float32) { c.ForwardAffine(x, w, Affine{Shift: bias}, y) }
+
+// ForwardAffine computes y = conv(x, w) through the per-output-channel epilogue ep.
+func (c Conv) ForwardAffine(x, w []float32, ep Affine, y []float32) {
 	convScratch.mu.Lock()
 	defer convScratch.mu.Unlock()
-	c.forward(x, w, bias, y)
+	c.forward(x, w, ep, y)
 }
 
-func (c Conv) forward(x, w, bias, y []float32) {
+func (c Conv) forward(x, w []float32, ep Affine, y []float32) {
 	if c.winograd() {
-		c.forwardWinograd(x, w, bias, y)
+		c.forwardWinograd(x, w, ep, y)
 		return
 	}
 	oh, ow := c.OutSize()
@@ -125,16 +128,7 @@ func (c Conv) forward(x, w, bias, y []float32) {
 	c.eachBlock(func(wk, n, o0, o1 int) {
 		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])
 		nb := (o1 - o0) * ow
-		yn := y[n*out+o0*ow:]
-		Sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, yn, hw)
-		if bias != nil {
-			for k := 0; k < c.K; k++ {
-				b, seg := bias[k], yn[k*hw:k*hw+nb]
-				for i := range seg {
-					seg[i] += b
-				}
-			}
-		}
+		sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, y[n*out+o0*ow:], hw, ep)
 	})
 }
 
@@ -150,7 +144,7 @@ func (c Conv) BackwardData(w, dy, dx []float32) {
 			Pad: c.Dilation*(c.Kernel-1) - c.Pad, Dilation: c.Dilation}
 		flipped := convScratch.get(len(w))
 		c.flipFilter(w, flipped)
-		back.forward(dy, flipped, nil, dx)
+		back.forward(dy, flipped, Affine{}, dx)
 		return
 	}
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()

@@ -4,17 +4,21 @@ import "math"
 
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
+	const chunk = 4096 // the partial sum stays in L1 while every input is added
 	parallelFor(len(y), len(xs), func(lo, hi int) {
-		dst := y[lo:hi]
-		copy(dst, xs[0][lo:hi])
-		for _, x := range xs[1:] {
-			for i, v := range x[lo:hi] {
-				dst[i] += v
+		for c := lo; c < hi; c += chunk {
+			e := min(c+chunk, hi)
+			dst := y[c:e]
+			copy(dst, xs[0][c:e])
+			for _, x := range xs[1:] {
+				for i, v := range x[c:e] {
+					dst[i] += v
+				}
 			}
-		}
-		if relu {
-			for i, v := range dst {
-				dst[i] = max(v, 0)
+			if relu {
+				for i, v := range dst {
+					dst[i] = max(v, 0)
+				}
 			}
 		}
 	})

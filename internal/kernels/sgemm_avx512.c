@@ -76,12 +76,20 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 	}
 }
 
-// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps. A's element (i, k)
-// is a[i*ai + k*ak]; n (≤ NR) columns of C are written.
+// epilogue is applied to finished rows of C: row i becomes scale[i]·row + shift[i] (scale or shift
+// NULL: 1 or 0), then max(·, 0) when relu; a NULL epilogue means none.
+typedef struct {
+	const float *scale, *shift;
+	int relu;
+} epilogue;
+
+// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps, then ep (for rows
+// offset by row0). A's element (i, k) is a[i*ai + k*ak]; n (≤ NR) columns of C are written.
 __attribute__((target("avx512f"), always_inline)) static inline void kernel(int mr, long kc, const float *a,
                                                                           long ai, long ak, const float *bp,
                                                                           float *c, long ldc, long n, float alpha,
-                                                                          float beta) {
+                                                                          float beta, const epilogue *ep,
+                                                                          long row0) {
 	__m512 acc[MR][4];
 	for (int i = 0; i < mr; i++)
 		for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -101,10 +109,16 @@ __attribute__((target("avx512f"), always_inline)) static inline void kernel(int 
 	__mmask16 m[4] = {tail_mask(n), tail_mask(n - 16), tail_mask(n - 32), tail_mask(n - 48)};
 	for (int i = 0; i < mr; i++) {
 		float *ci = c + i * ldc;
+		__m512 sc = _mm512_set1_ps(ep && ep->scale ? ep->scale[row0 + i] : 1),
+		       sh = _mm512_set1_ps(ep && ep->shift ? ep->shift[row0 + i] : 0);
 		for (int j = 0; j < 4; j++) {
 			if (!m[j]) break;
 			__m512 r = _mm512_mul_ps(va, acc[i][j]);
 			if (beta != 0) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[j], ci + 16 * j), r);
+			if (ep) {
+				r = _mm512_fmadd_ps(r, sc, sh);
+				if (ep->relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
+			}
 			_mm512_mask_storeu_ps(ci + 16 * j, m[j], r);
 		}
 	}
@@ -113,8 +127,9 @@ __attribute__((target("avx512f"), always_inline)) static inline void kernel(int 
 #define KERNEL(R)                                                                                             \
 	__attribute__((target("avx512f"))) static void kernel##R(long kc, const float *a, long ai, long ak,       \
 	                                                         const float *bp, float *c, long ldc, long n,     \
-	                                                         float alpha, float beta) {                       \
-		kernel(R, kc, a, ai, ak, bp, c, ldc, n, alpha, beta);                                                 \
+	                                                         float alpha, float beta, const epilogue *ep,     \
+	                                                         long row0) {                                     \
+		kernel(R, kc, a, ai, ak, bp, c, ldc, n, alpha, beta, ep, row0);                                       \
 	}
 KERNEL(1)
 KERNEL(2)
@@ -123,13 +138,18 @@ KERNEL(4)
 KERNEL(5)
 KERNEL(6)
 
-typedef void (*kernel_fn)(long, const float *, long, long, const float *, float *, long, long, float, float);
+typedef void (*kernel_fn)(long, const float *, long, long, const float *, float *, long, long, float, float,
+                          const epilogue *, long);
 static const kernel_fn kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
 
-// segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n).
+// segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n), then
+// the per-row epilogue (scale, shift, relu) when scale, shift or relu is set.
 // Requires k > 0 and avx512f.
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc) {
+                  const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
+                  const float *shift, int relu) {
+	epilogue ep = {scale, shift, relu};
+	const epilogue *last = scale || shift || relu ? &ep : 0;
 	float *bp = pack_buffer();
 	long ai = transA ? 1 : lda, ak = transA ? lda : 1;
 	for (long jc = 0; jc < n; jc += NC) {
@@ -139,12 +159,13 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 			const float *bs = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
 			pack_b(transB, kc, nc, bs, ldb, bp);
 			float bt = pc == 0 ? beta : 1;
+			const epilogue *e = pc + kc == k ? last : 0;
 			for (long ic = 0; ic < m; ic += MR) {
 				int mr = m - ic < MR ? (int)(m - ic) : MR;
 				const float *as = a + ic * ai + pc * ak;
 				for (long jr = 0; jr < nc; jr += NR) {
 					long w = nc - jr < NR ? nc - jr : NR;
-					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt);
+					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt, e, ic);
 				}
 			}
 		}
@@ -242,10 +263,11 @@ __attribute__((target("avx512f"), always_inline)) static inline void at(__m512 *
 }
 
 // segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN, raster order over ⌈H/4⌉×⌈W/4⌉) of one
-// C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y (+ bias when not NULL).
+// C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y through the per-channel
+// epilogue (scale, shift, relu; as segkit_sgemm's).
 __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
-                                                          const float *u, const float *bias, float *y, long t0,
-                                                          long nt) {
+                                                          const float *u, const float *scale, const float *shift,
+                                                          int relu, float *y, long t0, long nt) {
 	long tw = (W + 3) / 4;
 	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
 	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
@@ -291,7 +313,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 	for (int xi = 0; xi < 36; xi++)
 		for (long i0 = 0; i0 < K; i0 += MR) {
 			int mr = K - i0 < MR ? (int)(K - i0) : MR;
-			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0);
+			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0);
 		}
 	for (long g = 0; g < nt; g += 16) {
 		__m512i t = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(t0 + g)));
@@ -307,7 +329,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 		__m512i base = _mm512_add_epi32(_mm512_mullo_epi32(oy, _mm512_set1_epi32((int)W)), ox);
 		for (long k = 0; k < K; k++) {
 			float *plane = y + k * H * W;
-			__m512 b = _mm512_set1_ps(bias ? bias[k] : 0);
+			__m512 sc = _mm512_set1_ps(scale ? scale[k] : 1), sh = _mm512_set1_ps(shift ? shift[k] : 0);
 			__m512 p[6][4];
 			for (int r = 0; r < 6; r++) {
 				__m512 row[6];
@@ -320,7 +342,9 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 				at(o, col);
 				for (int a = 0; a < 4; a++) {
 					__m512i at_ = _mm512_add_epi32(base, _mm512_set1_epi32((int)(a * W + s)));
-					_mm512_mask_i32scatter_ps(plane, rowok[a] & colok[s], at_, _mm512_add_ps(o[a], b), 4);
+					__m512 r = _mm512_fmadd_ps(o[a], sc, sh);
+					if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
+					_mm512_mask_i32scatter_ps(plane, rowok[a] & colok[s], at_, r, 4);
 				}
 			}
 		}
@@ -331,9 +355,10 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 
 int segkit_has_avx512(void) { return 0; }
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc) {}
+                  const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
+                  const float *shift, int relu) {}
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
-void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *bias, float *y,
-                       long t0, long nt) {}
+void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
+                       const float *shift, int relu, float *y, long t0, long nt) {}
 
 #endif

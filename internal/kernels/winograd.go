@@ -2,12 +2,10 @@ package kernels
 
 /*
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1);
-void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *bias,
-                       float *y, long t0, long nt);
+void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
+                       const float *shift, int relu, float *y, long t0, long nt);
 */
 import "C"
-
-import "unsafe"
 
 // winogradTiles is the number of 4×4 output tiles per block (the GEMM panel width).
 const winogradTiles = 64
@@ -30,25 +28,22 @@ func (c Conv) winogradTiles() (tiles, blocks int) {
 	return tiles, (tiles + winogradTiles - 1) / winogradTiles
 }
 
-// forwardWinograd computes y = conv(x, w) + bias with Winograd F(4×4, 3×3): the filter is
+// forwardWinograd computes y = ep(conv(x, w)) with Winograd F(4×4, 3×3): the filter is
 // transformed once (split over the filters), then blocks of tiles run in parallel.
-func (c Conv) forwardWinograd(x, w, bias, y []float32) {
+func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 	u := convScratch.get(36 * c.K * c.C)
-	pu, pw := (*C.float)(unsafe.Pointer(&u[0])), (*C.float)(unsafe.Pointer(&w[0]))
+	pu, pw := ptr(u), ptr(w)
 	parallelFor(c.K, 36*c.C*4, func(lo, hi int) {
 		C.segkit_wino_filter(C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
 	})
-	var pb *C.float
-	if bias != nil {
-		pb = (*C.float)(unsafe.Pointer(&bias[0]))
-	}
+	sc, sh, relu := ptr(ep.Scale), ptr(ep.Shift), cbool(ep.ReLU)
 	tiles, per := c.winogradTiles()
 	plane := c.H * c.W
 	parallelBlocks(c.N*per, func(_, b int) {
 		n, t0 := b/per, (b%per)*winogradTiles
 		nt := min(winogradTiles, tiles-t0)
 		C.segkit_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W),
-			(*C.float)(unsafe.Pointer(&x[n*c.C*plane])), pu, pb, (*C.float)(unsafe.Pointer(&y[n*c.K*plane])),
+			ptr(x[n*c.C*plane:]), pu, sc, sh, relu, ptr(y[n*c.K*plane:]),
 			C.long(t0), C.long(nt))
 	})
 }

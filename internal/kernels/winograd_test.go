@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// TestWinograd compares the Winograd forward with the direct (im2col) one on sizes that leave
-// partial tiles, tiny planes, several images and blocks, bias, and channel counts off every
-// vector width; the error bound is relative to the output's largest magnitude.
+// TestWinograd compares the Winograd forward, and the direct one's fused epilogue, with the
+// direct convolution followed by the epilogue in Go, on sizes that leave partial tiles, tiny
+// planes, several images and blocks, and channel counts off every vector width. Bounds are
+// relative to the output's largest magnitude.
 func TestWinograd(t *testing.T) {
 	if !useAVX512 {
 		t.Skip("no AVX-512: Forward never takes the Winograd path")
@@ -20,32 +21,41 @@ func TestWinograd(t *testing.T) {
 		{1, 8, 8, 4, 4}, {2, 9, 13, 5, 7}, {1, 17, 18, 1, 1}, {1, 18, 8, 2, 3}, {3, 33, 20, 37, 29},
 		{1, 48, 48, 64, 64}, {2, 384, 384, 32, 32}, {1, 10, 70, 40, 3}, {1, 64, 64, 130, 9},
 	} {
-		for _, withBias := range []bool{false, true} {
-			c := Conv{N: s.n, C: s.c, H: s.h, W: s.w, K: s.k, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
-			x, w := randSlice(rng, s.n*s.c*s.h*s.w), randSlice(rng, s.k*s.c*9)
-			var bias []float32
-			if withBias {
-				bias = randSlice(rng, s.k)
+		c := Conv{N: s.n, C: s.c, H: s.h, W: s.w, K: s.k, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
+		x, w := randSlice(rng, s.n*s.c*s.h*s.w), randSlice(rng, s.k*s.c*9)
+		plain := make([]float32, s.n*s.k*s.h*s.w)
+		c.Forward(x, w, nil, plain)
+		for _, ep := range []Affine{{}, {Shift: randSlice(rng, s.k)}, {Scale: randSlice(rng, s.k), Shift: randSlice(rng, s.k), ReLU: true}} {
+			want := append([]float32(nil), plain...)
+			for n := 0; n < s.n; n++ {
+				ep.apply(want[n*s.k*s.h*s.w:], s.k, s.h*s.w, s.h*s.w)
 			}
-			want, got := make([]float32, s.n*s.k*s.h*s.w), make([]float32, s.n*s.k*s.h*s.w)
-			for i := range got {
-				got[i] = float32(math.NaN()) // every output must be written
+			direct, wino := make([]float32, len(want)), make([]float32, len(want))
+			for i := range wino {
+				direct[i], wino[i] = float32(math.NaN()), float32(math.NaN()) // every output must be written
 			}
-			c.Forward(x, w, bias, want)
+			c.Winograd = false
+			c.ForwardAffine(x, w, ep, direct)
 			c.Winograd = true
-			tiles, _ := c.winogradTiles()
-			c.forwardWinograd(x, w, bias, got) // also where Forward would not take it (few tiles)
-			if c.winograd() != (tiles >= 32) {
-				t.Errorf("%+v: winograd() = %v with %d tiles per image", s, c.winograd(), tiles)
+			c.forwardWinograd(x, w, ep, wino) // also where Forward would not take it (few tiles)
+			for _, r := range []struct {
+				name  string
+				got   []float32
+				bound float64
+			}{{"direct", direct, 1e-6}, {"winograd", wino, 3e-5}} {
+				var scale, worst float64
+				for i := range want {
+					scale = max(scale, math.Abs(float64(want[i])))
+					worst = max(worst, math.Abs(float64(r.got[i]-want[i])))
+				}
+				if !(worst <= r.bound*scale) {
+					t.Errorf("%+v epilogue %+v: max |%s − reference| = %.3g (scale %.3g)", s, ep, r.name, worst, scale)
+				}
 			}
-			var scale, worst float64
-			for i := range want {
-				scale = max(scale, math.Abs(float64(want[i])))
-				worst = max(worst, math.Abs(float64(got[i]-want[i])))
-			}
-			if !(worst <= 3e-5*scale) {
-				t.Errorf("%+v bias=%v: max |winograd − direct| = %.3g (scale %.3g)", s, withBias, worst, scale)
-			}
+		}
+		tiles, _ := c.winogradTiles()
+		if c.winograd() != (tiles >= 32) {
+			t.Errorf("%+v: winograd() = %v with %d tiles per image", s, c.winograd(), tiles)
 		}
 	}
 }
