@@ -262,44 +262,107 @@ __attribute__((target("avx512f"), always_inline)) static inline void at(__m512 *
 	o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
 }
 
+// A run: the lanes of a 16-tile group whose tiles lie in one row of tiles. Lane l of the run
+// reads input columns col + 4l + [0, 6) and writes output columns col + 1 + 4l + [0, 4).
+typedef struct {
+	long oy, col;     // the tiles' top output row; input column of lane 0's window
+	__mmask16 in[8];  // load masks (columns inside the image): window col + [0, 64), window col + 4 + [0, 64)
+	__mmask16 out[4]; // store masks: output columns of the run's lanes inside the image
+	__mmask16 lanes;
+} run;
+
+// group_runs splits tiles [t, t+n) (n ≤ 16) into runs; it returns their number.
+__attribute__((target("avx512f"))) static int group_runs(long t, long n, long tw, long W, run *runs) {
+	const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m512i zero = _mm512_setzero_si512(), w = _mm512_set1_epi32((int)W);
+	int nr = 0;
+	for (long l0 = 0, l1; l0 < n; l0 = l1) {
+		long ty = (t + l0) / tw, tx = (t + l0) % tw;
+		l1 = l0 + (tw - tx < n - l0 ? tw - tx : n - l0);
+		run *r = &runs[nr++];
+		r->oy = 4 * ty;
+		r->col = 4 * tx - 1 - 4 * l0;
+		r->lanes = (__mmask16)(((1u << l1) - 1) & ~((1u << l0) - 1));
+		for (int j = 0; j < 8; j++) {
+			__m512i c = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(r->col + 16 * (j % 4) + 4 * (j / 4))));
+			r->in[j] = _mm512_cmpge_epi32_mask(c, zero) & _mm512_cmplt_epi32_mask(c, w);
+		}
+		for (int j = 0; j < 4; j++) {
+			__m512i e = _mm512_add_epi32(iota, _mm512_set1_epi32(16 * j));
+			__m512i lane = _mm512_srli_epi32(e, 2);
+			__m512i c = _mm512_add_epi32(e, _mm512_set1_epi32((int)(r->col + 1)));
+			r->out[j] = _mm512_cmpge_epi32_mask(lane, _mm512_set1_epi32((int)l0)) &
+			            _mm512_cmplt_epi32_mask(lane, _mm512_set1_epi32((int)l1)) & _mm512_cmplt_epi32_mask(c, w);
+		}
+	}
+	return nr;
+}
+
+// deinterleave4 splits 64 consecutive floats z[0..3] by position mod 4: e[s][l] = z[4l + s].
+__attribute__((target("avx512f"), always_inline)) static inline void deinterleave4(const __m512 *z, __m512 *e) {
+	const __m512i i01 = _mm512_set_epi32(29, 25, 21, 17, 13, 9, 5, 1, 28, 24, 20, 16, 12, 8, 4, 0);
+	const __m512i i23 = _mm512_set_epi32(31, 27, 23, 19, 15, 11, 7, 3, 30, 26, 22, 18, 14, 10, 6, 2);
+	__m512 lo = _mm512_permutex2var_ps(z[0], i01, z[1]), hi = _mm512_permutex2var_ps(z[2], i01, z[3]);
+	e[0] = _mm512_shuffle_f32x4(lo, hi, 0x44);
+	e[1] = _mm512_shuffle_f32x4(lo, hi, 0xEE);
+	lo = _mm512_permutex2var_ps(z[0], i23, z[1]), hi = _mm512_permutex2var_ps(z[2], i23, z[3]);
+	e[2] = _mm512_shuffle_f32x4(lo, hi, 0x44);
+	e[3] = _mm512_shuffle_f32x4(lo, hi, 0xEE);
+}
+
+// interleave4 is the inverse: z[i/16][i%16] = o[i%4][i/4].
+__attribute__((target("avx512f"), always_inline)) static inline void interleave4(const __m512 *o, __m512 *z) {
+	const __m512i p = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	const __m512i ph = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+	const __m512i q = _mm512_set_epi32(23, 22, 7, 6, 21, 20, 5, 4, 19, 18, 3, 2, 17, 16, 1, 0);
+	const __m512i qh = _mm512_set_epi32(31, 30, 15, 14, 29, 28, 13, 12, 27, 26, 11, 10, 25, 24, 9, 8);
+	__m512 a = _mm512_permutex2var_ps(o[0], p, o[1]), ah = _mm512_permutex2var_ps(o[0], ph, o[1]);
+	__m512 b = _mm512_permutex2var_ps(o[2], p, o[3]), bh = _mm512_permutex2var_ps(o[2], ph, o[3]);
+	z[0] = _mm512_permutex2var_ps(a, q, b);
+	z[1] = _mm512_permutex2var_ps(a, qh, b);
+	z[2] = _mm512_permutex2var_ps(ah, q, bh);
+	z[3] = _mm512_permutex2var_ps(ah, qh, bh);
+}
+
 // segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN, raster order over ⌈H/4⌉×⌈W/4⌉) of one
 // C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y through the per-channel
-// epilogue (scale, shift, relu; as segkit_sgemm's).
+// epilogue (scale, shift, relu; as segkit_sgemm's). Tiles are read and written a row segment
+// at a time (contiguous loads, shuffled into one tile per lane).
 __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
                                                           const float *u, const float *scale, const float *shift,
                                                           int relu, float *y, long t0, long nt) {
 	long tw = (W + 3) / 4;
 	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
 	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
-	__m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	run runs[16];
 	for (long g = 0; g < nt; g += 16) {
-		// Per lane: the tile's top-left output pixel (oy, ox); its input tile starts at (oy-1, ox-1).
-		__m512i t = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(t0 + g)));
-		int ty[16], tx[16];
-		_mm512_storeu_si512(ty, t);
-		for (int l = 0; l < 16; l++) tx[l] = (ty[l] % tw) * 4, ty[l] = (ty[l] / tw) * 4;
-		__m512i oy = _mm512_loadu_si512(ty), ox = _mm512_loadu_si512(tx);
-		__mmask16 live = tail_mask(nt - g);
-		__mmask16 rowok[6], colok[6];
-		for (int r = 0; r < 6; r++) {
-			__m512i iy = _mm512_add_epi32(oy, _mm512_set1_epi32(r - 1)), ix = _mm512_add_epi32(ox, _mm512_set1_epi32(r - 1));
-			rowok[r] = live & _mm512_cmpge_epi32_mask(iy, _mm512_setzero_si512()) &
-			           _mm512_cmplt_epi32_mask(iy, _mm512_set1_epi32((int)H));
-			colok[r] = _mm512_cmpge_epi32_mask(ix, _mm512_setzero_si512()) &
-			           _mm512_cmplt_epi32_mask(ix, _mm512_set1_epi32((int)W));
-		}
-		__m512i base = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_sub_epi32(oy, _mm512_set1_epi32(1)),
-		                                                   _mm512_set1_epi32((int)W)),
-		                                _mm512_sub_epi32(ox, _mm512_set1_epi32(1)));
+		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, tw, W, runs);
 		for (long c = 0; c < C; c++) {
 			const float *plane = x + c * H * W;
 			__m512 h[6][6];
 			for (int r = 0; r < 6; r++) {
 				__m512 d[6];
-				__m512i row = _mm512_add_epi32(base, _mm512_set1_epi32((int)(r * W)));
-				for (int s = 0; s < 6; s++)
-					d[s] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rowok[r] & colok[s],
-					                                _mm512_add_epi32(row, _mm512_set1_epi32(s)), plane, 4);
+				for (int s = 0; s < 6; s++) d[s] = _mm512_setzero_ps();
+				for (int i = 0; i < nr; i++) {
+					const run *rn = &runs[i];
+					long iy = rn->oy - 1 + r;
+					if (iy < 0 || iy >= H) continue;
+					const float *src = plane + iy * W + rn->col;
+					__m512 z[4], zb[4], e[4], eb[4];
+					for (int j = 0; j < 4; j++) {
+						z[j] = _mm512_maskz_loadu_ps(rn->in[j], src + 16 * j);
+						zb[j] = _mm512_maskz_loadu_ps(rn->in[4 + j], src + 4 + 16 * j);
+					}
+					deinterleave4(z, e);
+					deinterleave4(zb, eb);
+					if (nr == 1) {
+						d[0] = e[0], d[1] = e[1], d[2] = e[2], d[3] = e[3], d[4] = eb[0], d[5] = eb[1];
+						continue;
+					}
+					for (int s = 0; s < 4; s++) d[s] = _mm512_mask_mov_ps(d[s], rn->lanes, e[s]);
+					d[4] = _mm512_mask_mov_ps(d[4], rn->lanes, eb[0]);
+					d[5] = _mm512_mask_mov_ps(d[5], rn->lanes, eb[1]);
+				}
 				bt(h[r], d); // along the row
 			}
 			for (int s = 0; s < 6; s++) {
@@ -316,35 +379,33 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0);
 		}
 	for (long g = 0; g < nt; g += 16) {
-		__m512i t = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(t0 + g)));
-		int ty[16], tx[16];
-		_mm512_storeu_si512(ty, t);
-		for (int l = 0; l < 16; l++) tx[l] = (ty[l] % tw) * 4, ty[l] = (ty[l] / tw) * 4;
-		__m512i oy = _mm512_loadu_si512(ty), ox = _mm512_loadu_si512(tx);
-		__mmask16 live = tail_mask(nt - g), rowok[4], colok[4];
-		for (int a = 0; a < 4; a++) {
-			rowok[a] = live & _mm512_cmplt_epi32_mask(_mm512_add_epi32(oy, _mm512_set1_epi32(a)), _mm512_set1_epi32((int)H));
-			colok[a] = _mm512_cmplt_epi32_mask(_mm512_add_epi32(ox, _mm512_set1_epi32(a)), _mm512_set1_epi32((int)W));
-		}
-		__m512i base = _mm512_add_epi32(_mm512_mullo_epi32(oy, _mm512_set1_epi32((int)W)), ox);
+		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, tw, W, runs);
 		for (long k = 0; k < K; k++) {
 			float *plane = y + k * H * W;
 			__m512 sc = _mm512_set1_ps(scale ? scale[k] : 1), sh = _mm512_set1_ps(shift ? shift[k] : 0);
-			__m512 p[6][4];
+			__m512 p[6][4], o[4][4];
 			for (int r = 0; r < 6; r++) {
 				__m512 row[6];
 				for (int s = 0; s < 6; s++) row[s] = _mm512_load_ps(m + ((r * 6 + s) * K + k) * WN + g);
 				at(p[r], row);
 			}
 			for (int s = 0; s < 4; s++) {
-				__m512 col[6], o[4];
+				__m512 col[6], out[4];
 				for (int r = 0; r < 6; r++) col[r] = p[r][s];
-				at(o, col);
+				at(out, col);
 				for (int a = 0; a < 4; a++) {
-					__m512i at_ = _mm512_add_epi32(base, _mm512_set1_epi32((int)(a * W + s)));
-					__m512 r = _mm512_fmadd_ps(o[a], sc, sh);
-					if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
-					_mm512_mask_i32scatter_ps(plane, rowok[a] & colok[s], at_, r, 4);
+					__m512 r = _mm512_fmadd_ps(out[a], sc, sh);
+					o[a][s] = relu ? _mm512_max_ps(r, _mm512_setzero_ps()) : r;
+				}
+			}
+			for (int a = 0; a < 4; a++) {
+				__m512 z[4];
+				interleave4(o[a], z);
+				for (int i = 0; i < nr; i++) {
+					const run *rn = &runs[i];
+					if (rn->oy + a >= H) continue;
+					float *dst = plane + (rn->oy + a) * W + rn->col + 1;
+					for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(dst + 16 * j, rn->out[j], z[j]);
 				}
 			}
 		}
