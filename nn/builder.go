@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -30,19 +31,25 @@ type Builder struct {
 	bound  map[*Param]*G.Node
 	order  []*Param // bound parameters in first-use order
 	losses []*G.Node
-	convs  map[*G.Node]convInputs // inference: bias-free convolutions a batch norm may fold into
+	// Inference graphs fold batch norms into the convolutions before them, and residual sums
+	// into those: convs holds the inputs of every convolution, folded those of every fused
+	// conv + BN without ReLU.
+	convs, folded map[*G.Node]fusedConv
 }
 
-type convInputs struct {
+// foldInference enables the folding (tests turn it off to build the unfused reference).
+var foldInference = true
+
+type fusedConv struct {
 	spec ConvSpec
-	x, w *G.Node
+	in   []*G.Node
 }
 
 // NewBuilder starts a graph drawing parameters from params; Net and Build use it, and tests or
 // tools that assemble graphs of their own (then run them with Compile).
 func NewBuilder(params *Params, train bool) *Builder {
 	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{},
-		convs: map[*G.Node]convInputs{}}
+		convs: map[*G.Node]fusedConv{}, folded: map[*G.Node]fusedConv{}}
 }
 
 // Graph returns the gorgonia graph being built.
@@ -155,15 +162,15 @@ func (b *Builder) ConvInit(name string, x *G.Node, out int, s ConvSpec, init Ini
 		s.Stride = 1
 	}
 	w := b.Param(name+".weight", []int{out, x.Shape()[1], s.Kernel, s.Kernel}, "", init)
-	k := conv2d{s, !b.train}
-	if !s.Bias {
-		y := b.Apply(name, k, x, w)
-		if y != nil && !b.train {
-			b.convs[y] = convInputs{s, x, w}
-		}
-		return y
+	in := []*G.Node{x, w}
+	if s.Bias {
+		in = append(in, b.Param(name+".bias", []int{out}, "", Constant(0)))
 	}
-	return b.Apply(name, k, x, w, b.Param(name+".bias", []int{out}, "", Constant(0)))
+	y := b.Apply(name, conv2d{s, !b.train}, in...)
+	if y != nil && !b.train && foldInference {
+		b.convs[y] = fusedConv{s, in}
+	}
+	return y
 }
 
 // BatchNorm adds batch normalisation (then ReLU when relu is set) with PyTorch's defaults;
@@ -186,7 +193,12 @@ func (b *Builder) BatchNorm(name string, x *G.Node, relu bool) *G.Node {
 	if conv, ok := b.convs[x]; ok {
 		// Inference: one kernel for both; the unfused convolution is left out of the
 		// program unless something else reads it.
-		return b.Apply(name, convBN{conv.spec, relu, BNEps}, conv.x, conv.w, gamma, beta, mean, variance)
+		in := append(slices.Clone(conv.in), gamma, beta, mean, variance)
+		y := b.Apply(name, convBN{ConvSpec: conv.spec, relu: relu, eps: BNEps}, in...)
+		if y != nil && !relu {
+			b.folded[y] = fusedConv{conv.spec, in}
+		}
+		return y
 	}
 	st := &bnState{layer: name, train: b.train, relu: relu, eps: BNEps, momentum: BNMomentum,
 		runMean: b.params.Get(name + ".running_mean").Data(), runVar: b.params.Get(name + ".running_var").Data()}
@@ -197,6 +209,20 @@ func (b *Builder) BatchNorm(name string, x *G.Node, relu bool) *G.Node {
 func (b *Builder) Sum(name string, relu bool, xs ...*G.Node) *G.Node {
 	if len(xs) == 0 {
 		return b.Fail(fmt.Errorf("layer %s: sum of nothing", name))
+	}
+	for i, x := range xs {
+		conv, ok := b.folded[x]
+		if !ok || len(xs) == 1 || b.failed(xs...) {
+			continue
+		}
+		// Inference: the sum (and ReLU) becomes the epilogue of a conv + BN term.
+		rest := append(slices.Clone(xs[:i]), xs[i+1:]...)
+		add := rest[0]
+		if len(rest) > 1 {
+			add = b.Sum(name+".rest", false, rest...)
+		}
+		k := convBN{ConvSpec: conv.spec, relu: relu, add: true, eps: BNEps}
+		return b.Apply(name, k, append(slices.Clone(conv.in), add)...)
 	}
 	return b.Apply(name, sum{len(xs), relu}, xs...)
 }

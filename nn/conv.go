@@ -98,21 +98,29 @@ func (k conv2d) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dw, db}, err
 }
 
-// convBN: (x, w, γ, β, running mean, running var) → BN(conv(x, w)), then ReLU when relu is set:
-// an inference graph's convolution and batch norm as one kernel, the norm applied as the
-// convolution's epilogue (no gradient).
+// convBN: (x, w[, bias], γ, β, running mean, running var[, add]) → BN(conv(x, w) + bias) + add,
+// then ReLU when relu is set: an inference graph's convolution, the batch norm after it and a
+// residual sum as one kernel, applied as the convolution's epilogue (no gradient).
 type convBN struct {
 	ConvSpec
-	relu bool
-	eps  float32
+	relu, add bool
+	eps       float32
 }
 
 func (k convBN) Describe() string {
-	return fmt.Sprintf("Conv2dBatchNorm(%v relu=%t eps=%g)", k.ConvSpec, k.relu, k.eps)
+	return fmt.Sprintf("Conv2dBatchNorm(%v relu=%t add=%t eps=%g)", k.ConvSpec, k.relu, k.add, k.eps)
 }
 
 func (k convBN) Signature() []hm.Type {
-	return []hm.Type{Tensor4, Tensor4, Vector, Vector, Vector, Vector, Tensor4}
+	t := []hm.Type{Tensor4, Tensor4}
+	if k.Bias {
+		t = append(t, Vector)
+	}
+	t = append(t, Vector, Vector, Vector, Vector)
+	if k.add {
+		t = append(t, Tensor4)
+	}
+	return append(t, Tensor4)
 }
 
 func (k convBN) Shape(in []tensor.Shape) (tensor.Shape, error) {
@@ -120,13 +128,21 @@ func (k convBN) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range in[2:] {
-		if len(s) != 1 || s[0] != g.K {
-			return nil, fmt.Errorf("batch norm after a %d-channel conv got a parameter of shape %v", g.K, s)
+	oh, ow := g.OutSize()
+	out := tensor.Shape{g.N, g.K, oh, ow}
+	vectors := in[2:]
+	if k.add {
+		vectors = in[2 : len(in)-1]
+		if a := in[len(in)-1]; !a.Eq(out) {
+			return nil, fmt.Errorf("sum of a %v convolution and a %v tensor", out, a)
 		}
 	}
-	oh, ow := g.OutSize()
-	return tensor.Shape{g.N, g.K, oh, ow}, nil
+	for _, s := range vectors {
+		if len(s) != 1 || s[0] != g.K {
+			return nil, fmt.Errorf("%d-channel conv + batch norm got a parameter of shape %v", g.K, s)
+		}
+	}
+	return out, nil
 }
 
 func (k convBN) Run(out G.Value, in []G.Value) error {
@@ -135,8 +151,19 @@ func (k convBN) Run(out G.Value, in []G.Value) error {
 		return err
 	}
 	g.Winograd = true
+	var bias []float32
+	rest := in[2:]
+	if k.Bias {
+		bias, rest = Floats(rest[0]), rest[1:]
+	}
 	bn := kernels.BatchNorm{C: g.K, Eps: k.eps, ReLU: k.relu}
-	ep := bn.EvalAffine(Floats(in[2]), Floats(in[3]), Floats(in[4]), Floats(in[5]))
+	ep := bn.EvalAffine(Floats(rest[0]), Floats(rest[1]), Floats(rest[2]), Floats(rest[3]))
+	for c, b := range bias {
+		ep.Shift[c] += b * ep.Scale[c]
+	}
+	if k.add {
+		ep.Add = Floats(rest[4])
+	}
 	g.ForwardAffine(Floats(in[0]), Floats(in[1]), ep, Floats(out))
 	return nil
 }

@@ -11,8 +11,6 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
-
-	"github.com/segkit/segkit/internal/kernels"
 )
 
 // tinyModel has what HRNet needs of the engine: a stride-2 stem, a residual block (a node
@@ -291,33 +289,30 @@ func TestMemoryPlanNearPeak(t *testing.T) {
 	}
 }
 
-// TestInferenceFoldsBatchNorm checks that an inference graph runs conv → BN(+ReLU) as one
-// kernel, with the result of the two kernels run one after the other, and that a convolution
-// read elsewhere too is still computed.
-func TestInferenceFoldsBatchNorm(t *testing.T) {
+// TestInferenceFolding checks that an inference graph runs conv (+bias) → BN (+ReLU) as one
+// kernel, with residual sums of two or three terms in its epilogue, that a convolution read
+// elsewhere too is still computed, and that every output matches the unfused graph's.
+func TestInferenceFolding(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
-	for _, relu := range []bool{false, true} {
-		ps := NewParams(1)
+	ps := NewParams(1)
+	build := func() (*Program, []*G.Node, map[string]int) {
 		b := NewBuilder(ps, false)
-		x := b.Const("x", []int{2, 16, 40, 40}, randTensor(rng, 1, 2, 16, 40, 40).Float32s())
-		conv := b.Conv("conv", x, 24, ConvSpec{Kernel: 3, Pad: 1})
-		y := b.BatchNorm("bn", conv, relu)
-		other := b.Conv("other", x, 24, ConvSpec{Kernel: 3, Pad: 1})
-		z := b.BatchNorm("bn2", other, false)
-		also := b.Sum("also", false, other, other)
+		x := b.Const("x", []int{2, 16, 40, 40}, randTensor(rand.New(rand.NewPCG(6, 6)), 1, 2, 16, 40, 40).Float32s())
+		spec := ConvSpec{Kernel: 3, Pad: 1}
+		other := b.Conv("other", x, 24, spec)
+		outs := []*G.Node{
+			b.BatchNorm("bn", b.Conv("conv", x, 24, spec), true),
+			b.BatchNorm("bn2", other, false),
+			b.Sum("res", true, b.BatchNorm("bn3", b.Conv("conv3", x, 16, spec), false), x),
+			b.Sum("three", true, x, b.BatchNorm("bn4", b.Conv("conv4", x, 16, spec), false), x),
+			b.BatchNorm("bn5", b.Conv("bias", x, 8, ConvSpec{Kernel: 1, Bias: true}), true),
+			b.Sum("also", false, other, other),
+		}
 		if b.Err() != nil {
 			t.Fatal(b.Err())
 		}
-		for _, name := range []string{"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"} {
-			for i, v := range ps.Get(name).Data() {
-				ps.Get(name).Data()[i] = v + float32(rng.Float64()) // running_var stays positive
-			}
-		}
-		p, err := Compile(b.Graph(), y, z, also)
+		p, err := Compile(b.Graph(), outs...)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Run(); err != nil {
 			t.Fatal(err)
 		}
 		ops := map[string]int{}
@@ -327,19 +322,44 @@ func TestInferenceFoldsBatchNorm(t *testing.T) {
 				ops[kind]++
 			}
 		}
-		if ops["Conv2dBatchNorm"] != 2 || ops["Conv2d"] != 1 || ops["BatchNorm"] != 0 {
-			t.Errorf("program runs %v; want 2 fused Conv2dBatchNorm and the conv the sum reads", ops)
+		return p, outs, ops
+	}
+	run := func(p *Program, outs []*G.Node) [][]float32 {
+		if err := p.Run(); err != nil {
+			t.Fatal(err)
 		}
-		g := kernels.Conv{N: 2, C: 16, H: 40, W: 40, K: 24, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
-		plain, want := make([]float32, 2*24*1600), make([]float32, 2*24*1600)
-		g.Forward(x.Value().Data().([]float32), ps.Get("conv.weight").Data(), nil, plain)
-		kernels.BatchNorm{N: 2, C: 24, HW: 1600, Eps: BNEps, ReLU: relu}.ForwardEval(plain, ps.Get("bn.weight").Data(),
-			ps.Get("bn.bias").Data(), want, ps.Get("bn.running_mean").Data(), ps.Get("bn.running_var").Data())
-		got := Floats(p.Value(y))
-		for i := range want {
-			if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
-				t.Fatalf("relu=%v: fused output %d = %v, want %v", relu, i, got[i], want[i])
-			}
+		var vals [][]float32
+		for _, o := range outs {
+			vals = append(vals, slices.Clone(Floats(p.Value(o))))
+		}
+		return vals
+	}
+	build() // creates the parameters; give the batch norms non-trivial statistics and a bias
+	for _, q := range ps.All() {
+		for i := range q.Data() {
+			q.Data()[i] += float32(rng.Float64()) // running variances stay positive
+		}
+	}
+	p, outs, ops := build()
+	got := run(p, outs)
+	if ops["Conv2dBatchNorm"] != 5 || ops["Conv2d"] != 1 || ops["BatchNorm"] != 0 || ops["Sum"] != 2 {
+		t.Errorf("program runs %v; want 5 Conv2dBatchNorm, the conv the last sum reads, the sums x+x and also", ops)
+	}
+	foldInference = false
+	defer func() { foldInference = true }()
+	ref, refOuts, refOps := build()
+	want := run(ref, refOuts)
+	if refOps["Conv2dBatchNorm"] != 0 {
+		t.Fatalf("reference graph folded: %v", refOps)
+	}
+	for i := range want {
+		var scale, worst float64
+		for j := range want[i] {
+			scale = max(scale, math.Abs(float64(want[i][j])))
+			worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+		}
+		if worst > 3e-5*scale {
+			t.Errorf("output %d: max |folded − unfused| = %.3g (scale %.3g)", i, worst, scale)
 		}
 	}
 }

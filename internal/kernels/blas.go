@@ -11,7 +11,7 @@ void openblas_set_num_threads(int n);
 int segkit_has_avx512(void);
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                  const float *shift, int relu);
+                  const float *shift, const float *add, int relu);
 */
 import "C"
 
@@ -38,16 +38,25 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 }
 
 // Affine is a per-channel epilogue fused into a kernel's output: y = Scale[i]·y + Shift[i]
-// (nil Scale: 1, nil Shift: 0), then max(y, 0) when ReLU — a convolution's bias, or an
-// inference-mode batch norm (+ReLU) folded into the convolution before it.
+// (nil Scale: 1, nil Shift: 0), plus Add (a tensor laid out as y; nil: none), then max(y, 0)
+// when ReLU — a convolution's bias, or an inference-mode batch norm folded into the convolution
+// before it, with the residual sum and ReLU after it.
 type Affine struct {
-	Scale, Shift []float32
-	ReLU         bool
+	Scale, Shift, Add []float32
+	ReLU              bool
 }
 
-func (a Affine) none() bool { return a.Scale == nil && a.Shift == nil && !a.ReLU }
+func (a Affine) none() bool { return a.Scale == nil && a.Shift == nil && a.Add == nil && !a.ReLU }
 
-// apply applies the epilogue to rows of length n (stride ld) of channels [0, len(rows)).
+// from returns the epilogue for the part of the output that starts at offset off.
+func (a Affine) from(off int) Affine {
+	if a.Add != nil {
+		a.Add = a.Add[off:]
+	}
+	return a
+}
+
+// apply applies the epilogue to rows of length n (stride ld) of channels [0, channels).
 func (a Affine) apply(c []float32, channels, n, ld int) {
 	if a.none() {
 		return
@@ -61,6 +70,12 @@ func (a Affine) apply(c []float32, channels, n, ld int) {
 			sh = a.Shift[i]
 		}
 		row := c[i*ld : i*ld+n]
+		if a.Add != nil {
+			for j, v := range a.Add[i*ld : i*ld+n] {
+				row[j] = row[j]*sc + sh + v
+			}
+			sc, sh = 1, 0
+		}
 		if a.ReLU {
 			for j, v := range row {
 				row[j] = max(v*sc+sh, 0)
@@ -101,7 +116,7 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	pa, pb, pc := ptr(a), ptr(b), ptr(c)
 	if useAVX512 {
 		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
-			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), cbool(ep.ReLU))
+			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
 		return
 	}
 	ta, tb := C.int(cblasNoTrans), C.int(cblasNoTrans)

@@ -128,7 +128,7 @@ func (c Conv) forward(x, w []float32, ep Affine, y []float32) {
 	c.eachBlock(func(wk, n, o0, o1 int) {
 		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])
 		nb := (o1 - o0) * ow
-		sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, y[n*out+o0*ow:], hw, ep)
+		sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, y[n*out+o0*ow:], hw, ep.from(n*out+o0*ow))
 	})
 }
 

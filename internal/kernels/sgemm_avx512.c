@@ -77,19 +77,21 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 }
 
 // epilogue is applied to finished rows of C: row i becomes scale[i]·row + shift[i] (scale or shift
-// NULL: 1 or 0), then max(·, 0) when relu; a NULL epilogue means none.
+// NULL: 1 or 0), plus the matching elements of add (laid out as C; NULL: none), then max(·, 0) when
+// relu; a NULL epilogue means none.
 typedef struct {
-	const float *scale, *shift;
+	const float *scale, *shift, *add;
 	int relu;
 } epilogue;
 
-// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps, then ep (for rows
-// offset by row0). A's element (i, k) is a[i*ai + k*ak]; n (≤ NR) columns of C are written.
+// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps, then ep (for the tile
+// at row row0, column col0 of the whole C). A's element (i, k) is a[i*ai + k*ak]; n (≤ NR)
+// columns of C are written.
 __attribute__((target("avx512f"), always_inline)) static inline void kernel(int mr, long kc, const float *a,
                                                                           long ai, long ak, const float *bp,
                                                                           float *c, long ldc, long n, float alpha,
                                                                           float beta, const epilogue *ep,
-                                                                          long row0) {
+                                                                          long row0, long col0) {
 	__m512 acc[MR][4];
 	for (int i = 0; i < mr; i++)
 		for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -111,12 +113,14 @@ __attribute__((target("avx512f"), always_inline)) static inline void kernel(int 
 		float *ci = c + i * ldc;
 		__m512 sc = _mm512_set1_ps(ep && ep->scale ? ep->scale[row0 + i] : 1),
 		       sh = _mm512_set1_ps(ep && ep->shift ? ep->shift[row0 + i] : 0);
+		const float *add = ep && ep->add ? ep->add + (row0 + i) * ldc + col0 : 0;
 		for (int j = 0; j < 4; j++) {
 			if (!m[j]) break;
 			__m512 r = _mm512_mul_ps(va, acc[i][j]);
 			if (beta != 0) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[j], ci + 16 * j), r);
 			if (ep) {
 				r = _mm512_fmadd_ps(r, sc, sh);
+				if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[j], add + 16 * j));
 				if (ep->relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
 			}
 			_mm512_mask_storeu_ps(ci + 16 * j, m[j], r);
@@ -128,8 +132,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void kernel(int 
 	__attribute__((target("avx512f"))) static void kernel##R(long kc, const float *a, long ai, long ak,       \
 	                                                         const float *bp, float *c, long ldc, long n,     \
 	                                                         float alpha, float beta, const epilogue *ep,     \
-	                                                         long row0) {                                     \
-		kernel(R, kc, a, ai, ak, bp, c, ldc, n, alpha, beta, ep, row0);                                       \
+	                                                         long row0, long col0) {                          \
+		kernel(R, kc, a, ai, ak, bp, c, ldc, n, alpha, beta, ep, row0, col0);                                 \
 	}
 KERNEL(1)
 KERNEL(2)
@@ -139,17 +143,16 @@ KERNEL(5)
 KERNEL(6)
 
 typedef void (*kernel_fn)(long, const float *, long, long, const float *, float *, long, long, float, float,
-                          const epilogue *, long);
+                          const epilogue *, long, long);
 static const kernel_fn kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
 
 // segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n), then
-// the per-row epilogue (scale, shift, relu) when scale, shift or relu is set.
-// Requires k > 0 and avx512f.
+// the epilogue (scale, shift, add, relu) when any of them is set. Requires k > 0 and avx512f.
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                  const float *shift, int relu) {
-	epilogue ep = {scale, shift, relu};
-	const epilogue *last = scale || shift || relu ? &ep : 0;
+                  const float *shift, const float *add, int relu) {
+	epilogue ep = {scale, shift, add, relu};
+	const epilogue *last = scale || shift || add || relu ? &ep : 0;
 	float *bp = pack_buffer();
 	long ai = transA ? 1 : lda, ak = transA ? lda : 1;
 	for (long jc = 0; jc < n; jc += NC) {
@@ -165,7 +168,7 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 				const float *as = a + ic * ai + pc * ak;
 				for (long jr = 0; jr < nc; jr += NR) {
 					long w = nc - jr < NR ? nc - jr : NR;
-					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt, e, ic);
+					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt, e, ic, jc + jr);
 				}
 			}
 		}
@@ -326,11 +329,11 @@ __attribute__((target("avx512f"), always_inline)) static inline void interleave4
 
 // segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN, raster order over ⌈H/4⌉×⌈W/4⌉) of one
 // C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y through the per-channel
-// epilogue (scale, shift, relu; as segkit_sgemm's). Tiles are read and written a row segment
-// at a time (contiguous loads, shuffled into one tile per lane).
+// epilogue (scale, shift, add, relu; as segkit_sgemm's, add laid out as y). Tiles are read and
+// written a row segment at a time (contiguous loads, shuffled into one tile per lane).
 __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
                                                           const float *u, const float *scale, const float *shift,
-                                                          int relu, float *y, long t0, long nt) {
+                                                          const float *add, int relu, float *y, long t0, long nt) {
 	long tw = (W + 3) / 4;
 	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
 	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
@@ -376,12 +379,11 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 	for (int xi = 0; xi < 36; xi++)
 		for (long i0 = 0; i0 < K; i0 += MR) {
 			int mr = K - i0 < MR ? (int)(K - i0) : MR;
-			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0);
+			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0, 0);
 		}
 	for (long g = 0; g < nt; g += 16) {
 		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, tw, W, runs);
 		for (long k = 0; k < K; k++) {
-			float *plane = y + k * H * W;
 			__m512 sc = _mm512_set1_ps(scale ? scale[k] : 1), sh = _mm512_set1_ps(shift ? shift[k] : 0);
 			__m512 p[6][4], o[4][4];
 			for (int r = 0; r < 6; r++) {
@@ -393,10 +395,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 				__m512 col[6], out[4];
 				for (int r = 0; r < 6; r++) col[r] = p[r][s];
 				at(out, col);
-				for (int a = 0; a < 4; a++) {
-					__m512 r = _mm512_fmadd_ps(out[a], sc, sh);
-					o[a][s] = relu ? _mm512_max_ps(r, _mm512_setzero_ps()) : r;
-				}
+				for (int a = 0; a < 4; a++) o[a][s] = _mm512_fmadd_ps(out[a], sc, sh);
 			}
 			for (int a = 0; a < 4; a++) {
 				__m512 z[4];
@@ -404,8 +403,13 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 				for (int i = 0; i < nr; i++) {
 					const run *rn = &runs[i];
 					if (rn->oy + a >= H) continue;
-					float *dst = plane + (rn->oy + a) * W + rn->col + 1;
-					for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(dst + 16 * j, rn->out[j], z[j]);
+					long at = k * H * W + (rn->oy + a) * W + rn->col + 1;
+					for (int j = 0; j < 4; j++) {
+						__m512 r = z[j];
+						if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(rn->out[j], add + at + 16 * j));
+						if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
+						_mm512_mask_storeu_ps(y + at + 16 * j, rn->out[j], r);
+					}
 				}
 			}
 		}
@@ -417,9 +421,9 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 int segkit_has_avx512(void) { return 0; }
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                  const float *shift, int relu) {}
+                  const float *shift, const float *add, int relu) {}
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                       const float *shift, int relu, float *y, long t0, long nt) {}
+                       const float *shift, const float *add, int relu, float *y, long t0, long nt) {}
 
 #endif

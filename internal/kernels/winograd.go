@@ -3,7 +3,7 @@ package kernels
 /*
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1);
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                       const float *shift, int relu, float *y, long t0, long nt);
+                       const float *shift, const float *add, int relu, float *y, long t0, long nt);
 */
 import "C"
 
@@ -43,7 +43,7 @@ func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 		n, t0 := b/per, (b%per)*winogradTiles
 		nt := min(winogradTiles, tiles-t0)
 		C.segkit_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W),
-			ptr(x[n*c.C*plane:]), pu, sc, sh, relu, ptr(y[n*c.K*plane:]),
+			ptr(x[n*c.C*plane:]), pu, sc, sh, ptr(ep.from(n*c.K*plane).Add), relu, ptr(y[n*c.K*plane:]),
 			C.long(t0), C.long(nt))
 	})
 }

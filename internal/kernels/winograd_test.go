@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// TestWinograd compares the Winograd forward, and the direct one's fused epilogue, with the
-// direct convolution followed by the epilogue in Go, on sizes that leave partial tiles, tiny
+// TestWinograd compares the Winograd forward, and the direct one's fused epilogue (scale, shift,
+// residual, ReLU), with the direct convolution followed by the epilogue in Go, on sizes that leave partial tiles, tiny
 // planes, several images and blocks, and channel counts off every vector width. Bounds are
 // relative to the output's largest magnitude.
 func TestWinograd(t *testing.T) {
@@ -25,10 +25,11 @@ func TestWinograd(t *testing.T) {
 		x, w := randSlice(rng, s.n*s.c*s.h*s.w), randSlice(rng, s.k*s.c*9)
 		plain := make([]float32, s.n*s.k*s.h*s.w)
 		c.Forward(x, w, nil, plain)
-		for _, ep := range []Affine{{}, {Shift: randSlice(rng, s.k)}, {Scale: randSlice(rng, s.k), Shift: randSlice(rng, s.k), ReLU: true}} {
+		for _, ep := range []Affine{{}, {Shift: randSlice(rng, s.k)}, {Scale: randSlice(rng, s.k), Shift: randSlice(rng, s.k), ReLU: true},
+			{Scale: randSlice(rng, s.k), Add: randSlice(rng, len(plain)), ReLU: true}} {
 			want := append([]float32(nil), plain...)
-			for n := 0; n < s.n; n++ {
-				ep.apply(want[n*s.k*s.h*s.w:], s.k, s.h*s.w, s.h*s.w)
+			for n, out := 0, s.k*s.h*s.w; n < s.n; n++ {
+				ep.from(n*out).apply(want[n*out:], s.k, s.h*s.w, s.h*s.w)
 			}
 			direct, wino := make([]float32, len(want)), make([]float32, len(want))
 			for i := range wino {
