@@ -265,24 +265,26 @@ __attribute__((target("avx512f"), always_inline)) static inline void at(__m512 *
 	o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8), d34, d12), m[5]);
 }
 
-// A run: the lanes of a 16-tile group whose tiles lie in one row of tiles. Lane l of the run
-// reads input columns col + 4l + [0, 6) and writes output columns col + 1 + 4l + [0, 4).
+// A run: the lanes of a 16-tile group whose tiles lie in one row of tiles of one image. Lane l of
+// the run reads input columns col + 4l + [0, 6) and writes output columns col + 1 + 4l + [0, 4).
 typedef struct {
-	long oy, col;     // the tiles' top output row; input column of lane 0's window
+	long n, oy, col;  // image; the tiles' top output row; input column of lane 0's window
 	__mmask16 in[8];  // load masks (columns inside the image): window col + [0, 64), window col + 4 + [0, 64)
 	__mmask16 out[4]; // store masks: output columns of the run's lanes inside the image
 	__mmask16 lanes;
 } run;
 
-// group_runs splits tiles [t, t+n) (n ≤ 16) into runs; it returns their number.
-__attribute__((target("avx512f"))) static int group_runs(long t, long n, long tw, long W, run *runs) {
+// group_runs splits tiles [t, t+n) (n ≤ 16; numbered over all images, th×tw per image) into
+// runs; it returns their number.
+__attribute__((target("avx512f"))) static int group_runs(long t, long n, long th, long tw, long W, run *runs) {
 	const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 	const __m512i zero = _mm512_setzero_si512(), w = _mm512_set1_epi32((int)W);
 	int nr = 0;
 	for (long l0 = 0, l1; l0 < n; l0 = l1) {
-		long ty = (t + l0) / tw, tx = (t + l0) % tw;
+		long img = (t + l0) / (th * tw), ty = (t + l0) % (th * tw) / tw, tx = (t + l0) % tw;
 		l1 = l0 + (tw - tx < n - l0 ? tw - tx : n - l0);
 		run *r = &runs[nr++];
+		r->n = img;
 		r->oy = 4 * ty;
 		r->col = 4 * tx - 1 - 4 * l0;
 		r->lanes = (__mmask16)(((1u << l1) - 1) & ~((1u << l0) - 1));
@@ -327,21 +329,22 @@ __attribute__((target("avx512f"), always_inline)) static inline void interleave4
 	z[3] = _mm512_permutex2var_ps(ah, qh, bh);
 }
 
-// segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN, raster order over ⌈H/4⌉×⌈W/4⌉) of one
-// C×H×W image x with the transformed filters u (36×K×C), writing K×H×W y through the per-channel
-// epilogue (scale, shift, add, relu; as segkit_sgemm's, add laid out as y). Tiles are read and
-// written a row segment at a time (contiguous loads, shuffled into one tile per lane).
+// segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN; raster order over ⌈H/4⌉×⌈W/4⌉ per
+// image, images one after another) of the N×C×H×W x with the transformed filters u (36×K×C),
+// writing output channels [k0, k1) of the N×K×H×W y through the per-channel epilogue (scale,
+// shift, add, relu; as segkit_sgemm's, add laid out as y). Tiles are read and written a row
+// segment at a time (contiguous loads, shuffled into one tile per lane).
 __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
                                                           const float *u, const float *scale, const float *shift,
-                                                          const float *add, int relu, float *y, long t0, long nt) {
-	long tw = (W + 3) / 4;
+                                                          const float *add, int relu, float *y, long t0, long nt,
+                                                          long k0, long k1) {
+	long tw = (W + 3) / 4, th = (H + 3) / 4;
 	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
 	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
 	run runs[16];
 	for (long g = 0; g < nt; g += 16) {
-		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, tw, W, runs);
+		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, runs);
 		for (long c = 0; c < C; c++) {
-			const float *plane = x + c * H * W;
 			__m512 h[6][6];
 			for (int r = 0; r < 6; r++) {
 				__m512 d[6];
@@ -350,7 +353,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 					const run *rn = &runs[i];
 					long iy = rn->oy - 1 + r;
 					if (iy < 0 || iy >= H) continue;
-					const float *src = plane + iy * W + rn->col;
+					const float *src = x + (rn->n * C + c) * H * W + iy * W + rn->col;
 					__m512 z[4], zb[4], e[4], eb[4];
 					for (int j = 0; j < 4; j++) {
 						z[j] = _mm512_maskz_loadu_ps(rn->in[j], src + 16 * j);
@@ -377,13 +380,13 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 		}
 	}
 	for (int xi = 0; xi < 36; xi++)
-		for (long i0 = 0; i0 < K; i0 += MR) {
-			int mr = K - i0 < MR ? (int)(K - i0) : MR;
+		for (long i0 = k0; i0 < k1; i0 += MR) {
+			int mr = k1 - i0 < MR ? (int)(k1 - i0) : MR;
 			kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0, 0);
 		}
 	for (long g = 0; g < nt; g += 16) {
-		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, tw, W, runs);
-		for (long k = 0; k < K; k++) {
+		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, runs);
+		for (long k = k0; k < k1; k++) {
 			__m512 sc = _mm512_set1_ps(scale ? scale[k] : 1), sh = _mm512_set1_ps(shift ? shift[k] : 0);
 			__m512 p[6][4], o[4][4];
 			for (int r = 0; r < 6; r++) {
@@ -403,7 +406,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 				for (int i = 0; i < nr; i++) {
 					const run *rn = &runs[i];
 					if (rn->oy + a >= H) continue;
-					long at = k * H * W + (rn->oy + a) * W + rn->col + 1;
+					long at = (rn->n * K + k) * H * W + (rn->oy + a) * W + rn->col + 1;
 					for (int j = 0; j < 4; j++) {
 						__m512 r = z[j];
 						if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(rn->out[j], add + at + 16 * j));
@@ -424,6 +427,7 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
                   const float *shift, const float *add, int relu) {}
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                       const float *shift, const float *add, int relu, float *y, long t0, long nt) {}
+                       const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
+                       long k1) {}
 
 #endif

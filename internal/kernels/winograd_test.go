@@ -20,6 +20,7 @@ func TestWinograd(t *testing.T) {
 	for _, s := range []struct{ n, c, k, h, w int }{
 		{1, 8, 8, 4, 4}, {2, 9, 13, 5, 7}, {1, 17, 18, 1, 1}, {1, 18, 8, 2, 3}, {3, 33, 20, 37, 29},
 		{1, 48, 48, 64, 64}, {2, 384, 384, 32, 32}, {1, 10, 70, 40, 3}, {1, 64, 64, 130, 9},
+		{2, 384, 384, 16, 16}, {3, 20, 30, 9, 11}, {5, 12, 12, 3, 3},
 	} {
 		c := Conv{N: s.n, C: s.c, H: s.h, W: s.w, K: s.k, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
 		x, w := randSlice(rng, s.n*s.c*s.h*s.w), randSlice(rng, s.k*s.c*9)
@@ -55,8 +56,8 @@ func TestWinograd(t *testing.T) {
 			}
 		}
 		tiles, _ := c.winogradTiles()
-		if c.winograd() != (tiles >= 32) {
-			t.Errorf("%+v: winograd() = %v with %d tiles per image", s, c.winograd(), tiles)
+		if c.winograd() != (tiles >= 64) {
+			t.Errorf("%+v: winograd() = %v with %d tiles", s, c.winograd(), tiles)
 		}
 	}
 }
