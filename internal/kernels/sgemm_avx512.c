@@ -39,6 +39,35 @@ static inline __mmask16 tail_mask(long n) {
 	return (__mmask16)((1u << n) - 1);
 }
 
+// transpose16 sets o[c][r] = r[r][c] for a 16×16 block.
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(const __m512 *r, __m512 *o) {
+	__m512 t[16], u[16];
+	for (int i = 0; i < 8; i++) { // lane L of t[2i]: r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++) { // lane L of u[4i+c]: column 4L+c of rows 4i..4i+3
+		__m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+		__m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+		u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+		u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+		u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+		u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+	}
+	for (int c = 0; c < 4; c++) { // 128-bit lanes: rows 0-3, 4-7 (t[c], t[c+4]) and 8-11, 12-15
+		t[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);      // columns c, 8+c
+		t[c + 4] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);  // columns 4+c, 12+c
+		t[c + 8] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+		t[c + 12] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+	}
+	for (int c = 0; c < 4; c++) {
+		o[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+		o[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xDD);
+		o[c + 4] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0x88);
+		o[c + 12] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0xDD);
+	}
+}
+
 // pack_b writes op(B)[0:kc, 0:nc] as panels of NR columns, each kc×NR, zero-padded on the right.
 __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long nc, const float *b, long ldb,
                                                       float *dst) {
@@ -66,12 +95,17 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 			}
 			continue;
 		}
-		// op(B)[k][j] = b[j*ldb + k]: read each source row once, scatter it down a column.
-		if (w < NR) memset(d, 0, sizeof(float) * kc * NR);
-		for (long j = 0; j < w; j++) {
-			const float *s = b + (j0 + j) * ldb;
-			float *col = d + j;
-			for (long k = 0; k < kc; k++) col[k * NR] = s[k];
+		// op(B)[k][j] = b[j*ldb + k]: 16×16 blocks, transposed in registers (zeros past w).
+		for (long k = 0; k < kc; k += 16) {
+			long kn = kc - k < 16 ? kc - k : 16;
+			__mmask16 km = tail_mask(kn);
+			for (long jb = 0; jb < NR; jb += 16) {
+				__m512 r[16], o[16];
+				for (int jj = 0; jj < 16; jj++)
+					r[jj] = jb + jj < w ? _mm512_maskz_loadu_ps(km, b + (j0 + jb + jj) * ldb + k) : _mm512_setzero_ps();
+				transpose16(r, o);
+				for (long kk = 0; kk < kn; kk++) _mm512_store_ps(d + (k + kk) * NR + jb, o[kk]);
+			}
 		}
 	}
 }
