@@ -9,6 +9,9 @@ void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float a
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
 int segkit_has_avx512(void);
+void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                       const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                       const float *add, int relu);
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu);
@@ -183,3 +186,11 @@ func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 
 // SetBLASThreads sets how many threads OpenBLAS uses for one GEMM.
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+
+// implicitGemm computes output pixels [q0, q0+nq) of image x's convolution (y and ep's Add
+// start at pixel q0) with the AVX-512 GEMM packing the patch matrix straight from x.
+func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine) {
+	C.segkit_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
+		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+}

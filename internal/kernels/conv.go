@@ -126,8 +126,12 @@ func (c Conv) forward(x, w []float32, ep Affine, y []float32) {
 	oh, ow := c.OutSize()
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	c.eachBlock(func(wk, n, o0, o1 int) {
-		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])
 		nb := (o1 - o0) * ow
+		if useAVX512 && !c.pointwise() {
+			c.implicitGemm(x[n*in:(n+1)*in], w, o0*ow, nb, y[n*out+o0*ow:], ep.from(n*out+o0*ow))
+			return
+		}
+		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])
 		sgemm(false, false, c.K, nb, rows, 1, w, rows, col, ld, 0, y[n*out+o0*ow:], hw, ep.from(n*out+o0*ow))
 	})
 }

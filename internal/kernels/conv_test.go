@@ -46,9 +46,10 @@ func maxRelErr(got []float32, want []float64) float64 {
 	return diff / peak
 }
 
-// The kernels against the definition, in float64. The shapes cover every path: im2col in
-// one or many blocks (with per-goroutine filter gradients summed), pointwise, the
-// flipped-filter data gradient of stride-1 convolutions and col2im for strided ones.
+// The kernels against the definition, in float64. The shapes cover every path: im2col or the
+// implicit GEMM (patch rows within, across and wider than a packed panel) in one or many
+// blocks (with per-goroutine filter gradients summed), pointwise, the flipped-filter data
+// gradient of stride-1 convolutions and col2im for strided ones.
 func TestConvAlgorithmsMatchDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	shapes := []Conv{
@@ -65,6 +66,8 @@ func TestConvAlgorithmsMatchDefinition(t *testing.T) {
 		{N: 2, C: 64, H: 40, W: 37, K: 5, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
 		{N: 1, C: 70, H: 33, W: 30, K: 7, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1},
 		{N: 1, C: 9, H: 70, W: 64, K: 4, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
+		{N: 2, C: 3, H: 9, W: 150, K: 13, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+		{N: 1, C: 5, H: 20, W: 90, K: 8, Kernel: 3, Stride: 2, Pad: 3, Dilation: 2},
 	}
 	for _, c := range shapes {
 		name := fmt.Sprintf("%+v", c)

@@ -210,6 +210,95 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 }
 
 
+// ---- Implicit-GEMM convolution -------------------------------------------------------------------
+//
+// The convolution's GEMM with its patch matrix (im2col) never formed: B panels are packed
+// straight from the image, which saves writing and re-reading the patch matrix.
+
+typedef struct {
+	long C, H, W, k, s, p, d, OH, OW;
+} geometry;
+
+// pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
+// matrix of image x as panels of NR columns, zero-padded.
+__attribute__((target("avx512f"))) static void pack_patches(const geometry *g, const float *x, long r0, long kc,
+                                                           long q0, long nc, float *dst) {
+	const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m512i zero = _mm512_setzero_si512(), width = _mm512_set1_epi32((int)g->W);
+	long kk = g->k * g->k;
+	for (long j0 = 0; j0 < nc; j0 += NR) {
+		long w = nc - j0 < NR ? nc - j0 : NR;
+		float *d = dst + j0 * kc;
+		// The panel's columns by output row: segments [at, at+len) starting at (oy, ox).
+		long at[NR + 1], oy[NR + 1], ox[NR + 1], len[NR + 1];
+		int ns = 0;
+		for (long jj = 0; jj < w; ns++) {
+			long q = q0 + j0 + jj;
+			at[ns] = jj, oy[ns] = q / g->OW, ox[ns] = q % g->OW;
+			len[ns] = g->OW - ox[ns] < w - jj ? g->OW - ox[ns] : w - jj;
+			jj += len[ns];
+		}
+		for (long r = 0; r < kc; r++) {
+			long row = r0 + r, ch = row / kk, ki = row % kk / g->k, kj = row % g->k;
+			const float *plane = x + ch * g->H * g->W;
+			float *out = d + r * NR;
+			for (long t = w & ~15L; t < NR; t += 16) _mm512_mask_storeu_ps(out + t, ~tail_mask(w - t), _mm512_setzero_ps());
+			for (int i = 0; i < ns; i++) {
+				long iy = oy[i] * g->s + ki * g->d - g->p, ix0 = ox[i] * g->s + kj * g->d - g->p;
+				float *o = out + at[i];
+				if (iy < 0 || iy >= g->H) {
+					for (long t = 0; t < len[i]; t += 16) _mm512_mask_storeu_ps(o + t, tail_mask(len[i] - t), _mm512_setzero_ps());
+					continue;
+				}
+				const float *src = plane + iy * g->W;
+				if (g->s != 1) {
+					for (long t = 0; t < len[i]; t++) {
+						long ix = ix0 + t * g->s;
+						o[t] = ix >= 0 && ix < g->W ? src[ix] : 0;
+					}
+					continue;
+				}
+				for (long t = 0; t < len[i]; t += 16) {
+					__m512i c = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(ix0 + t)));
+					__mmask16 in = _mm512_cmpge_epi32_mask(c, zero) & _mm512_cmplt_epi32_mask(c, width);
+					__mmask16 n = tail_mask(len[i] - t);
+					_mm512_mask_storeu_ps(o + t, n, _mm512_maskz_loadu_ps(in & n, src + ix0 + t));
+				}
+			}
+		}
+	}
+}
+
+// segkit_conv_sgemm computes output pixels [q0, q0+nq) of all K channels of one image's
+// convolution, y = w · patches(x), through the epilogue (as segkit_sgemm's); y and add point
+// at pixel q0 of channel 0, rows OH·OW apart; w is K×(C·k·k).
+void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                       const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                       const float *add, int relu) {
+	long oh = (H + 2 * p - d * (k - 1) - 1) / s + 1, ow = (W + 2 * p - d * (k - 1) - 1) / s + 1;
+	geometry g = {C, H, W, k, s, p, d, oh, ow};
+	long rows = C * k * k, ldc = oh * ow;
+	epilogue ep = {scale, shift, add, relu};
+	const epilogue *last = scale || shift || add || relu ? &ep : 0;
+	float *bp = pack_buffer();
+	for (long jc = 0; jc < nq; jc += NC) {
+		long nc = nq - jc < NC ? nq - jc : NC;
+		for (long pc = 0; pc < rows; pc += KC) {
+			long kc = rows - pc < KC ? rows - pc : KC;
+			pack_patches(&g, x, pc, kc, q0 + jc, nc, bp);
+			const epilogue *e = pc + kc == rows ? last : 0;
+			for (long ic = 0; ic < K; ic += MR) {
+				int mr = K - ic < MR ? (int)(K - ic) : MR;
+				for (long jr = 0; jr < nc; jr += NR) {
+					long n = nc - jr < NR ? nc - jr : NR;
+					kernels[mr](kc, w + ic * rows + pc, rows, 1, bp + jr * kc, y + ic * ldc + jc + jr, ldc, n, 1,
+					            pc == 0 ? 0 : 1, e, ic, jc + jr);
+				}
+			}
+		}
+	}
+}
+
 // ---- Winograd F(4×4, 3×3) for 3×3, stride-1, padding-1 convolutions ----------------------------
 //
 // Each 4×4 output tile is A^T [ (G g G^T) ⊙ (B^T d B) ] A over the 6×6 input tile d: 36 products
@@ -460,6 +549,9 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu) {}
 void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
+void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                       const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                       const float *add, int relu) {}
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
                        const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
                        long k1) {}
