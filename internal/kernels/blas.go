@@ -1,7 +1,7 @@
 package kernels
 
 /*
-#cgo LDFLAGS: -lopenblas
+#cgo LDFLAGS: -lopenblas -lm
 #cgo CFLAGS: -O3
 // Declared here rather than through <cblas.h>: Debian installs that header under a
 // BLAS-vendor-specific path, and these two prototypes are all we need (C enums are ints).

@@ -1,8 +1,15 @@
 package kernels
 
+/*
+double segkit_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
+                         float *dlogits, long p0, long p1);
+*/
+import "C"
+
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // CrossEntropy is softmax cross-entropy over the class axis of N×C×HW logits against N×HW
@@ -26,18 +33,32 @@ func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, 
 		}
 		count++
 	}
-	if dlogits != nil {
-		clear(dlogits)
-	}
 	if count == 0 {
+		if dlogits != nil {
+			clear(dlogits)
+		}
 		return 0, 0, nil
 	}
 	pixels := ce.N * ce.HW
 	parts := make([]float64, Workers)
 	chunk := (pixels + Workers - 1) / Workers
+	g := float32(float64(scale) / float64(count))
+	if useAVX512 {
+		parallelFor(pixels, ce.C*8, func(lo, hi int) {
+			parts[lo/chunk] = float64(C.segkit_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits),
+				(*C.int)(unsafe.Pointer(&labels[0])), C.int(ce.Ignore), C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))
+		})
+		var total float64
+		for _, s := range parts {
+			total += s
+		}
+		return float32(total / float64(count)), count, nil
+	}
+	if dlogits != nil {
+		clear(dlogits)
+	}
 	parallelFor(pixels, ce.C*8, func(lo, hi int) {
 		var sum float64
-		g := float32(float64(scale) / float64(count))
 		for p := lo; p < hi; p++ {
 			label := labels[p]
 			if label == ce.Ignore {
