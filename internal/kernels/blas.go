@@ -23,9 +23,10 @@ import (
 	"unsafe"
 )
 
-// useAVX512 routes Sgemm to our AVX-512 kernel (sgemm_avx512.c) where the CPU has it;
-// SEGKIT_SGEMM=openblas forces OpenBLAS, for comparison.
-var useAVX512 = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_SGEMM") != "openblas"
+// useAVX512 selects our AVX-512 kernels (sgemm_avx512.c, softmax_avx512.c: GEMM, implicit-GEMM
+// and Winograd convolutions, cross-entropy) where the CPU has AVX-512F; elsewhere OpenBLAS and
+// the Go kernels run. SEGKIT_AVX512=off forces the latter, to compare or to test them.
+var useAVX512 = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_AVX512") != "off"
 
 const (
 	cblasRowMajor = 101

@@ -93,7 +93,7 @@ func TestSgemmBetaZeroIgnoresC(t *testing.T) {
 }
 
 // BenchmarkSgemmShapes times single-threaded GEMMs of the convolutions' shapes (forward:
-// K×(C·9) by (C·9)×cols); compare SEGKIT_SGEMM=openblas.
+// K×(C·9) by (C·9)×cols); compare SEGKIT_AVX512=off (OpenBLAS).
 func BenchmarkSgemmShapes(b *testing.B) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	for _, s := range [][3]int{{48, 2048, 432}, {96, 1024, 864}, {192, 512, 1728}, {384, 256, 3456}, {2048, 2048, 2048}} {
