@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"syscall"
@@ -35,7 +36,9 @@ func newBenchCmd() *cobra.Command {
 		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
 logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
 stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
-GMACs and the GFLOP/s achieved; --cpuprofile samples are labelled phase=train or phase=infer. Run ../shared/reference/bench.py with the same settings next to it.`,
+GMACs, the GFLOP/s achieved and the Go heap allocated per iteration; --cpuprofile samples are
+labelled phase=train or phase=infer, --op-times adds the time per kind of op. Compare with
+../shared/reference/bench.py run with the same settings (scripts/bench.sh runs both).`,
 		Example: "  segtrain bench --model w48 --resize fixed --batch 2 --crop 512 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -122,11 +125,6 @@ func timeOps(on bool, iters int) func() map[string]float64 {
 	}
 }
 
-func median(d []time.Duration) time.Duration {
-	slices.Sort(d)
-	return d[len(d)/2]
-}
-
 func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, error) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(batch, 3, crop, crop))
@@ -140,27 +138,12 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 	labels := tensor.New(tensor.WithShape(batch, crop, crop), tensor.WithBacking(lab))
 	net := nn.NewNet(m, 0)
 	opt := &nn.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, Groups: map[string]nn.Group{dynopool.Group: {LRMult: 0}}}
-	var train, infer []time.Duration
-	// Profile samples carry phase=train|infer (go tool pprof -tagfocus phase=infer).
-	var err error
-	var trainOps, inferOps map[string]float64
-	pprof.Do(context.Background(), pprof.Labels("phase", "train"), func(context.Context) {
-		var stop func() map[string]float64
-		for i := 0; i <= iters && err == nil; i++ {
-			if i == 1 {
-				stop = timeOps(opTimes, iters)
-			}
-			start := time.Now()
-			if _, err = net.TrainStep(x, labels); err == nil {
-				opt.Step(net.Params)
-			}
-			if i > 0 {
-				train = append(train, time.Since(start))
-			}
+	train, err := timed("train", iters, opTimes, func() error {
+		_, err := net.TrainStep(x, labels)
+		if err == nil {
+			opt.Step(net.Params)
 		}
-		if stop != nil {
-			trainOps = stop()
-		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -169,22 +152,7 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	pprof.Do(context.Background(), pprof.Labels("phase", "infer"), func(context.Context) {
-		var stop func() map[string]float64
-		for i := 0; i <= iters && err == nil; i++ {
-			if i == 1 {
-				stop = timeOps(opTimes, iters)
-			}
-			start := time.Now()
-			err = gr.Forward(x, nil)
-			if i > 0 {
-				infer = append(infer, time.Since(start))
-			}
-		}
-		if stop != nil {
-			inferOps = stop()
-		}
-	})
+	infer, err := timed("infer", iters, opTimes, func() error { return gr.Forward(x, nil) })
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +160,7 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	macs := float64(m.MACs(net.Params, crop, crop))
-	tr, in := median(train).Seconds(), median(infer).Seconds()
+	tr, in := train.median.Seconds(), infer.median.Seconds()
 	res := map[string]any{
 		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters,
 		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
@@ -201,11 +169,48 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 		// A training step costs about 3 forward passes (forward, data and weight gradients).
 		"train_gflops": round1(3 * 2 * macs * float64(batch) / tr / 1e9),
 		"infer_gflops": round1(2 * macs * float64(batch) / in / 1e9),
+		// Go heap allocated per timed iteration: flat (no growth) once the graphs are built.
+		"train_alloc_kb": round1(train.allocKB), "infer_alloc_kb": round1(infer.allocKB),
 	}
 	if opTimes {
-		res["train_op_ms"], res["infer_op_ms"] = trainOps, inferOps
+		res["train_op_ms"], res["infer_op_ms"] = train.ops, infer.ops
 	}
 	return res, nil
+}
+
+type timing struct {
+	median  time.Duration
+	allocKB float64            // Go heap allocated per timed iteration
+	ops     map[string]float64 // ms per iteration by op kind, with --op-times
+}
+
+// timed runs step once to warm up, then iters times, with profile samples labelled
+// phase=name (go tool pprof -tagfocus phase=infer).
+func timed(name string, iters int, opTimes bool, step func() error) (timing, error) {
+	var t timing
+	var err error
+	pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) {
+		if err = step(); err != nil {
+			return
+		}
+		stop := timeOps(opTimes, iters)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		times := make([]time.Duration, iters)
+		for i := range times {
+			start := time.Now()
+			if err = step(); err != nil {
+				return
+			}
+			times[i] = time.Since(start)
+		}
+		runtime.ReadMemStats(&after)
+		t.ops = stop()
+		t.allocKB = float64(after.TotalAlloc-before.TotalAlloc) / 1024 / float64(iters)
+		slices.Sort(times)
+		t.median = times[len(times)/2]
+	})
+	return t, err
 }
 
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
