@@ -1,6 +1,21 @@
 package kernels
 
-import "math"
+/*
+void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax, int mean,
+                     const int *ri0, const int *ri1, const float *rt, const int *cl0, const int *cl1,
+                     const float *clt, const int *cr0, const int *cr1, const float *crt, long p0, long p1,
+                     float *scratch);
+void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
+                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
+                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
+                                const float *cmask, float *grow, float *gcol);
+*/
+import "C"
+
+import (
+	"math"
+	"unsafe"
+)
 
 // Resample is DynOPool's sampling op (shared/docs/dynopool.md): planes of H×W resized to OH×OW
 // where every output cell reads four queries, at the centres of its 2×2 sub-cells, by bilinear
@@ -19,6 +34,7 @@ type Resample struct {
 // t of i1; dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
 type axisTaps struct {
 	i0, i1    []int
+	j0, j1    []int32 // i0, i1 for the C kernel
 	t         []float32
 	mask      []float32 // 1 for queries strictly inside the border (they have a position gradient)
 	dIn, dOut []float64
@@ -29,8 +45,8 @@ type axisTaps struct {
 var queryOffsets = [2]float32{0.25, 0.75}
 
 func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
-	a := axisTaps{make([]int, 2*out), make([]int, 2*out), make([]float32, 2*out),
-		make([]float32, 2*out), make([]float64, 2*out), make([]float64, 2*out), true}
+	a := axisTaps{make([]int, 2*out), make([]int, 2*out), make([]int32, 2*out), make([]int32, 2*out),
+		make([]float32, 2*out), make([]float32, 2*out), make([]float64, 2*out), make([]float64, 2*out), true}
 	// In float32, as the reference computes it: exact for alpha = 2 (every query on a pixel centre).
 	ratio := float32(sizeIn) / float32(sizeOut)
 	for k := range a.i0 {
@@ -40,6 +56,7 @@ func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
 		u = min(max(u, 0), float32(n-1))
 		i0 := int(u)
 		a.i0[k], a.i1[k], a.t[k] = i0, min(i0+1, n-1), u-float32(i0)
+		a.j0[k], a.j1[k] = int32(a.i0[k]), int32(a.i1[k])
 		a.aligned = a.aligned && a.t[k] == 0
 		if free {
 			a.mask[k] = 1
@@ -66,6 +83,10 @@ func lerp(a, b, t float32) float32 {
 // keeps the max (or mean) of its four queries.
 func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
+	if useAVX512 {
+		r.forwardAVX512(x, y, argmax, &rows, &cols)
+		return
+	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
 		rq := make([]float32, 2*r.OH*r.W)
 		q := make([]float32, 4*r.OH*r.OW)
@@ -169,6 +190,13 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 			}
 			clear(dst)
 			clear(plane)
+			if useAVX512 {
+				r.backPlaneC(src, g, dst, won, &rows, &cols, gRow, gCol)
+				for k, v := range plane {
+					gu[k] += float64(v)
+				}
+				continue
+			}
 			for i := 0; i < r.OH; i++ {
 				for j := 0; j < r.OW; j++ {
 					gy := g[i*r.OW+j]
@@ -219,3 +247,41 @@ func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, 
 	gRow[a] += rows.mask[a] * g * ((1-tc)*(x10-x00) + tc*(x11-x01))
 	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
+
+// forwardAVX512 is Forward by resample_avx512.c, 16 output cells at a time.
+func (r Resample) forwardAVX512(x, y []float32, argmax []uint8, rows, cols *axisTaps) {
+	// The cells' left and right queries, each as its own tap list.
+	side := func(s int) (i0, i1 []int32, t []float32) {
+		i0, i1, t = make([]int32, r.OW), make([]int32, r.OW), make([]float32, r.OW)
+		for j := range t {
+			i0[j], i1[j], t[j] = cols.j0[2*j+s], cols.j1[2*j+s], cols.t[2*j+s]
+		}
+		return i0, i1, t
+	}
+	l0, l1, lt := side(0)
+	r0, r1, rt := side(1)
+	var won *C.uchar
+	if argmax != nil && !r.Mean {
+		won = (*C.uchar)(unsafe.Pointer(&argmax[0]))
+	}
+	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
+		scratch := make([]float32, 2*r.W)
+		C.segkit_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
+			cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
+			C.long(lo), C.long(hi), ptr(scratch))
+	})
+}
+
+// backPlaneC is Backward's per-cell loop for one plane in C (resample_avx512.c), without Go's
+// bounds checks; won is nil in mean mode.
+func (r Resample) backPlaneC(src, g, dst []float32, won []uint8, rows, cols *axisTaps, gRow, gCol []float32) {
+	var w *C.uchar
+	if !r.Mean {
+		w = (*C.uchar)(unsafe.Pointer(&won[0]))
+	}
+	C.segkit_resample_back_plane(C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(src), ptr(g), ptr(dst), w,
+		cint(rows.j0), cint(rows.j1), ptr(rows.t), ptr(rows.mask), cint(cols.j0), cint(cols.j1), ptr(cols.t), ptr(cols.mask),
+		ptr(gRow), ptr(gCol))
+}
+
+func cint(s []int32) *C.int { return (*C.int)(unsafe.Pointer(&s[0])) }

@@ -1,0 +1,118 @@
+// AVX-512 forward of DynOPool's sampling op (resample.go has the definition and the Go version,
+// which this matches bit for bit: the same float32 operations in the same order, no FMA).
+
+#if defined(__x86_64__)
+
+#pragma GCC optimize("fp-contract=off") // round as Go does: a multiply and an add stay two operations
+
+#include <immintrin.h>
+
+// lerp16 is torch.lerp per lane, as resample.go's lerp.
+__attribute__((target("avx512f"), always_inline)) static inline __m512 lerp16(__m512 a, __m512 b, __m512 t) {
+	__m512 d = _mm512_sub_ps(b, a);
+	__m512 lo = _mm512_add_ps(a, _mm512_mul_ps(t, d));
+	__m512 hi = _mm512_sub_ps(b, _mm512_mul_ps(d, _mm512_sub_ps(_mm512_set1_ps(1), t)));
+	return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(0.5f), _CMP_LT_OQ), hi, lo);
+}
+
+// segkit_resample planes [p0, p1) of x (H×W each) into y (OH×OW each). Row taps (2·OH: input rows
+// r0, r1 and weight rt of every query row) and column taps split by side (OW each: left queries
+// l0, l1, lt; right r0, r1, rt) come from resample.go; when argmax is not NULL the winning query
+// (0–3) of every cell is stored there; scratch holds 2·W floats.
+__attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y,
+                                                        unsigned char *argmax, int mean, const int *ri0,
+                                                        const int *ri1, const float *rt, const int *cl0,
+                                                        const int *cl1, const float *clt, const int *cr0,
+                                                        const int *cr1, const float *crt, long p0, long p1,
+                                                        float *scratch) {
+	for (long p = p0; p < p1; p++) {
+		const float *src = x + p * H * W;
+		for (long i = 0; i < OH; i++) {
+			// The cell row's two query rows, interpolated between input rows.
+			for (int h = 0; h < 2; h++) {
+				long a = 2 * i + h;
+				const float *s0 = src + ri0[a] * W, *s1 = src + ri1[a] * W;
+				float *dst = scratch + h * W;
+				__m512 t = _mm512_set1_ps(rt[a]);
+				for (long c = 0; c < W; c += 16) {
+					__mmask16 m = W - c >= 16 ? 0xFFFF : (__mmask16)((1u << (W - c)) - 1);
+					__m512 v = _mm512_maskz_loadu_ps(m, s0 + c);
+					if (rt[a] != 0) v = lerp16(v, _mm512_maskz_loadu_ps(m, s1 + c), t);
+					_mm512_mask_storeu_ps(dst + c, m, v);
+				}
+			}
+			const float *top = scratch, *bottom = scratch + W;
+			float *out = y + (p * OH + i) * OW;
+			for (long j = 0; j < OW; j += 16) {
+				__mmask16 m = OW - j >= 16 ? 0xFFFF : (__mmask16)((1u << (OW - j)) - 1);
+				__m512i l0 = _mm512_maskz_loadu_epi32(m, cl0 + j), l1 = _mm512_maskz_loadu_epi32(m, cl1 + j);
+				__m512i r0 = _mm512_maskz_loadu_epi32(m, cr0 + j), r1 = _mm512_maskz_loadu_epi32(m, cr1 + j);
+				__m512 lt = _mm512_maskz_loadu_ps(m, clt + j), rtv = _mm512_maskz_loadu_ps(m, crt + j);
+				__m512 z = _mm512_setzero_ps();
+				__m512 v[4] = {
+				    lerp16(_mm512_mask_i32gather_ps(z, m, l0, top, 4), _mm512_mask_i32gather_ps(z, m, l1, top, 4), lt),
+				    lerp16(_mm512_mask_i32gather_ps(z, m, r0, top, 4), _mm512_mask_i32gather_ps(z, m, r1, top, 4), rtv),
+				    lerp16(_mm512_mask_i32gather_ps(z, m, l0, bottom, 4), _mm512_mask_i32gather_ps(z, m, l1, bottom, 4), lt),
+				    lerp16(_mm512_mask_i32gather_ps(z, m, r0, bottom, 4), _mm512_mask_i32gather_ps(z, m, r1, bottom, 4), rtv),
+				};
+				__m512 r;
+				if (mean) {
+					r = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v[0], v[1]), v[2]), v[3]),
+					                  _mm512_set1_ps(0.25f));
+				} else {
+					r = _mm512_max_ps(_mm512_max_ps(v[0], v[1]), _mm512_max_ps(v[2], v[3]));
+					if (argmax) { // the first query equal to the max
+						__m512i k = _mm512_set1_epi32(3);
+						for (int q = 2; q >= 0; q--)
+							k = _mm512_mask_mov_epi32(k, _mm512_cmp_ps_mask(v[q], r, _CMP_EQ_OQ), _mm512_set1_epi32(q));
+						_mm512_mask_cvtepi32_storeu_epi8(argmax + (p * OH + i) * OW + j, m, k);
+					}
+				}
+				_mm512_mask_storeu_ps(out + j, m, r);
+			}
+		}
+	}
+}
+
+// segkit_resample_back_plane is the per-cell loop of resample.go's Backward for one plane, in
+// the same float32 operations: each cell's gradient goes to its winning query (won[cell]) or a
+// quarter to each (won NULL: mean); a query passes it to its four pixels (dx) and, times the
+// value's slope, to its row and column positions (grow, gcol).
+void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
+                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
+                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
+                                const float *cmask, float *grow, float *gcol) {
+	for (long i = 0; i < OH; i++)
+		for (long j = 0; j < OW; j++) {
+			float gy = g[i * OW + j];
+			int k0 = won ? won[i * OW + j] : 0, k1 = won ? k0 + 1 : 4;
+			if (!won) gy = 0.25f * gy;
+			for (int k = k0; k < k1; k++) {
+				long a = 2 * i + (k >> 1), b = 2 * j + (k & 1);
+				long r0 = ri0[a] * W, r1 = ri1[a] * W, c0 = ci0[b], c1 = ci1[b];
+				float tr = rt[a], tc = ct[b];
+				float x00 = src[r0 + c0], x01 = src[r0 + c1], x10 = src[r1 + c0], x11 = src[r1 + c1];
+				float gt = gy * (1 - tr), gb = gy * tr;
+				dx[r0 + c0] += gt * (1 - tc);
+				dx[r0 + c1] += gt * tc;
+				dx[r1 + c0] += gb * (1 - tc);
+				dx[r1 + c1] += gb * tc;
+				grow[a] += rmask[a] * gy * ((1 - tc) * (x10 - x00) + tc * (x11 - x01));
+				gcol[b] += cmask[b] * gy * ((1 - tr) * (x01 - x00) + tr * (x11 - x10));
+			}
+		}
+}
+
+#else
+
+void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax, int mean,
+                     const int *ri0, const int *ri1, const float *rt, const int *cl0, const int *cl1,
+                     const float *clt, const int *cr0, const int *cr1, const float *crt, long p0, long p1,
+                     float *scratch) {}
+
+void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
+                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
+                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
+                                const float *cmask, float *grow, float *gcol) {}
+
+#endif
