@@ -1,0 +1,136 @@
+// AVX-512 batch normalisation over the channels [c0, c1) of an N×C×HW tensor (batchnorm.go has
+// the definitions and the portable Go version). Sums run in float32 vectors over blocks of 256
+// values and are added up in double, in a fixed order.
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <math.h>
+
+#define BLOCK 256
+
+__attribute__((target("avx512f"), always_inline)) static inline double hsum(__m512 v) {
+	float t[16];
+	_mm512_storeu_ps(t, v);
+	double s = 0;
+	for (int i = 0; i < 16; i++) s += t[i];
+	return s;
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16 lanes(long n) {
+	return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+// plane_sum returns Σ x and, with sq, Σ (x − mean)² over one plane.
+__attribute__((target("avx512f"))) static double plane_sum(const float *x, long n, int sq, float mean) {
+	double total = 0;
+	__m512 mv = _mm512_set1_ps(mean);
+	for (long b = 0; b < n; b += BLOCK) {
+		long e = b + BLOCK < n ? b + BLOCK : n;
+		__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+		for (long i = b, k = 0; i < e; i += 16, k = (k + 1) & 3) {
+			__m512 v = _mm512_maskz_loadu_ps(lanes(e - i), x + i);
+			if (sq) {
+				v = _mm512_maskz_sub_ps(lanes(e - i), v, mv);
+				v = _mm512_mul_ps(v, v);
+			}
+			acc[k] = _mm512_add_ps(acc[k], v);
+		}
+		total += hsum(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+	}
+	return total;
+}
+
+// affine writes y = x·scale + shift (then ReLU) over one plane.
+__attribute__((target("avx512f"))) static void affine(const float *x, float *y, long n, float scale, float shift,
+                                                     int relu) {
+	__m512 s = _mm512_set1_ps(scale), h = _mm512_set1_ps(shift);
+	for (long i = 0; i < n; i += 16) {
+		__mmask16 m = lanes(n - i);
+		__m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), s, h);
+		if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+		_mm512_mask_storeu_ps(y + i, m, v);
+	}
+}
+
+__attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
+                     const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
+                     float *run_mean, float *run_var, long c0, long c1) {
+	double m = (double)(N * HW);
+	for (long c = c0; c < c1; c++) {
+		double sum = 0, ss = 0;
+		for (long n = 0; n < N; n++) sum += plane_sum(x + (n * C + c) * HW, HW, 0, 0);
+		double mean = sum / m;
+		for (long n = 0; n < N; n++) ss += plane_sum(x + (n * C + c) * HW, HW, 1, (float)mean);
+		double variance = ss / m, invstd = 1 / sqrt(variance + (double)eps);
+		mean_out[c] = (float)mean, invstd_out[c] = (float)invstd;
+		double unbiased = m > 1 ? ss / (m - 1) : variance;
+		run_mean[c] = (1 - momentum) * run_mean[c] + momentum * (float)mean;
+		run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)unbiased;
+		float scale = gamma[c] * (float)invstd, shift = beta[c] - (float)mean * scale;
+		for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale, shift, relu);
+	}
+}
+
+__attribute__((target("avx512f"))) void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale, const float *shift,
+                      float *y, long c0, long c1) {
+	for (long c = c0; c < c1; c++)
+		for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale[c], shift[c], relu);
+}
+
+__attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
+                        const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
+                        float *dx, float *dgamma, float *dbeta, long c0, long c1) {
+	double m = (double)(N * HW);
+	for (long c = c0; c < c1; c++) {
+		float mean = mean_in[c], invstd = invstd_in[c];
+		__m512 mv = _mm512_set1_ps(mean);
+		double sum_dy = 0, sum_dyxc = 0; // Σ dy' and Σ dy'·(x − mean), dy' masked by the ReLU
+		for (long n = 0; n < N; n++) {
+			const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
+			for (long b = 0; b < HW; b += BLOCK) {
+				long e = b + BLOCK < HW ? b + BLOCK : HW;
+				__m512 s = _mm512_setzero_ps(), t = _mm512_setzero_ps();
+				for (long i = b; i < e; i += 16) {
+					__mmask16 l = lanes(e - i);
+					if (relu) l &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+					__m512 g = _mm512_maskz_loadu_ps(l, gs + i);
+					s = _mm512_add_ps(s, g);
+					t = _mm512_fmadd_ps(g, _mm512_sub_ps(_mm512_maskz_loadu_ps(l, xs + i), mv), t);
+				}
+				sum_dy += hsum(s), sum_dyxc += hsum(t);
+			}
+		}
+		double sum_dyxhat = sum_dyxc * (double)invstd;
+		dgamma[c] = (float)sum_dyxhat, dbeta[c] = (float)sum_dy;
+		float k = gamma[c] * invstd, a = 0, bb = 0;
+		if (train) a = (float)(sum_dy / m), bb = (float)(sum_dyxhat / m) * invstd;
+		// train: dx = k·(dy' − mean(dy') − x̂·mean(dy'·x̂)); eval: dx = k·dy'.
+		__m512 kv = _mm512_set1_ps(k), av = _mm512_set1_ps(a), bv = _mm512_set1_ps(bb);
+		for (long n = 0; n < N; n++) {
+			const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
+			float *out = dx + (n * C + c) * HW;
+			for (long i = 0; i < HW; i += 16) {
+				__mmask16 l = lanes(HW - i), live = l;
+				if (relu) live &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+				__m512 g = _mm512_maskz_loadu_ps(live, gs + i);
+				__m512 xc = _mm512_sub_ps(_mm512_maskz_loadu_ps(l, xs + i), mv);
+				__m512 v = _mm512_mul_ps(kv, _mm512_fnmadd_ps(xc, bv, _mm512_sub_ps(g, av)));
+				_mm512_mask_storeu_ps(out + i, l, v);
+			}
+		}
+	}
+}
+
+#else
+
+void segkit_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
+                     const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
+                     float *run_mean, float *run_var, long c0, long c1) {}
+void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale, const float *shift,
+                      float *y, long c0, long c1) {}
+void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
+                        const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
+                        float *dx, float *dgamma, float *dbeta, long c0, long c1) {}
+
+#endif

@@ -1,0 +1,65 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestBatchNormPaths compares the AVX-512 batch norm (training and eval forward, backward in
+// both modes, with and without ReLU) with the Go one, on planes smaller than a vector, off the
+// vector width and over several summation blocks.
+func TestBatchNormPaths(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(2, 7))
+	for _, s := range [][3]int{{2, 3, 1}, {2, 5, 37}, {3, 4, 1000}, {2, 17, 256}} {
+		for _, relu := range []bool{false, true} {
+			b := BatchNorm{N: s[0], C: s[1], HW: s[2], Eps: 1e-5, ReLU: relu}
+			n := b.N * b.C * b.HW
+			x, dy := randSlice(rng, n), randSlice(rng, n)
+			for i := range x {
+				x[i] = 3*x[i] + 1
+			}
+			gamma, beta := randSlice(rng, b.C), randSlice(rng, b.C)
+			type out struct{ y, ye, dx, dxe, dg, db, mean, inv, rm, rv []float32 }
+			var o [2]out
+			for i, avx := range []bool{true, false} {
+				useAVX512 = avx
+				r := out{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, b.C),
+					make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C)}
+				for c := range r.rv {
+					r.rm[c], r.rv[c] = 0.5, 2
+				}
+				st := Stats{Mean: r.mean, InvStd: r.inv}
+				b.ForwardTrain(x, gamma, beta, r.y, st, r.rm, r.rv, 0.1)
+				b.ForwardEval(x, gamma, beta, r.ye, r.rm, r.rv)
+				var mask []float32
+				if relu {
+					mask = r.y
+				}
+				b.Backward(x, mask, dy, gamma, st, true, r.dx, r.dg, r.db)
+				b.Backward(x, mask, dy, gamma, st, false, r.dxe, make([]float32, b.C), make([]float32, b.C))
+				o[i] = r
+			}
+			useAVX512 = true
+			for _, f := range []struct {
+				name      string
+				got, want []float32
+			}{{"y", o[0].y, o[1].y}, {"eval y", o[0].ye, o[1].ye}, {"dx", o[0].dx, o[1].dx}, {"eval dx", o[0].dxe, o[1].dxe},
+				{"dgamma", o[0].dg, o[1].dg}, {"dbeta", o[0].db, o[1].db}, {"mean", o[0].mean, o[1].mean},
+				{"invstd", o[0].inv, o[1].inv}, {"running mean", o[0].rm, o[1].rm}, {"running var", o[0].rv, o[1].rv}} {
+				var peak, worst float64
+				for i := range f.want {
+					peak = max(peak, math.Abs(float64(f.want[i])))
+					worst = max(worst, math.Abs(float64(f.got[i]-f.want[i])))
+				}
+				if !(worst <= 1e-5*peak+1e-7) { // the floor: gradients that cancel to ~0 (two values per channel)
+					t.Errorf("%s relu=%v: %s differs by %.3g (scale %.3g)", fmt.Sprint(s), relu, f.name, worst, peak)
+				}
+			}
+		}
+	}
+}
