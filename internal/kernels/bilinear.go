@@ -1,5 +1,15 @@
 package kernels
 
+/*
+void segkit_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
+                             const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
+                             const float *xw0, const float *xw1, long p0, long p1, float *scratch);
+void segkit_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
+                              const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
+                              const float *xw0, const float *xw1, long p0, long p1, float *scratch);
+*/
+import "C"
+
 // Bilinear resizes the planes of an N×C×H×W tensor to OH×OW with PyTorch's
 // align_corners=False convention: source = (dst + 0.5)·in/out − 0.5, clamped at 0.
 type Bilinear struct {
@@ -9,11 +19,12 @@ type Bilinear struct {
 // taps holds, per output index, the two source indices and their weights.
 type taps struct {
 	i0, i1 []int
+	j0, j1 []int32 // i0, i1 for the C kernels
 	w0, w1 []float32
 }
 
 func linearTaps(in, out int) taps {
-	t := taps{make([]int, out), make([]int, out), make([]float32, out), make([]float32, out)}
+	t := taps{make([]int, out), make([]int, out), make([]int32, out), make([]int32, out), make([]float32, out), make([]float32, out)}
 	scale := float32(in) / float32(out)
 	for d := 0; d < out; d++ {
 		src := (float32(d)+0.5)*scale - 0.5
@@ -27,6 +38,7 @@ func linearTaps(in, out int) taps {
 		}
 		l1 := src - float32(i0)
 		t.i0[d], t.i1[d], t.w0[d], t.w1[d] = i0, i1, 1-l1, l1
+		t.j0[d], t.j1[d] = int32(i0), int32(i1)
 	}
 	return t
 }
@@ -35,6 +47,15 @@ func linearTaps(in, out int) taps {
 func (b Bilinear) Forward(x, y []float32) {
 	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
 	in, out := b.H*b.W, b.OH*b.OW
+	if useAVX512 {
+		parallelFor(b.Planes, out, func(lo, hi int) {
+			scratch := make([]float32, 2*b.OW)
+			C.segkit_bilinear_forward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(x), ptr(y),
+				cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
+				C.long(lo), C.long(hi), ptr(scratch))
+		})
+		return
+	}
 	parallelFor(b.Planes, out, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			src, dst := x[p*in:(p+1)*in], y[p*out:(p+1)*out]
@@ -55,6 +76,15 @@ func (b Bilinear) Forward(x, y []float32) {
 func (b Bilinear) Backward(dy, dx []float32) {
 	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
 	in, out := b.H*b.W, b.OH*b.OW
+	if useAVX512 {
+		parallelFor(b.Planes, out, func(lo, hi int) {
+			scratch := make([]float32, b.H*b.OW)
+			C.segkit_bilinear_backward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(dy), ptr(dx),
+				cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
+				C.long(lo), C.long(hi), ptr(scratch))
+		})
+		return
+	}
 	parallelFor(b.Planes, out, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			g, dst := dy[p*out:(p+1)*out], dx[p*in:(p+1)*in]

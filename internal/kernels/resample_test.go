@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -42,6 +43,38 @@ func TestResampleAVX512MatchesGo(t *testing.T) {
 			if !slices.Equal(dx[0], dx[1]) || dIn[0] != dIn[1] || dOut[0] != dOut[1] {
 				t.Errorf("%v mean=%v: C backward differs from Go's: size gradients %v %v, want %v %v", s, mean, dIn[0], dOut[0], dIn[1], dOut[1])
 			}
+		}
+	}
+}
+
+// TestBilinearPaths checks the AVX-512 bilinear resize against the Go one: the forward bit for
+// bit, the (differently summed) backward to float32 rounding; up, down, to one pixel and back.
+func TestBilinearPaths(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(4, 9))
+	for _, s := range [][4]int{{16, 16, 64, 64}, {37, 21, 128, 100}, {64, 48, 17, 13}, {1, 1, 5, 7}, {5, 7, 1, 1}, {9, 33, 9, 33}} {
+		b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3]}
+		x, dy := randSlice(rng, b.Planes*b.H*b.W), randSlice(rng, b.Planes*b.OH*b.OW)
+		var y, dx [2][]float32
+		for i, avx := range []bool{true, false} {
+			useAVX512 = avx
+			y[i], dx[i] = make([]float32, len(dy)), make([]float32, len(x))
+			b.Forward(x, y[i])
+			b.Backward(dy, dx[i])
+		}
+		useAVX512 = true
+		if !slices.Equal(y[0], y[1]) {
+			t.Errorf("%v: AVX-512 forward differs from Go's", s)
+		}
+		var peak, worst float64
+		for i := range dx[1] {
+			peak = max(peak, math.Abs(float64(dx[1][i])))
+			worst = max(worst, math.Abs(float64(dx[0][i]-dx[1][i])))
+		}
+		if !(worst <= 1e-5*peak) {
+			t.Errorf("%v: backward differs by %.3g (scale %.3g)", s, worst, peak)
 		}
 	}
 }
