@@ -1,9 +1,33 @@
 package kernels
 
+/*
+void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
+void segkit_relu_backward(long n, const float *y, const float *dy, float *dx);
+*/
+import "C"
+
 import "math"
 
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
+	if useAVX512 && len(xs) > 1 {
+		parallelFor(len(y), len(xs), func(lo, hi int) {
+			// Up to four inputs per pass, the running sum as the first input of the next.
+			first, rest := xs[0][lo:hi], xs[1:]
+			for len(rest) > 0 {
+				k := min(3, len(rest))
+				part := [3][]float32{}
+				for i := range k {
+					part[i] = rest[i][lo:hi]
+				}
+				rest = rest[k:]
+				C.segkit_sum4(C.long(hi-lo), cbool(relu && len(rest) == 0), ptr(y[lo:hi]), ptr(first), ptr(part[0]),
+					ptr(part[1]), ptr(part[2]))
+				first = y[lo:hi]
+			}
+		})
+		return
+	}
 	const chunk = 4096 // the partial sum stays in L1 while every input is added
 	parallelFor(len(y), len(xs), func(lo, hi int) {
 		for c := lo; c < hi; c += chunk {
@@ -26,6 +50,12 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 
 // ReLUBackward writes dx = dy where y > 0, else 0.
 func ReLUBackward(y, dy, dx []float32) {
+	if useAVX512 {
+		parallelFor(len(y), 1, func(lo, hi int) {
+			C.segkit_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
+		})
+		return
+	}
 	parallelFor(len(y), 1, func(lo, hi int) {
 		ys, ds, out := y[lo:hi], dy[lo:hi], dx[lo:hi]
 		ds, out = ds[:len(ys)], out[:len(ys)]

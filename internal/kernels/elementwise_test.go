@@ -1,0 +1,48 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestElementwisePaths checks the AVX-512 sum (two to seven inputs, with and without ReLU) and
+// ReLU gradient against the Go ones, bit for bit: the sums run in the same order.
+func TestElementwisePaths(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(6, 1))
+	for _, n := range []int{1, 15, 17, 5000, 70001} {
+		xs := make([][]float32, 7)
+		for i := range xs {
+			xs[i] = randSlice(rng, n)
+		}
+		for k := 2; k <= len(xs); k++ {
+			for _, relu := range []bool{false, true} {
+				var y [2][]float32
+				for i, avx := range []bool{true, false} {
+					useAVX512 = avx
+					y[i] = make([]float32, n)
+					Sum(xs[:k], y[i], relu)
+				}
+				useAVX512 = true
+				if !slices.Equal(y[0], y[1]) {
+					t.Errorf("n=%d, %d inputs, relu=%v: sums differ", n, k, relu)
+				}
+			}
+		}
+		var dx [2][]float32
+		y := make([]float32, n)
+		Sum(xs[:2], y, true)
+		for i, avx := range []bool{true, false} {
+			useAVX512 = avx
+			dx[i] = make([]float32, n)
+			ReLUBackward(y, xs[2], dx[i])
+		}
+		useAVX512 = true
+		if !slices.Equal(dx[0], dx[1]) {
+			t.Errorf("n=%d: ReLU gradients differ", n)
+		}
+	}
+}
