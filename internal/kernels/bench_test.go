@@ -110,3 +110,22 @@ func benchGorgoniaConv3x3(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConv3x3FilterGrad times the filter gradient alone (the GEMM with the transposed
+// patch matrix).
+func BenchmarkConv3x3FilterGrad(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("%d-%dx%d", s.c, s.hw, s.hw), func(b *testing.B) {
+			c := Conv{N: 2, C: s.c, H: s.hw, W: s.hw, K: s.c, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1}
+			x, dy := randSlice(rng, 2*s.c*s.hw*s.hw), randSlice(rng, 2*s.c*s.hw*s.hw)
+			dw := make([]float32, s.c*s.c*9)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				c.BackwardFilter(x, dy, dw, nil)
+			}
+			reportGFLOPs(b, c.FLOPs(), time.Since(start))
+		})
+	}
+}

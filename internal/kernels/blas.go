@@ -5,6 +5,7 @@ package kernels
 #cgo CFLAGS: -O3
 // Declared here rather than through <cblas.h>: Debian installs that header under a
 // BLAS-vendor-specific path, and these two prototypes are all we need (C enums are ints).
+// The segkit_ functions are ours (sgemm_avx512.c).
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
@@ -15,6 +16,8 @@ void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, l
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu);
+void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                             const float *dy, long q0, long nq, float *dw, float beta);
 */
 import "C"
 
@@ -194,4 +197,11 @@ func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine) {
 	C.segkit_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
 		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+}
+
+// implicitFilterGrad sets (beta 0) or adds to (beta 1) dw the filter gradient of output pixels
+// [q0, q0+nq) of image x (dy starts at pixel q0), packing the patches straight from x.
+func (c Conv) implicitFilterGrad(x, dy []float32, q0, nq int, dw []float32, beta float32) {
+	C.segkit_conv_filter_grad(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(dy), C.long(q0), C.long(nq), ptr(dw), C.float(beta))
 }

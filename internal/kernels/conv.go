@@ -190,12 +190,16 @@ func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 	used := make([]bool, Workers)
 	c.eachBlock(func(wk, n, o0, o1 int) {
 		buf := &convBufs[wk]
-		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, buf)
 		part := grow(&buf.dw, len(dw))
 		beta := float32(1)
 		if !used[wk] {
 			used[wk], beta = true, 0
 		}
+		if useAVX512 && !c.pointwise() {
+			c.implicitFilterGrad(x[n*in:(n+1)*in], dy[n*out+o0*ow:], o0*ow, (o1-o0)*ow, part, beta)
+			return
+		}
+		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, buf)
 		Sgemm(false, true, c.K, rows, (o1-o0)*ow, 1, dy[n*out+o0*ow:], hw, col, ld, beta, part, rows)
 	})
 	sumParts(dw, used, func(w int) []float32 { return convBufs[w].dw })

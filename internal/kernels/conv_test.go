@@ -68,6 +68,7 @@ func TestConvAlgorithmsMatchDefinition(t *testing.T) {
 		{N: 1, C: 9, H: 70, W: 64, K: 4, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
 		{N: 2, C: 3, H: 9, W: 150, K: 13, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
 		{N: 1, C: 5, H: 20, W: 90, K: 8, Kernel: 3, Stride: 2, Pad: 3, Dilation: 2},
+		{N: 2, C: 120, H: 10, W: 12, K: 7, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
 	}
 	for _, c := range shapes {
 		name := fmt.Sprintf("%+v", c)

@@ -197,12 +197,12 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 			pack_b(transB, kc, nc, bs, ldb, bp);
 			float bt = pc == 0 ? beta : 1;
 			const epilogue *e = pc + kc == k ? last : 0;
-			for (long ic = 0; ic < m; ic += MR) {
-				int mr = m - ic < MR ? (int)(m - ic) : MR;
-				const float *as = a + ic * ai + pc * ak;
-				for (long jr = 0; jr < nc; jr += NR) {
-					long w = nc - jr < NR ? nc - jr : NR;
-					kernels[mr](kc, as, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha, bt, e, ic, jc + jr);
+			for (long jr = 0; jr < nc; jr += NR) { // a packed panel stays in cache across A's rows
+				long w = nc - jr < NR ? nc - jr : NR;
+				for (long ic = 0; ic < m; ic += MR) {
+					int mr = m - ic < MR ? (int)(m - ic) : MR;
+					kernels[mr](kc, a + ic * ai + pc * ak, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha,
+					            bt, e, ic, jc + jr);
 				}
 			}
 		}
@@ -287,12 +287,109 @@ void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, l
 			long kc = rows - pc < KC ? rows - pc : KC;
 			pack_patches(&g, x, pc, kc, q0 + jc, nc, bp);
 			const epilogue *e = pc + kc == rows ? last : 0;
-			for (long ic = 0; ic < K; ic += MR) {
-				int mr = K - ic < MR ? (int)(K - ic) : MR;
-				for (long jr = 0; jr < nc; jr += NR) {
-					long n = nc - jr < NR ? nc - jr : NR;
+			for (long jr = 0; jr < nc; jr += NR) {
+				long n = nc - jr < NR ? nc - jr : NR;
+				for (long ic = 0; ic < K; ic += MR) {
+					int mr = K - ic < MR ? (int)(K - ic) : MR;
 					kernels[mr](kc, w + ic * rows + pc, rows, 1, bp + jr * kc, y + ic * ldc + jc + jr, ldc, n, 1,
 					            pc == 0 ? 0 : 1, e, ic, jc + jr);
+				}
+			}
+		}
+	}
+}
+
+// pack_patches_t writes the transposed patch matrix, rows [q0, q0+kc) (output pixels, kc ≤ KC)
+// and columns [r0, r0+nc) (patch rows), as panels of NR columns, zero-padded: 16 pixels of 16
+// patch rows are loaded (row segments of the image) and transposed in registers.
+__attribute__((target("avx512f"))) static void pack_patches_t(const geometry *g, const float *x, long q0, long kc,
+                                                             long r0, long nc, float *dst) {
+	const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	const __m512i zero = _mm512_setzero_si512(), width = _mm512_set1_epi32((int)g->W);
+	long kk = g->k * g->k;
+	// Every 16-pixel chunk by output row: lanes [l0[c][i], l0[c][i+1]) start at (oy, ox)[c][i].
+	enum { CHUNKS = KC / 16 };
+	long l0[CHUNKS][17], oy[CHUNKS][16], ox[CHUNKS][16];
+	int ns[CHUNKS];
+	for (long c = 0; c * 16 < kc; c++) {
+		long kn = kc - c * 16 < 16 ? kc - c * 16 : 16;
+		ns[c] = 0;
+		for (long l = 0; l < kn; ns[c]++) {
+			long q = q0 + c * 16 + l;
+			int i = ns[c];
+			l0[c][i] = l, oy[c][i] = q / g->OW, ox[c][i] = q % g->OW;
+			l += g->OW - ox[c][i] < kn - l ? g->OW - ox[c][i] : kn - l;
+		}
+		l0[c][ns[c]] = kn;
+	}
+	for (long j0 = 0; j0 < nc; j0 += NR) {
+		// The panel's patch rows: their plane and kernel offsets.
+		const float *plane[NR];
+		long dy[NR], dx[NR];
+		for (long j = 0; j < NR && j0 + j < nc; j++) {
+			long row = r0 + j0 + j;
+			plane[j] = x + row / kk * g->H * g->W;
+			dy[j] = row % kk / g->k * g->d - g->p, dx[j] = row % g->k * g->d - g->p;
+		}
+		for (long c = 0; c * 16 < kc; c++) {
+			long kn = l0[c][ns[c]];
+			float *d = dst + j0 * kc + c * 16 * NR;
+			for (long jb = 0; jb < NR; jb += 16) {
+				__m512 v[16], o[16];
+				for (int jj = 0; jj < 16; jj++) {
+					long j = jb + jj;
+					v[jj] = _mm512_setzero_ps();
+					if (j0 + j >= nc) continue;
+					for (int i = 0; i < ns[c]; i++) {
+						long iy = oy[c][i] * g->s + dy[j];
+						if (iy < 0 || iy >= g->H) continue;
+						long a = l0[c][i], b = l0[c][i + 1];
+						long ix0 = ox[c][i] * g->s + dx[j]; // lane a's input column
+						const float *src = plane[j] + iy * g->W;
+						if (g->s != 1) {
+							float t[16];
+							_mm512_storeu_ps(t, v[jj]);
+							for (long l = a; l < b; l++) {
+								long ix = ix0 + (l - a) * g->s;
+								t[l] = ix >= 0 && ix < g->W ? src[ix] : 0;
+							}
+							v[jj] = _mm512_loadu_ps(t);
+							continue;
+						}
+						long base = ix0 - a; // lane l reads column base + l
+						__m512i col = _mm512_add_epi32(iota, _mm512_set1_epi32((int)base));
+						__mmask16 in = (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1)) &
+						               _mm512_cmpge_epi32_mask(col, zero) & _mm512_cmplt_epi32_mask(col, width);
+						v[jj] = _mm512_mask_loadu_ps(v[jj], in, src + base);
+					}
+				}
+				transpose16(v, o);
+				for (long t = 0; t < kn; t++) _mm512_store_ps(d + t * NR + jb, o[t]);
+			}
+		}
+	}
+}
+
+// segkit_conv_filter_grad adds (beta = 1) or writes (beta = 0) dw = dy · patches(x)ᵀ over the
+// output pixels [q0, q0+nq) of one image: dy points at pixel q0 of channel 0 (rows OH·OW
+// apart), dw is K×(C·k·k).
+void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                             const float *dy, long q0, long nq, float *dw, float beta) {
+	long oh = (H + 2 * p - d * (k - 1) - 1) / s + 1, ow = (W + 2 * p - d * (k - 1) - 1) / s + 1;
+	geometry g = {C, H, W, k, s, p, d, oh, ow};
+	long rows = C * k * k, ld = oh * ow;
+	float *bp = pack_buffer();
+	for (long jc = 0; jc < rows; jc += NC) {
+		long nc = rows - jc < NC ? rows - jc : NC;
+		for (long pc = 0; pc < nq; pc += KC) {
+			long kc = nq - pc < KC ? nq - pc : KC;
+			pack_patches_t(&g, x, q0 + pc, kc, jc, nc, bp);
+			for (long jr = 0; jr < nc; jr += NR) {
+				long n = nc - jr < NR ? nc - jr : NR;
+				for (long ic = 0; ic < K; ic += MR) {
+					int mr = K - ic < MR ? (int)(K - ic) : MR;
+					kernels[mr](kc, dy + ic * ld + pc, ld, 1, bp + jr * kc, dw + ic * rows + jc + jr, rows, n, 1,
+					            pc == 0 ? beta : 1, 0, ic, jc + jr);
 				}
 			}
 		}
@@ -552,6 +649,8 @@ void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long 
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                        const float *add, int relu) {}
+void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                             const float *dy, long q0, long nq, float *dw, float beta) {}
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
                        const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
                        long k1) {}
