@@ -1,6 +1,12 @@
-// Package kernels holds the float32 NCHW compute kernels behind the graph ops: convolution
-// through im2col and OpenBLAS, batch normalisation, bilinear resizing, softmax cross-entropy and
+// Package kernels holds the float32 NCHW compute kernels behind the graph ops: convolution,
+// batch normalisation, bilinear resizing, DynOPool's sampling, softmax cross-entropy and
 // elementwise helpers. Kernels work on plain slices; shapes are checked by the callers.
+//
+// On CPUs with AVX-512 the heavy kernels are C with AVX-512 intrinsics (*_avx512.c): our own GEMM,
+// convolutions as implicit GEMMs (the patch matrix packed straight from the image) or, for
+// inference, Winograd F(4×4, 3×3), with a fused per-channel epilogue (bias, folded batch norm,
+// residual sum, ReLU). Elsewhere (or with SEGKIT_AVX512=off) the Go kernels run, with im2col and
+// OpenBLAS for the GEMMs. Both are tested against the definitions and each other.
 package kernels
 
 import (
