@@ -17,6 +17,14 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 	const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 	const __m512i zero = _mm512_setzero_si512(), width = _mm512_set1_epi32((int)g->W);
 	long kk = g->k * g->k;
+	// The rows' planes and kernel offsets, once (divisions are slow).
+	const float *plane[KC];
+	long dy[KC], dx[KC];
+	for (long r = 0; r < kc; r++) {
+		long row = r0 + r;
+		plane[r] = x + row / kk * g->H * g->W;
+		dy[r] = row % kk / g->k * g->d - g->p, dx[r] = row % g->k * g->d - g->p;
+	}
 	for (long j0 = 0; j0 < nc; j0 += NR) {
 		long w = nc - j0 < NR ? nc - j0 : NR;
 		float *d = dst + j0 * kc;
@@ -30,18 +38,16 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 			jj += len[ns];
 		}
 		for (long r = 0; r < kc; r++) {
-			long row = r0 + r, ch = row / kk, ki = row % kk / g->k, kj = row % g->k;
-			const float *plane = x + ch * g->H * g->W;
 			float *out = d + r * NR;
 			for (long t = w & ~15L; t < NR; t += 16) _mm512_mask_storeu_ps(out + t, ~tail_mask(w - t), _mm512_setzero_ps());
 			for (int i = 0; i < ns; i++) {
-				long iy = oy[i] * g->s + ki * g->d - g->p, ix0 = ox[i] * g->s + kj * g->d - g->p;
+				long iy = oy[i] * g->s + dy[r], ix0 = ox[i] * g->s + dx[r];
 				float *o = out + at[i];
 				if (iy < 0 || iy >= g->H) {
 					for (long t = 0; t < len[i]; t += 16) _mm512_mask_storeu_ps(o + t, tail_mask(len[i] - t), _mm512_setzero_ps());
 					continue;
 				}
-				const float *src = plane + iy * g->W;
+				const float *src = plane[r] + iy * g->W;
 				if (g->s != 1) {
 					for (long t = 0; t < len[i]; t++) {
 						long ix = ix0 + t * g->s;
