@@ -4,7 +4,7 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
+#include "avx512.h"
 #include <math.h>
 
 #define BLOCK 256
@@ -17,10 +17,6 @@ __attribute__((target("avx512f"), always_inline)) static inline double hsum(__m5
 	return s;
 }
 
-__attribute__((target("avx512f"), always_inline)) static inline __mmask16 lanes(long n) {
-	return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 // plane_sum returns Σ x and, with sq, Σ (x − mean)² over one plane.
 __attribute__((target("avx512f"))) static double plane_sum(const float *x, long n, int sq, float mean) {
 	double total = 0;
@@ -29,9 +25,9 @@ __attribute__((target("avx512f"))) static double plane_sum(const float *x, long 
 		long e = b + BLOCK < n ? b + BLOCK : n;
 		__m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
 		for (long i = b, k = 0; i < e; i += 16, k = (k + 1) & 3) {
-			__m512 v = _mm512_maskz_loadu_ps(lanes(e - i), x + i);
+			__m512 v = load16(tail_mask(e - i), x + i);
 			if (sq) {
-				v = _mm512_maskz_sub_ps(lanes(e - i), v, mv);
+				v = _mm512_maskz_sub_ps(tail_mask(e - i), v, mv);
 				v = _mm512_mul_ps(v, v);
 			}
 			acc[k] = _mm512_add_ps(acc[k], v);
@@ -46,10 +42,10 @@ __attribute__((target("avx512f"))) static void affine(const float *x, float *y, 
                                                      int relu) {
 	__m512 s = _mm512_set1_ps(scale), h = _mm512_set1_ps(shift);
 	for (long i = 0; i < n; i += 16) {
-		__mmask16 m = lanes(n - i);
-		__m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), s, h);
+		__mmask16 m = tail_mask(n - i);
+		__m512 v = _mm512_fmadd_ps(load16(m, x + i), s, h);
 		if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-		_mm512_mask_storeu_ps(y + i, m, v);
+		store16(y + i, m, v);
 	}
 }
 
@@ -92,11 +88,11 @@ __attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long 
 				long e = b + BLOCK < HW ? b + BLOCK : HW;
 				__m512 s = _mm512_setzero_ps(), t = _mm512_setzero_ps();
 				for (long i = b; i < e; i += 16) {
-					__mmask16 l = lanes(e - i);
-					if (relu) l &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
-					__m512 g = _mm512_maskz_loadu_ps(l, gs + i);
+					__mmask16 l = tail_mask(e - i);
+					if (relu) l &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+					__m512 g = load16(l, gs + i);
 					s = _mm512_add_ps(s, g);
-					t = _mm512_fmadd_ps(g, _mm512_sub_ps(_mm512_maskz_loadu_ps(l, xs + i), mv), t);
+					t = _mm512_fmadd_ps(g, _mm512_sub_ps(load16(l, xs + i), mv), t);
 				}
 				sum_dy += hsum(s), sum_dyxc += hsum(t);
 			}
@@ -111,12 +107,12 @@ __attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long 
 			const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
 			float *out = dx + (n * C + c) * HW;
 			for (long i = 0; i < HW; i += 16) {
-				__mmask16 l = lanes(HW - i), live = l;
-				if (relu) live &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
-				__m512 g = _mm512_maskz_loadu_ps(live, gs + i);
-				__m512 xc = _mm512_sub_ps(_mm512_maskz_loadu_ps(l, xs + i), mv);
+				__mmask16 l = tail_mask(HW - i), live = l;
+				if (relu) live &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+				__m512 g = load16(live, gs + i);
+				__m512 xc = _mm512_sub_ps(load16(l, xs + i), mv);
 				__m512 v = _mm512_mul_ps(kv, _mm512_fnmadd_ps(xc, bv, _mm512_sub_ps(g, av)));
-				_mm512_mask_storeu_ps(out + i, l, v);
+				store16(out + i, l, v);
 			}
 		}
 	}

@@ -7,24 +7,20 @@
 
 #pragma GCC optimize("fp-contract=off")
 
-#include <immintrin.h>
+#include "avx512.h"
 #include <string.h>
-
-__attribute__((target("avx512f"), always_inline)) static inline __mmask16 lanes16(long n) {
-	return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
-}
 
 // hrow interpolates source row src along the width: out[ox] = w0·src[i0] + w1·src[i1].
 __attribute__((target("avx512f"))) static void hrow(const float *src, long OW, const int *i0, const int *i1,
                                                    const float *w0, const float *w1, float *out) {
 	for (long ox = 0; ox < OW; ox += 16) {
-		__mmask16 m = lanes16(OW - ox);
+		__mmask16 m = tail_mask(OW - ox);
 		__m512 z = _mm512_setzero_ps();
 		__m512 a = _mm512_mask_i32gather_ps(z, m, _mm512_maskz_loadu_epi32(m, i0 + ox), src, 4);
 		__m512 b = _mm512_mask_i32gather_ps(z, m, _mm512_maskz_loadu_epi32(m, i1 + ox), src, 4);
-		__m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, w0 + ox), a),
-		                         _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w1 + ox), b));
-		_mm512_mask_storeu_ps(out + ox, m, v);
+		__m512 v = _mm512_add_ps(_mm512_mul_ps(load16(m, w0 + ox), a),
+		                         _mm512_mul_ps(load16(m, w1 + ox), b));
+		store16(out + ox, m, v);
 	}
 }
 
@@ -54,10 +50,10 @@ __attribute__((target("avx512f"))) void segkit_bilinear_forward(long H, long W, 
 			__m512 a0 = _mm512_set1_ps(ya0[oy]), a1 = _mm512_set1_ps(ya1[oy]);
 			float *out = y + (p * OH + oy) * OW;
 			for (long ox = 0; ox < OW; ox += 16) {
-				__mmask16 m = lanes16(OW - ox);
-				__m512 v = _mm512_add_ps(_mm512_mul_ps(a0, _mm512_maskz_loadu_ps(m, h[0] + ox)),
-				                         _mm512_mul_ps(a1, _mm512_maskz_loadu_ps(m, h[1] + ox)));
-				_mm512_mask_storeu_ps(out + ox, m, v);
+				__mmask16 m = tail_mask(OW - ox);
+				__m512 v = _mm512_add_ps(_mm512_mul_ps(a0, load16(m, h[0] + ox)),
+				                         _mm512_mul_ps(a1, load16(m, h[1] + ox)));
+				store16(out + ox, m, v);
 			}
 		}
 	}
@@ -76,10 +72,10 @@ __attribute__((target("avx512f"))) void segkit_bilinear_backward(long H, long W,
 			float *r0 = scratch + yi0[oy] * OW, *r1 = scratch + yi1[oy] * OW;
 			__m512 a0 = _mm512_set1_ps(ya0[oy]), a1 = _mm512_set1_ps(ya1[oy]);
 			for (long ox = 0; ox < OW; ox += 16) {
-				__mmask16 m = lanes16(OW - ox);
-				__m512 v = _mm512_maskz_loadu_ps(m, g + ox);
-				_mm512_mask_storeu_ps(r0 + ox, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, r0 + ox), _mm512_mul_ps(a0, v)));
-				_mm512_mask_storeu_ps(r1 + ox, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, r1 + ox), _mm512_mul_ps(a1, v)));
+				__mmask16 m = tail_mask(OW - ox);
+				__m512 v = load16(m, g + ox);
+				store16(r0 + ox, m, _mm512_add_ps(load16(m, r0 + ox), _mm512_mul_ps(a0, v)));
+				store16(r1 + ox, m, _mm512_add_ps(load16(m, r1 + ox), _mm512_mul_ps(a1, v)));
 			}
 		}
 		float *dst = dx + p * H * W;

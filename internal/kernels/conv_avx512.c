@@ -10,6 +10,7 @@ typedef struct {
 	long C, H, W, k, s, p, d, OH, OW;
 } geometry;
 
+
 // pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
 // matrix of image x as panels of NR columns, zero-padded.
 __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, const float *x, long r0, long kc,
@@ -39,12 +40,12 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 		}
 		for (long r = 0; r < kc; r++) {
 			float *out = d + r * NR;
-			for (long t = w & ~15L; t < NR; t += 16) _mm512_mask_storeu_ps(out + t, ~tail_mask(w - t), _mm512_setzero_ps());
+			for (long t = w & ~15L; t < NR; t += 16) store16(out + t, ~tail_mask(w - t), _mm512_setzero_ps());
 			for (int i = 0; i < ns; i++) {
 				long iy = oy[i] * g->s + dy[r], ix0 = ox[i] * g->s + dx[r];
 				float *o = out + at[i];
 				if (iy < 0 || iy >= g->H) {
-					for (long t = 0; t < len[i]; t += 16) _mm512_mask_storeu_ps(o + t, tail_mask(len[i] - t), _mm512_setzero_ps());
+					for (long t = 0; t < len[i]; t += 16) store16(o + t, tail_mask(len[i] - t), _mm512_setzero_ps());
 					continue;
 				}
 				const float *src = plane[r] + iy * g->W;
@@ -59,7 +60,7 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 					__m512i c = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(ix0 + t)));
 					__mmask16 in = _mm512_cmpge_epi32_mask(c, zero) & _mm512_cmplt_epi32_mask(c, width);
 					__mmask16 n = tail_mask(len[i] - t);
-					_mm512_mask_storeu_ps(o + t, n, _mm512_maskz_loadu_ps(in & n, src + ix0 + t));
+					store16(o + t, n, load16(in & n, src + ix0 + t));
 				}
 			}
 		}

@@ -4,7 +4,7 @@
 #ifndef SEGKIT_GEMM_AVX512_H
 #define SEGKIT_GEMM_AVX512_H
 
-#include <immintrin.h>
+#include "avx512.h"
 
 // The register tile is MR×NR (24 zmm accumulators); B is packed KC rows by up to NC columns at a
 // time, in panels of NR columns.
@@ -12,13 +12,6 @@
 #define NR 64
 #define KC 256
 #define NC 960
-
-// tail_mask selects the first n (clamped to [0, 16]) lanes.
-static inline __mmask16 tail_mask(long n) {
-	if (n >= 16) return 0xFFFF;
-	if (n <= 0) return 0;
-	return (__mmask16)((1u << n) - 1);
-}
 
 // transpose16 sets o[c][r] = r[r][c] for a 16×16 block.
 __attribute__((target("avx512f"), always_inline)) static inline void transpose16(const __m512 *r, __m512 *o) {

@@ -5,7 +5,7 @@
 
 #pragma GCC optimize("fp-contract=off") // round as Go does: a multiply and an add stay two operations
 
-#include <immintrin.h>
+#include "avx512.h"
 
 // lerp16 is torch.lerp per lane, as resample.go's lerp.
 __attribute__((target("avx512f"), always_inline)) static inline __m512 lerp16(__m512 a, __m512 b, __m512 t) {
@@ -36,9 +36,9 @@ __attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH,
 				__m512 t = _mm512_set1_ps(rt[a]);
 				for (long c = 0; c < W; c += 16) {
 					__mmask16 m = W - c >= 16 ? 0xFFFF : (__mmask16)((1u << (W - c)) - 1);
-					__m512 v = _mm512_maskz_loadu_ps(m, s0 + c);
-					if (rt[a] != 0) v = lerp16(v, _mm512_maskz_loadu_ps(m, s1 + c), t);
-					_mm512_mask_storeu_ps(dst + c, m, v);
+					__m512 v = load16(m, s0 + c);
+					if (rt[a] != 0) v = lerp16(v, load16(m, s1 + c), t);
+					store16(dst + c, m, v);
 				}
 			}
 			const float *top = scratch, *bottom = scratch + W;
@@ -47,7 +47,7 @@ __attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH,
 				__mmask16 m = OW - j >= 16 ? 0xFFFF : (__mmask16)((1u << (OW - j)) - 1);
 				__m512i l0 = _mm512_maskz_loadu_epi32(m, cl0 + j), l1 = _mm512_maskz_loadu_epi32(m, cl1 + j);
 				__m512i r0 = _mm512_maskz_loadu_epi32(m, cr0 + j), r1 = _mm512_maskz_loadu_epi32(m, cr1 + j);
-				__m512 lt = _mm512_maskz_loadu_ps(m, clt + j), rtv = _mm512_maskz_loadu_ps(m, crt + j);
+				__m512 lt = load16(m, clt + j), rtv = load16(m, crt + j);
 				__m512 z = _mm512_setzero_ps();
 				__m512 v[4] = {
 				    lerp16(_mm512_mask_i32gather_ps(z, m, l0, top, 4), _mm512_mask_i32gather_ps(z, m, l1, top, 4), lt),
@@ -68,7 +68,7 @@ __attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH,
 						_mm512_mask_cvtepi32_storeu_epi8(argmax + (p * OH + i) * OW + j, m, k);
 					}
 				}
-				_mm512_mask_storeu_ps(out + j, m, r);
+				store16(out + j, m, r);
 			}
 		}
 	}

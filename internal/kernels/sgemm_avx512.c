@@ -47,10 +47,10 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 				__mmask16 m0 = tail_mask(w), m1 = tail_mask(w - 16), m2 = tail_mask(w - 32),
 				          m3 = tail_mask(w - 48);
 				for (long k = 0; k < kc; k++, s += ldb, d += NR) {
-					_mm512_store_ps(d, _mm512_maskz_loadu_ps(m0, s));
-					_mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(m1, s + 16));
-					_mm512_store_ps(d + 32, _mm512_maskz_loadu_ps(m2, s + 32));
-					_mm512_store_ps(d + 48, _mm512_maskz_loadu_ps(m3, s + 48));
+					_mm512_store_ps(d, load16(m0, s));
+					_mm512_store_ps(d + 16, load16(m1, s + 16));
+					_mm512_store_ps(d + 32, load16(m2, s + 32));
+					_mm512_store_ps(d + 48, load16(m3, s + 48));
 				}
 			}
 			continue;
@@ -62,7 +62,7 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 			for (long jb = 0; jb < NR; jb += 16) {
 				__m512 r[16], o[16];
 				for (int jj = 0; jj < 16; jj++)
-					r[jj] = jb + jj < w ? _mm512_maskz_loadu_ps(km, b + (j0 + jb + jj) * ldb + k) : _mm512_setzero_ps();
+					r[jj] = jb + jj < w ? load16(km, b + (j0 + jb + jj) * ldb + k) : _mm512_setzero_ps();
 				transpose16(r, o);
 				for (long kk = 0; kk < kn; kk++) _mm512_store_ps(d + (k + kk) * NR + jb, o[kk]);
 			}
@@ -101,13 +101,13 @@ __attribute__((target("avx512f"), always_inline)) static inline void kernel(int 
 		for (int j = 0; j < 4; j++) {
 			if (!m[j]) break;
 			__m512 r = _mm512_mul_ps(va, acc[i][j]);
-			if (beta != 0) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[j], ci + 16 * j), r);
+			if (beta != 0) r = _mm512_fmadd_ps(vb, load16(m[j], ci + 16 * j), r);
 			if (ep) {
 				r = _mm512_fmadd_ps(r, sc, sh);
-				if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m[j], add + 16 * j));
+				if (add) r = _mm512_add_ps(r, load16(m[j], add + 16 * j));
 				if (ep->relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
 			}
-			_mm512_mask_storeu_ps(ci + 16 * j, m[j], r);
+			store16(ci + 16 * j, m[j], r);
 		}
 	}
 }

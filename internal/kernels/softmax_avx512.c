@@ -2,7 +2,7 @@
 
 #if defined(__x86_64__)
 
-#include <immintrin.h>
+#include "avx512.h"
 #include <math.h>
 
 // exp16 is e^x for x ≤ 0 (softmax arguments): 2^n·p(f) with x = n·ln2 + f, |f| ≤ ln2/2, p the
@@ -41,14 +41,14 @@ __attribute__((target("avx512f"))) double segkit_softmax_ce(long c, long hw, con
 			__m512i lab = _mm512_maskz_loadu_epi32(m, labels + q);
 			__mmask16 live = m & _mm512_cmpneq_epi32_mask(lab, _mm512_set1_epi32(ignore));
 			__m512 peak = _mm512_set1_ps(-INFINITY);
-			for (long k = 0; k < c; k++) peak = _mm512_max_ps(peak, _mm512_maskz_loadu_ps(m, x + k * hw));
+			for (long k = 0; k < c; k++) peak = _mm512_max_ps(peak, load16(m, x + k * hw));
 			__m512 z = _mm512_setzero_ps(), picked = _mm512_setzero_ps();
 			for (long k = 0; k < c; k++) {
-				__m512 v = _mm512_maskz_loadu_ps(m, x + k * hw);
+				__m512 v = load16(m, x + k * hw);
 				__m512 e = exp16(_mm512_sub_ps(v, peak));
 				z = _mm512_add_ps(z, e);
 				picked = _mm512_mask_mov_ps(picked, _mm512_cmpeq_epi32_mask(lab, _mm512_set1_epi32((int)k)), v);
-				if (dx) _mm512_mask_storeu_ps(dx + k * hw, m, e);
+				if (dx) store16(dx + k * hw, m, e);
 			}
 			float zs[16], ps[16], ls[16];
 			_mm512_storeu_ps(zs, z), _mm512_storeu_ps(ps, peak), _mm512_storeu_ps(ls, picked);
@@ -57,10 +57,10 @@ __attribute__((target("avx512f"))) double segkit_softmax_ce(long c, long hw, con
 			if (!dx) continue;
 			__m512 scale = _mm512_maskz_div_ps(live, vg, z); // g/z on counted pixels, 0 elsewhere
 			for (long k = 0; k < c; k++) {
-				__m512 pr = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dx + k * hw), scale);
+				__m512 pr = _mm512_mul_ps(load16(m, dx + k * hw), scale);
 				__mmask16 hot = live & _mm512_cmpeq_epi32_mask(lab, _mm512_set1_epi32((int)k));
 				pr = _mm512_mask_sub_ps(pr, hot, pr, vg);
-				_mm512_mask_storeu_ps(dx + k * hw, m, pr);
+				store16(dx + k * hw, m, pr);
 			}
 		}
 	}

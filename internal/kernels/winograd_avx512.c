@@ -61,7 +61,7 @@ __attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const
 			for (int i = 0; i < 6; i++) {
 				__m512 o[6];
 				GT(o, t[i][0], t[i][1], t[i][2]);
-				for (int j = 0; j < 6; j++) _mm512_mask_storeu_ps(u + ((i * 6 + j) * K + k) * C + c, lanes, o[j]);
+				for (int j = 0; j < 6; j++) store16(u + ((i * 6 + j) * K + k) * C + c, lanes, o[j]);
 			}
 #undef GT
 		}
@@ -185,8 +185,8 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 					const float *src = x + (rn->n * C + c) * H * W + iy * W + rn->col;
 					__m512 z[4], zb[4], e[4], eb[4];
 					for (int j = 0; j < 4; j++) {
-						z[j] = _mm512_maskz_loadu_ps(rn->in[j], src + 16 * j);
-						zb[j] = _mm512_maskz_loadu_ps(rn->in[4 + j], src + 4 + 16 * j);
+						z[j] = load16(rn->in[j], src + 16 * j);
+						zb[j] = load16(rn->in[4 + j], src + 4 + 16 * j);
 					}
 					deinterleave4(z, e);
 					deinterleave4(zb, eb);
@@ -238,9 +238,9 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 					long at = (rn->n * K + k) * H * W + (rn->oy + a) * W + rn->col + 1;
 					for (int j = 0; j < 4; j++) {
 						__m512 r = z[j];
-						if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(rn->out[j], add + at + 16 * j));
+						if (add) r = _mm512_add_ps(r, load16(rn->out[j], add + at + 16 * j));
 						if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
-						_mm512_mask_storeu_ps(y + at + 16 * j, rn->out[j], r);
+						store16(y + at + 16 * j, rn->out[j], r);
 					}
 				}
 			}
