@@ -158,7 +158,7 @@ __attribute__((target("avx512f"))) static void pack_patches_t(const geometry *g,
 						__m512i col = _mm512_add_epi32(iota, _mm512_set1_epi32((int)base));
 						__mmask16 in = (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1)) &
 						               _mm512_cmpge_epi32_mask(col, zero) & _mm512_cmplt_epi32_mask(col, width);
-						v[jj] = _mm512_mask_loadu_ps(v[jj], in, src + base);
+						v[jj] = in == 0xFFFF ? _mm512_loadu_ps(src + base) : _mm512_mask_loadu_ps(v[jj], in, src + base);
 					}
 				}
 				transpose16(v, o);
