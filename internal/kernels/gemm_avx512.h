@@ -60,4 +60,8 @@ extern const kernel_fn segkit_kernels[MR + 1];
 // segkit_pack_buffer returns this thread's buffer for KC×(NC+NR) packed floats.
 float *segkit_pack_buffer(void);
 
+// segkit_grow returns *buf with room for n floats (64-byte aligned), reallocating it when *cap
+// is short: the kernels' per-thread scratch.
+float *segkit_grow(float **buf, long *cap, long n);
+
 #endif

@@ -18,6 +18,15 @@ int segkit_has_avx512(void) {
 	return __builtin_cpu_supports("avx512f");
 }
 
+float *segkit_grow(float **buf, long *cap, long n) {
+	if (*cap < n) {
+		free(*buf);
+		*buf = aligned_alloc(64, sizeof(float) * ((n + 15) & ~15L));
+		*cap = n;
+	}
+	return *buf;
+}
+
 // Per-thread packing buffer: concurrent calls come from different threads.
 static _Thread_local float *packed;
 

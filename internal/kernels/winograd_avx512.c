@@ -8,8 +8,6 @@
 
 #if defined(__x86_64__)
 
-#include <stdlib.h>
-
 #include "gemm_avx512.h"
 
 #define WN NR
@@ -17,15 +15,6 @@
 // Per-thread V and M blocks.
 static _Thread_local float *wino_v, *wino_m;
 static _Thread_local long wino_vcap, wino_mcap;
-
-static float *grow_aligned(float **buf, long *cap, long n) {
-	if (*cap < n) {
-		free(*buf);
-		*buf = aligned_alloc(64, sizeof(float) * ((n + 15) & ~15L));
-		*cap = n;
-	}
-	return *buf;
-}
 
 // segkit_wino_filter writes U[ξ][k][c] = (G g_kc G^T)[ξ] for filters k in [k0, k1).
 __attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const float *w, float *u, long k0,
@@ -168,8 +157,8 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
                                                           const float *add, int relu, float *y, long t0, long nt,
                                                           long k0, long k1) {
 	long tw = (W + 3) / 4, th = (H + 3) / 4;
-	float *v = grow_aligned(&wino_v, &wino_vcap, 36 * C * WN);
-	float *m = grow_aligned(&wino_m, &wino_mcap, 36 * K * WN);
+	float *v = segkit_grow(&wino_v, &wino_vcap, 36 * C * WN);
+	float *m = segkit_grow(&wino_m, &wino_mcap, 36 * K * WN);
 	run runs[16];
 	for (long g = 0; g < nt; g += 16) {
 		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, runs);
