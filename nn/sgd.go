@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/segkit/segkit/internal/kernels"
+)
 
 // Group holds the optimizer settings of one parameter group.
 type Group struct {
@@ -33,11 +37,7 @@ func (s *SGD) Step(params *Params) {
 		if p.Velocity == nil {
 			p.Velocity = make([]float32, len(w))
 		}
-		v := p.Velocity
-		for i, g := range p.Grad {
-			v[i] = mu*v[i] + g + wd*w[i]
-			w[i] -= lr * v[i]
-		}
+		kernels.Momentum(w, p.Grad, p.Velocity, lr, wd, mu)
 	}
 }
 

@@ -3,6 +3,7 @@ package kernels
 /*
 void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
 void segkit_relu_backward(long n, const float *y, const float *dy, float *dx);
+void segkit_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
 */
 import "C"
 
@@ -100,6 +101,22 @@ func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
 			for i := range dx[p*hw : (p+1)*hw] {
 				dx[p*hw+i] = g
 			}
+		}
+	})
+}
+
+// Momentum is one step of SGD with momentum and weight decay, as torch.optim.SGD:
+// v = mu·v + g + wd·w, then w −= lr·v.
+func Momentum(w, g, v []float32, lr, wd, mu float32) {
+	parallelFor(len(w), 1, func(lo, hi int) {
+		if useAVX512 {
+			C.segkit_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
+			return
+		}
+		ws, gs, vs := w[lo:hi], g[lo:hi], v[lo:hi]
+		for i, gi := range gs[:len(ws)] {
+			vs[i] = mu*vs[i] + gi + wd*ws[i]
+			ws[i] -= lr * vs[i]
 		}
 	})
 }

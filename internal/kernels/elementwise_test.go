@@ -46,3 +46,24 @@ func TestElementwisePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestMomentumPaths checks the AVX-512 SGD step against the Go one, bit for bit.
+func TestMomentumPaths(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(6, 2))
+	for _, n := range []int{1, 17, 100003} {
+		w0, g, v0 := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+		var w, v [2][]float32
+		for i, avx := range []bool{true, false} {
+			useAVX512 = avx
+			w[i], v[i] = slices.Clone(w0), slices.Clone(v0)
+			Momentum(w[i], g, v[i], 0.01, 5e-4, 0.9)
+		}
+		useAVX512 = true
+		if !slices.Equal(w[0], w[1]) || !slices.Equal(v[0], v[1]) {
+			t.Errorf("n=%d: AVX-512 step differs from Go's", n)
+		}
+	}
+}
