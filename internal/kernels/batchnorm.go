@@ -97,17 +97,7 @@ func (b BatchNorm) plane(t []float32, n, c int) []float32 {
 
 func (b BatchNorm) affine(x, y []float32, c int, scale, shift float32) {
 	for n := 0; n < b.N; n++ {
-		src, dst := b.plane(x, n, c), b.plane(y, n, c)
-		dst = dst[:len(src)]
-		if b.ReLU {
-			for i, v := range src {
-				dst[i] = max(v*scale+shift, 0)
-			}
-		} else {
-			for i, v := range src {
-				dst[i] = v*scale + shift
-			}
-		}
+		affineRow(b.plane(x, n, c), b.plane(y, n, c), scale, shift, b.ReLU)
 	}
 }
 

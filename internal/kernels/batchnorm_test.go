@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -26,8 +25,7 @@ func TestBatchNormPaths(t *testing.T) {
 			gamma, beta := randSlice(rng, b.C), randSlice(rng, b.C)
 			type out struct{ y, ye, dx, dxe, dg, db, mean, inv, rm, rv []float32 }
 			var o [2]out
-			for i, avx := range []bool{true, false} {
-				useAVX512 = avx
+			onBothPaths(func(i int) {
 				r := out{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, b.C),
 					make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C)}
 				for c := range r.rv {
@@ -43,19 +41,14 @@ func TestBatchNormPaths(t *testing.T) {
 				b.Backward(x, mask, dy, gamma, st, true, r.dx, r.dg, r.db)
 				b.Backward(x, mask, dy, gamma, st, false, r.dxe, make([]float32, b.C), make([]float32, b.C))
 				o[i] = r
-			}
-			useAVX512 = true
+			})
 			for _, f := range []struct {
 				name      string
 				got, want []float32
 			}{{"y", o[0].y, o[1].y}, {"eval y", o[0].ye, o[1].ye}, {"dx", o[0].dx, o[1].dx}, {"eval dx", o[0].dxe, o[1].dxe},
 				{"dgamma", o[0].dg, o[1].dg}, {"dbeta", o[0].db, o[1].db}, {"mean", o[0].mean, o[1].mean},
 				{"invstd", o[0].inv, o[1].inv}, {"running mean", o[0].rm, o[1].rm}, {"running var", o[0].rv, o[1].rv}} {
-				var peak, worst float64
-				for i := range f.want {
-					peak = max(peak, math.Abs(float64(f.want[i])))
-					worst = max(worst, math.Abs(float64(f.got[i]-f.want[i])))
-				}
+				worst, peak := maxDiff(f.got, f.want)
 				if !(worst <= 1e-5*peak+1e-7) { // the floor: gradients that cancel to ~0 (two values per channel)
 					t.Errorf("%s relu=%v: %s differs by %.3g (scale %.3g)", fmt.Sprint(s), relu, f.name, worst, peak)
 				}

@@ -83,15 +83,21 @@ func (a Affine) apply(c []float32, channels, n, ld int) {
 			}
 			sc, sh = 1, 0
 		}
-		if a.ReLU {
-			for j, v := range row {
-				row[j] = max(v*sc+sh, 0)
-			}
-		} else {
-			for j, v := range row {
-				row[j] = v*sc + sh
-			}
+		affineRow(row, row, sc, sh, a.ReLU)
+	}
+}
+
+// affineRow writes dst = src·scale + shift, then max(·, 0) when relu.
+func affineRow(src, dst []float32, scale, shift float32, relu bool) {
+	dst = dst[:len(src)]
+	if relu {
+		for i, v := range src {
+			dst[i] = max(v*scale+shift, 0)
 		}
+		return
+	}
+	for i, v := range src {
+		dst[i] = v*scale + shift
 	}
 }
 

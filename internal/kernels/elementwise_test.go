@@ -21,12 +21,10 @@ func TestElementwisePaths(t *testing.T) {
 		for k := 2; k <= len(xs); k++ {
 			for _, relu := range []bool{false, true} {
 				var y [2][]float32
-				for i, avx := range []bool{true, false} {
-					useAVX512 = avx
+				onBothPaths(func(i int) {
 					y[i] = make([]float32, n)
 					Sum(xs[:k], y[i], relu)
-				}
-				useAVX512 = true
+				})
 				if !slices.Equal(y[0], y[1]) {
 					t.Errorf("n=%d, %d inputs, relu=%v: sums differ", n, k, relu)
 				}
@@ -35,12 +33,10 @@ func TestElementwisePaths(t *testing.T) {
 		var dx [2][]float32
 		y := make([]float32, n)
 		Sum(xs[:2], y, true)
-		for i, avx := range []bool{true, false} {
-			useAVX512 = avx
+		onBothPaths(func(i int) {
 			dx[i] = make([]float32, n)
 			ReLUBackward(y, xs[2], dx[i])
-		}
-		useAVX512 = true
+		})
 		if !slices.Equal(dx[0], dx[1]) {
 			t.Errorf("n=%d: ReLU gradients differ", n)
 		}
@@ -56,12 +52,10 @@ func TestMomentumPaths(t *testing.T) {
 	for _, n := range []int{1, 17, 100003} {
 		w0, g, v0 := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
 		var w, v [2][]float32
-		for i, avx := range []bool{true, false} {
-			useAVX512 = avx
+		onBothPaths(func(i int) {
 			w[i], v[i] = slices.Clone(w0), slices.Clone(v0)
 			Momentum(w[i], g, v[i], 0.01, 5e-4, 0.9)
-		}
-		useAVX512 = true
+		})
 		if !slices.Equal(w[0], w[1]) || !slices.Equal(v[0], v[1]) {
 			t.Errorf("n=%d: AVX-512 step differs from Go's", n)
 		}

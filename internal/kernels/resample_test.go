@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -29,14 +28,12 @@ func TestResampleAVX512MatchesGo(t *testing.T) {
 			var y, dx [2][]float32
 			var won [2][]uint8
 			var dIn, dOut [2][2]float64
-			for i, avx := range []bool{true, false} {
-				useAVX512 = avx
+			onBothPaths(func(i int) {
 				y[i], won[i] = make([]float32, r.Planes*r.OH*r.OW), make([]uint8, r.Planes*r.OH*r.OW)
 				r.Forward(x, y[i], won[i])
 				dx[i] = make([]float32, len(x))
 				dIn[i], dOut[i] = r.Backward(x, dy, dx[i], won[i])
-			}
-			useAVX512 = true
+			})
 			if !slices.Equal(y[0], y[1]) || (!mean && !slices.Equal(won[0], won[1])) {
 				t.Errorf("%v mean=%v: AVX-512 forward differs from Go's", s, mean)
 			}
@@ -58,22 +55,15 @@ func TestBilinearPaths(t *testing.T) {
 		b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3]}
 		x, dy := randSlice(rng, b.Planes*b.H*b.W), randSlice(rng, b.Planes*b.OH*b.OW)
 		var y, dx [2][]float32
-		for i, avx := range []bool{true, false} {
-			useAVX512 = avx
+		onBothPaths(func(i int) {
 			y[i], dx[i] = make([]float32, len(dy)), make([]float32, len(x))
 			b.Forward(x, y[i])
 			b.Backward(dy, dx[i])
-		}
-		useAVX512 = true
+		})
 		if !slices.Equal(y[0], y[1]) {
 			t.Errorf("%v: AVX-512 forward differs from Go's", s)
 		}
-		var peak, worst float64
-		for i := range dx[1] {
-			peak = max(peak, math.Abs(float64(dx[1][i])))
-			worst = max(worst, math.Abs(float64(dx[0][i]-dx[1][i])))
-		}
-		if !(worst <= 1e-5*peak) {
+		if worst, peak := maxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
 			t.Errorf("%v: backward differs by %.3g (scale %.3g)", s, worst, peak)
 		}
 	}

@@ -118,3 +118,22 @@ func BenchmarkSgemmShapes(b *testing.B) {
 		}
 	}
 }
+
+// onBothPaths runs run(0) on the AVX-512 kernels and run(1) on the portable Go ones, for tests
+// that compare the two (they skip without AVX-512).
+func onBothPaths(run func(path int)) {
+	defer func() { useAVX512 = true }()
+	for i, avx := range []bool{true, false} {
+		useAVX512 = avx
+		run(i)
+	}
+}
+
+// maxDiff returns the largest |got − want| and the largest |want| (NaN in got gives NaN).
+func maxDiff(got, want []float32) (worst, peak float64) {
+	for i, w := range want {
+		peak = max(peak, math.Abs(float64(w)))
+		worst = max(worst, math.Abs(float64(got[i]-w)))
+	}
+	return worst, peak
+}

@@ -45,11 +45,7 @@ func TestWinograd(t *testing.T) {
 				got   []float32
 				bound float64
 			}{{"direct", direct, 1e-6}, {"winograd", wino, 3e-5}} {
-				var scale, worst float64
-				for i := range want {
-					scale = max(scale, math.Abs(float64(want[i])))
-					worst = max(worst, math.Abs(float64(r.got[i]-want[i])))
-				}
+				worst, scale := maxDiff(r.got, want)
 				if !(worst <= r.bound*scale) {
 					t.Errorf("%+v epilogue %+v: max |%s − reference| = %.3g (scale %.3g)", s, ep, r.name, worst, scale)
 				}
