@@ -5,7 +5,7 @@ package kernels
 #cgo CFLAGS: -O3
 // Declared here rather than through <cblas.h>: Debian installs that header under a
 // BLAS-vendor-specific path, and these two prototypes are all we need (C enums are ints).
-// The segkit_ functions are ours (sgemm_avx512.c).
+// The segkit_ functions are ours (sgemm_avx512.c, conv_avx512.c).
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
@@ -26,9 +26,10 @@ import (
 	"unsafe"
 )
 
-// useAVX512 selects our AVX-512 kernels (sgemm_avx512.c, softmax_avx512.c: GEMM, implicit-GEMM
-// and Winograd convolutions, cross-entropy) where the CPU has AVX-512F; elsewhere OpenBLAS and
-// the Go kernels run. SEGKIT_AVX512=off forces the latter, to compare or to test them.
+// useAVX512 selects our AVX-512 kernels (*_avx512.c: GEMM, implicit-GEMM and Winograd
+// convolutions, batch norm, resizing, DynOPool sampling, cross-entropy, elementwise) where the
+// CPU has AVX-512F; elsewhere OpenBLAS and the Go kernels run. SEGKIT_AVX512=off forces the
+// latter, to compare or to test them.
 var useAVX512 = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_AVX512") != "off"
 
 const (
