@@ -49,9 +49,12 @@ __attribute__((target("avx512f"))) static void affine(const float *x, float *y, 
 	}
 }
 
-__attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                     const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
-                     float *run_mean, float *run_var, long c0, long c1) {
+// segkit_bn_train is BatchNorm.ForwardTrain for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW, float eps, int relu,
+                                                        float momentum, const float *x, const float *gamma,
+                                                        const float *beta, float *y, float *mean_out,
+                                                        float *invstd_out, float *run_mean, float *run_var, long c0,
+                                                        long c1) {
 	double m = (double)(N * HW);
 	for (long c = c0; c < c1; c++) {
 		double sum = 0, ss = 0;
@@ -68,15 +71,20 @@ __attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW,
 	}
 }
 
-__attribute__((target("avx512f"))) void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale, const float *shift,
-                      float *y, long c0, long c1) {
+// segkit_bn_affine is BatchNorm.ForwardEval (as per-channel scale and shift) for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_bn_affine(long N, long C, long HW, int relu, const float *x,
+                                                         const float *scale, const float *shift, float *y, long c0,
+                                                         long c1) {
 	for (long c = c0; c < c1; c++)
 		for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale[c], shift[c], relu);
 }
 
-__attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
-                        const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
-                        float *dx, float *dgamma, float *dbeta, long c0, long c1) {
+// segkit_bn_backward is BatchNorm.Backward for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long HW, int relu, int train,
+                                                           const float *x, const float *y, const float *dy,
+                                                           const float *gamma, const float *mean_in,
+                                                           const float *invstd_in, float *dx, float *dgamma,
+                                                           float *dbeta, long c0, long c1) {
 	double m = (double)(N * HW);
 	for (long c = c0; c < c1; c++) {
 		float mean = mean_in[c], invstd = invstd_in[c];

@@ -110,6 +110,9 @@ func ptr(s []float32) *C.float {
 	return (*C.float)(unsafe.Pointer(&s[0]))
 }
 
+// cint returns a C pointer to s[0] (s not empty).
+func cint(s []int32) *C.int { return (*C.int)(unsafe.Pointer(&s[0])) }
+
 // sgemm is Sgemm followed by the epilogue ep on the rows of C (fused in the AVX-512 kernel).
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
 	beta float32, c []float32, ldc int, ep Affine) {

@@ -50,12 +50,11 @@ typedef struct {
 	int relu;
 } epilogue;
 
-// A microkernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps, then the
-// epilogue (for the tile at row row0, column col0 of the whole C); A's element (i, k) is
-// a[i*ai + k*ak]; n (≤ NR) columns of C are written. segkit_kernels[mr] handles mr = 1..MR rows.
-typedef void (*kernel_fn)(long kc, const float *a, long ai, long ak, const float *bp, float *c, long ldc, long n,
-                          float alpha, float beta, const epilogue *ep, long row0, long col0);
-extern const kernel_fn segkit_kernels[MR + 1];
+// segkit_gemm_block computes C[0:m, 0:nc] = alpha·A·B + beta·C for one packed B block (kc×nc,
+// panels of NR columns), then the epilogue ep (NULL: none; C's columns are col0.. of the whole
+// C that ep's add mirrors). A's element (i, k) is a[i*ai + k*ak].
+void segkit_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
+                       long ldc, long col0, float alpha, float beta, const epilogue *ep);
 
 // segkit_pack_buffer returns this thread's buffer for KC×(NC+NR) packed floats.
 float *segkit_pack_buffer(void);

@@ -9,7 +9,6 @@ import "C"
 import (
 	"fmt"
 	"math"
-	"unsafe"
 )
 
 // CrossEntropy is softmax cross-entropy over the class axis of N×C×HW logits against N×HW
@@ -40,59 +39,58 @@ func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, 
 		return 0, 0, nil
 	}
 	pixels := ce.N * ce.HW
-	parts := make([]float64, Workers)
-	chunk := (pixels + Workers - 1) / Workers
 	g := float32(float64(scale) / float64(count))
+	sum := func(lo, hi int) float64 { return ce.pixelLosses(logits, labels, g, dlogits, lo, hi) }
 	if useAVX512 {
-		parallelFor(pixels, ce.C*8, func(lo, hi int) {
-			parts[lo/chunk] = float64(C.segkit_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits),
-				(*C.int)(unsafe.Pointer(&labels[0])), C.int(ce.Ignore), C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))
-		})
-		var total float64
-		for _, s := range parts {
-			total += s
+		sum = func(lo, hi int) float64 {
+			return float64(C.segkit_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
+				C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))
 		}
-		return float32(total / float64(count)), count, nil
-	}
-	if dlogits != nil {
+	} else if dlogits != nil {
 		clear(dlogits)
 	}
-	parallelFor(pixels, ce.C*8, func(lo, hi int) {
-		var sum float64
-		for p := lo; p < hi; p++ {
-			label := labels[p]
-			if label == ce.Ignore {
-				continue
-			}
-			n, i := p/ce.HW, p%ce.HW
-			base := n*ce.C*ce.HW + i
-			peak := float32(math.Inf(-1))
-			for c := 0; c < ce.C; c++ {
-				peak = max(peak, logits[base+c*ce.HW])
-			}
-			var z float64
-			for c := 0; c < ce.C; c++ {
-				z += math.Exp(float64(logits[base+c*ce.HW] - peak))
-			}
-			lse := float64(peak) + math.Log(z)
-			sum += lse - float64(logits[base+int(label)*ce.HW])
-			if dlogits != nil {
-				for c := 0; c < ce.C; c++ {
-					prob := float32(math.Exp(float64(logits[base+c*ce.HW]) - lse))
-					if c == int(label) {
-						prob--
-					}
-					dlogits[base+c*ce.HW] = g * prob
-				}
-			}
-		}
-		parts[lo/chunk] += sum
-	})
+	parts := make([]float64, Workers)
+	chunk := (pixels + Workers - 1) / Workers
+	parallelFor(pixels, ce.C*8, func(lo, hi int) { parts[lo/chunk] = sum(lo, hi) })
 	var total float64
 	for _, s := range parts {
 		total += s
 	}
 	return float32(total / float64(count)), count, nil
+}
+
+// pixelLosses returns the summed loss of pixels [lo, hi) and adds g·(softmax − one-hot) to
+// dlogits (when not nil; zero for ignored pixels).
+func (ce CrossEntropy) pixelLosses(logits []float32, labels []int32, g float32, dlogits []float32, lo, hi int) float64 {
+	var sum float64
+	for p := lo; p < hi; p++ {
+		label := labels[p]
+		if label == ce.Ignore {
+			continue
+		}
+		n, i := p/ce.HW, p%ce.HW
+		base := n*ce.C*ce.HW + i
+		peak := float32(math.Inf(-1))
+		for c := 0; c < ce.C; c++ {
+			peak = max(peak, logits[base+c*ce.HW])
+		}
+		var z float64
+		for c := 0; c < ce.C; c++ {
+			z += math.Exp(float64(logits[base+c*ce.HW] - peak))
+		}
+		lse := float64(peak) + math.Log(z)
+		sum += lse - float64(logits[base+int(label)*ce.HW])
+		if dlogits != nil {
+			for c := 0; c < ce.C; c++ {
+				prob := float32(math.Exp(float64(logits[base+c*ce.HW]) - lse))
+				if c == int(label) {
+					prob--
+				}
+				dlogits[base+c*ce.HW] = g * prob
+			}
+		}
+	}
+	return sum
 }
 
 // Argmax writes, per pixel of N×C×HW scores, the index of the largest class (the first on ties).

@@ -192,23 +192,8 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 			clear(plane)
 			if useAVX512 {
 				r.backPlaneC(src, g, dst, won, &rows, &cols, gRow, gCol)
-				for k, v := range plane {
-					gu[k] += float64(v)
-				}
-				continue
-			}
-			for i := 0; i < r.OH; i++ {
-				for j := 0; j < r.OW; j++ {
-					gy := g[i*r.OW+j]
-					if r.Mean {
-						for k := 0; k < 4; k++ {
-							r.backQuery(src, dst, &rows, &cols, 2*i+k>>1, 2*j+k&1, 0.25*gy, gRow, gCol)
-						}
-						continue
-					}
-					k := int(won[i*r.OW+j])
-					r.backQuery(src, dst, &rows, &cols, 2*i+k>>1, 2*j+k&1, gy, gRow, gCol)
-				}
+			} else {
+				r.backPlane(src, g, dst, won, &rows, &cols, gRow, gCol)
 			}
 			for k, v := range plane {
 				gu[k] += float64(v)
@@ -229,6 +214,23 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 		}
 	}
 	return dIn, dOut
+}
+
+// backPlane is Backward's per-cell loop for one plane; won is nil in mean mode.
+func (r Resample) backPlane(src, g, dst []float32, won []uint8, rows, cols *axisTaps, gRow, gCol []float32) {
+	for i := 0; i < r.OH; i++ {
+		for j := 0; j < r.OW; j++ {
+			gy := g[i*r.OW+j]
+			if r.Mean {
+				for k := 0; k < 4; k++ {
+					r.backQuery(src, dst, rows, cols, 2*i+k>>1, 2*j+k&1, 0.25*gy, gRow, gCol)
+				}
+				continue
+			}
+			k := int(won[i*r.OW+j])
+			r.backQuery(src, dst, rows, cols, 2*i+k>>1, 2*j+k&1, gy, gRow, gCol)
+		}
+	}
 }
 
 // backQuery sends g, the gradient of query (row a, column b), to its four pixels and adds g
@@ -272,8 +274,7 @@ func (r Resample) forwardAVX512(x, y []float32, argmax []uint8, rows, cols *axis
 	})
 }
 
-// backPlaneC is Backward's per-cell loop for one plane in C (resample_avx512.c), without Go's
-// bounds checks; won is nil in mean mode.
+// backPlaneC is backPlane in C (resample_avx512.c), without Go's bounds checks.
 func (r Resample) backPlaneC(src, g, dst []float32, won []uint8, rows, cols *axisTaps, gRow, gCol []float32) {
 	var w *C.uchar
 	if !r.Mean {
@@ -283,5 +284,3 @@ func (r Resample) backPlaneC(src, g, dst []float32, won []uint8, rows, cols *axi
 		cint(rows.j0), cint(rows.j1), ptr(rows.t), ptr(rows.mask), cint(cols.j0), cint(cols.j1), ptr(cols.t), ptr(cols.mask),
 		ptr(gRow), ptr(gCol))
 }
-
-func cint(s []int32) *C.int { return (*C.int)(unsafe.Pointer(&s[0])) }

@@ -29,13 +29,9 @@ float *segkit_grow(float **buf, long *cap, long n) {
 
 // Per-thread packing buffer: concurrent calls come from different threads.
 static _Thread_local float *packed;
+static _Thread_local long packed_cap;
 
-float *segkit_pack_buffer(void) {
-	if (!packed) {
-		packed = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
-	}
-	return packed;
-}
+float *segkit_pack_buffer(void) { return segkit_grow(&packed, &packed_cap, KC * (NC + NR)); }
 
 // pack_b writes op(B)[0:kc, 0:nc] as panels of NR columns, each kc×NR, zero-padded on the right.
 __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long nc, const float *b, long ldb,
@@ -45,22 +41,12 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 		float *d = dst + j0 * kc;
 		if (!trans) {
 			const float *s = b + j0;
-			if (w == NR) {
-				for (long k = 0; k < kc; k++, s += ldb, d += NR) {
-					_mm512_store_ps(d, _mm512_loadu_ps(s));
-					_mm512_store_ps(d + 16, _mm512_loadu_ps(s + 16));
-					_mm512_store_ps(d + 32, _mm512_loadu_ps(s + 32));
-					_mm512_store_ps(d + 48, _mm512_loadu_ps(s + 48));
-				}
-			} else {
-				__mmask16 m0 = tail_mask(w), m1 = tail_mask(w - 16), m2 = tail_mask(w - 32),
-				          m3 = tail_mask(w - 48);
-				for (long k = 0; k < kc; k++, s += ldb, d += NR) {
-					_mm512_store_ps(d, load16(m0, s));
-					_mm512_store_ps(d + 16, load16(m1, s + 16));
-					_mm512_store_ps(d + 32, load16(m2, s + 32));
-					_mm512_store_ps(d + 48, load16(m3, s + 48));
-				}
+			__mmask16 m0 = tail_mask(w), m1 = tail_mask(w - 16), m2 = tail_mask(w - 32), m3 = tail_mask(w - 48);
+			for (long k = 0; k < kc; k++, s += ldb, d += NR) {
+				_mm512_store_ps(d, load16(m0, s));
+				_mm512_store_ps(d + 16, load16(m1, s + 16));
+				_mm512_store_ps(d + 32, load16(m2, s + 32));
+				_mm512_store_ps(d + 48, load16(m3, s + 48));
 			}
 			continue;
 		}
@@ -79,7 +65,9 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long n
 	}
 }
 
-// kernel is the microkernel (gemm_avx512.h), for a constant mr.
+// kernel computes the mr×NR tile C = alpha·A·Bpanel + beta·C over kc steps, then the epilogue
+// (for the tile at row row0, column col0 of the whole C); A's element (i, k) is a[i*ai + k*ak];
+// n (≤ NR) columns of C are written. Instantiated for each constant mr.
 __attribute__((target("avx512f"), always_inline)) static inline void kernel(int mr, long kc, const float *a,
                                                                           long ai, long ak, const float *bp,
                                                                           float *c, long ldc, long n, float alpha,
@@ -135,7 +123,20 @@ KERNEL(4)
 KERNEL(5)
 KERNEL(6)
 
-const kernel_fn segkit_kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
+typedef void (*kernel_fn)(long kc, const float *a, long ai, long ak, const float *bp, float *c, long ldc, long n,
+                          float alpha, float beta, const epilogue *ep, long row0, long col0);
+static const kernel_fn kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
+
+void segkit_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
+                       long ldc, long col0, float alpha, float beta, const epilogue *ep) {
+	for (long jr = 0; jr < nc; jr += NR) { // a packed panel stays in cache across A's rows
+		long w = nc - jr < NR ? nc - jr : NR;
+		for (long ic = 0; ic < m; ic += MR) {
+			int mr = m - ic < MR ? (int)(m - ic) : MR;
+			kernels[mr](kc, a + ic * ai, ai, ak, bp + jr * kc, c + ic * ldc + jr, ldc, w, alpha, beta, ep, ic, col0 + jr);
+		}
+	}
+}
 
 // segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n), then
 // the epilogue (scale, shift, add, relu) when any of them is set. Requires k > 0 and avx512f.
@@ -152,16 +153,8 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 			long kc = k - pc < KC ? k - pc : KC;
 			const float *bs = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
 			pack_b(transB, kc, nc, bs, ldb, bp);
-			float bt = pc == 0 ? beta : 1;
-			const epilogue *e = pc + kc == k ? last : 0;
-			for (long jr = 0; jr < nc; jr += NR) { // a packed panel stays in cache across A's rows
-				long w = nc - jr < NR ? nc - jr : NR;
-				for (long ic = 0; ic < m; ic += MR) {
-					int mr = m - ic < MR ? (int)(m - ic) : MR;
-					segkit_kernels[mr](kc, a + ic * ai + pc * ak, ai, ak, bp + jr * kc, c + ic * ldc + jc + jr, ldc, w, alpha,
-					            bt, e, ic, jc + jr);
-				}
-			}
+			segkit_gemm_block(m, nc, kc, a + pc * ak, ai, ak, bp, c + jc, ldc, jc, alpha, pc == 0 ? beta : 1,
+			                  pc + kc == k ? last : 0);
 		}
 	}
 }

@@ -21,8 +21,8 @@ __attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const
                                                            long k1) {
 	const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
 	                                       _mm512_set1_epi32(9));
-	const __m512 q = _mm512_set1_ps(0.25f), s6 = _mm512_set1_ps(1.0f / 6), s12 = _mm512_set1_ps(1.0f / 12),
-	             s24 = _mm512_set1_ps(1.0f / 24);
+	const __m512 q = _mm512_set1_ps(0.25f), s6 = _mm512_set1_ps(1.0f / 6), neg6 = _mm512_set1_ps(-1.0f / 6),
+	             s12 = _mm512_set1_ps(1.0f / 12), s24 = _mm512_set1_ps(1.0f / 24);
 	for (long k = k0; k < k1; k++) {
 		for (long c = 0; c < C; c += 16) {
 			__mmask16 lanes = tail_mask(C - c);
@@ -35,8 +35,8 @@ __attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const
 	do {                                                                                                      \
 		__m512 sum02 = _mm512_add_ps(a, cc);                                                                  \
 		o[0] = _mm512_mul_ps(q, a);                                                                           \
-		o[1] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_add_ps(sum02, b));                             \
-		o[2] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_sub_ps(sum02, b));                             \
+		o[1] = _mm512_mul_ps(neg6, _mm512_add_ps(sum02, b));                                                  \
+		o[2] = _mm512_mul_ps(neg6, _mm512_sub_ps(sum02, b));                                                  \
 		__m512 e = _mm512_fmadd_ps(s24, a, _mm512_mul_ps(s6, cc));                                            \
 		o[3] = _mm512_fmadd_ps(s12, b, e);                                                                    \
 		o[4] = _mm512_fnmadd_ps(s12, b, e);                                                                   \
@@ -55,7 +55,6 @@ __attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const
 #undef GT
 		}
 	}
-	(void)s6;
 }
 
 // bt applies B^T to six vectors.
@@ -159,9 +158,13 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 	long tw = (W + 3) / 4, th = (H + 3) / 4;
 	float *v = segkit_grow(&wino_v, &wino_vcap, 36 * C * WN);
 	float *m = segkit_grow(&wino_m, &wino_mcap, 36 * K * WN);
-	run runs[16];
+	run group[WN / 16][16]; // every 16-tile group's runs, for the input and the output transform
+	int nruns[WN / 16];
+	for (long g = 0; g < nt; g += 16)
+		nruns[g / 16] = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, group[g / 16]);
 	for (long g = 0; g < nt; g += 16) {
-		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, runs);
+		const run *runs = group[g / 16];
+		int nr = nruns[g / 16];
 		for (long c = 0; c < C; c++) {
 			__m512 h[6][6];
 			for (int r = 0; r < 6; r++) {
@@ -198,12 +201,11 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 		}
 	}
 	for (int xi = 0; xi < 36; xi++)
-		for (long i0 = k0; i0 < k1; i0 += MR) {
-			int mr = k1 - i0 < MR ? (int)(k1 - i0) : MR;
-			segkit_kernels[mr](C, u + (xi * K + i0) * C, C, 1, v + xi * C * WN, m + (xi * K + i0) * WN, WN, nt, 1, 0, 0, 0, 0);
-		}
+		segkit_gemm_block(k1 - k0, nt, C, u + (xi * K + k0) * C, C, 1, v + xi * C * WN, m + (xi * K + k0) * WN, WN, 0,
+		                  1, 0, 0);
 	for (long g = 0; g < nt; g += 16) {
-		int nr = group_runs(t0 + g, nt - g < 16 ? nt - g : 16, th, tw, W, runs);
+		const run *runs = group[g / 16];
+		int nr = nruns[g / 16];
 		for (long k = k0; k < k1; k++) {
 			__m512 sc = _mm512_set1_ps(scale ? scale[k] : 1), sh = _mm512_set1_ps(shift ? shift[k] : 0);
 			__m512 p[6][4], o[4][4];
@@ -224,12 +226,12 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 				for (int i = 0; i < nr; i++) {
 					const run *rn = &runs[i];
 					if (rn->oy + a >= H) continue;
-					long at = (rn->n * K + k) * H * W + (rn->oy + a) * W + rn->col + 1;
+					long off = (rn->n * K + k) * H * W + (rn->oy + a) * W + rn->col + 1;
 					for (int j = 0; j < 4; j++) {
 						__m512 r = z[j];
-						if (add) r = _mm512_add_ps(r, load16(rn->out[j], add + at + 16 * j));
+						if (add) r = _mm512_add_ps(r, load16(rn->out[j], add + off + 16 * j));
 						if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
-						store16(y + at + 16 * j, rn->out[j], r);
+						store16(y + off + 16 * j, rn->out[j], r);
 					}
 				}
 			}
