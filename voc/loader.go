@@ -3,6 +3,7 @@ package voc
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -29,6 +30,7 @@ type Loader struct {
 
 	mu      sync.Mutex
 	skipped []string
+	seen    map[int]bool // dataset indices already in skipped: a bad file fails every epoch
 }
 
 // BatchesPerEpoch is the number of full batches in an epoch (the rest is dropped).
@@ -39,11 +41,14 @@ func (l *Loader) Order(epoch int) []int {
 	return rand.New(rand.NewPCG(l.Seed, uint64(epoch))).Perm(l.Data.Len())
 }
 
-// Skipped lists the samples left out so far ("id: problem").
+// Skipped lists the samples left out so far ("id: problem"), each once, sorted (the order in
+// which the workers met them is not deterministic).
 func (l *Loader) Skipped() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]string(nil), l.skipped...)
+	out := append([]string(nil), l.skipped...)
+	slices.Sort(out)
+	return out
 }
 
 // example loads and augments the sample at position pos of the epoch's order.
@@ -59,7 +64,13 @@ func (l *Loader) example(order []int, epoch, pos int) (Example, error) {
 			return Example{}, err
 		}
 		l.mu.Lock()
-		l.skipped = append(l.skipped, fmt.Sprintf("%s: %v", l.Data.ID(i), err))
+		if !l.seen[i] {
+			if l.seen == nil {
+				l.seen = map[int]bool{}
+			}
+			l.seen[i] = true
+			l.skipped = append(l.skipped, fmt.Sprintf("%s: %v", l.Data.ID(i), err))
+		}
 		l.mu.Unlock()
 	}
 	return Example{}, fmt.Errorf("no sample of the dataset could be read")
