@@ -2,7 +2,6 @@ package dynopool
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"github.com/chewxy/hm"
@@ -10,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -114,18 +114,6 @@ func runCase(t *testing.T, c poolCase) result {
 	return r
 }
 
-func relErr64(got []float32, want []float64) float64 {
-	var diff, peak float64
-	for i, w := range want {
-		diff = max(diff, math.Abs(float64(got[i])-w))
-		peak = max(peak, math.Abs(w))
-	}
-	if peak == 0 {
-		return diff
-	}
-	return diff / peak
-}
-
 // Every case of the reference's dynopool.json (max and mean, integer, non-integer and
 // up-sampling alphas, target-size mode): y, dx and the alpha or size gradients within 1e-4.
 func TestGolden(t *testing.T) {
@@ -140,14 +128,14 @@ func TestGolden(t *testing.T) {
 		}
 		for _, c := range cases {
 			r := runCase(t, c)
-			errs := []float64{golden.RelErr(r.y, c.Y.Data), golden.RelErr(r.dx, c.DX.Data)}
+			errs := []float64{numcheck.RelErr(r.y, c.Y.Data), numcheck.RelErr(r.dx, c.DX.Data)}
 			if c.Alpha != nil {
 				if r.outH != c.OutSize[0] || r.outW != c.OutSize[1] {
 					t.Errorf("%s: output %d×%d, want %v", c.Name, r.outH, r.outW, c.OutSize)
 				}
-				errs = append(errs, relErr64(r.dAlpha, c.DAlpha))
+				errs = append(errs, numcheck.RelErr(r.dAlpha, c.DAlpha))
 			} else {
-				errs = append(errs, relErr64(r.dIn, c.DSizeIn), relErr64(r.dOut, c.DSizeOut))
+				errs = append(errs, numcheck.RelErr(r.dIn, c.DSizeIn), numcheck.RelErr(r.dOut, c.DSizeOut))
 			}
 			worst := 0.0
 			for _, e := range errs {

@@ -9,6 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -122,7 +123,7 @@ func TestSizeGradientsFiniteDifferences(t *testing.T) {
 			(loss(float64(oh), float64(ow)+eps) - loss(float64(oh), float64(ow)-eps)) / (2 * eps),
 		}
 		for i := 0; i < 2; i++ {
-			if math.Abs(fd[i]-dOut[i]) > 1e-2*(1+math.Abs(fd[i])) {
+			if !numcheck.Close(dOut[i], fd[i], 1e-2*(1+math.Abs(fd[i]))) {
 				t.Errorf("%+v: dL/dHs[%d] = %.6g, finite difference %.6g", c, i, dOut[i], fd[i])
 			}
 		}
@@ -149,7 +150,7 @@ func TestSizeGradientsFiniteDifferences(t *testing.T) {
 		da := nn.Floats(prog.Value(grads[0]))
 		for i, n := range []int{c.h, c.w} {
 			want := fd[i] * (-float64(n) / (float64(c.alpha[i]) * float64(c.alpha[i])))
-			if math.Abs(float64(da[i])-want) > 1e-2*(1+math.Abs(want)) {
+			if !numcheck.Close(float64(da[i]), want, 1e-2*(1+math.Abs(want))) {
 				t.Errorf("%+v: dL/dalpha[%d] = %.6g, finite difference × chain rule %.6g", c, i, da[i], want)
 			}
 		}
@@ -268,7 +269,7 @@ func TestGMACsLoss(t *testing.T) {
 		if hinge { // 1.5 GMACs is under the limit of 2: no loss, no gradient
 			wantL, wantDa = 0, 0
 		}
-		if math.Abs(float64(l)-wantL) > 1e-6 || math.Abs(float64(da[0])-wantDa) > 1e-6 {
+		if !numcheck.Close(float64(l), wantL, 1e-6) || !numcheck.Close(float64(da[0]), wantDa, 1e-6) {
 			t.Errorf("hinge=%t: loss %v, dalpha_h %v; want %v, %v", hinge, l, da[0], wantL, wantDa)
 		}
 	}

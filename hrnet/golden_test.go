@@ -6,12 +6,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -30,12 +32,16 @@ type tinyVariant struct {
 	LogitsTrain      golden.Tensor            `json:"logits_train"`
 	Loss             float64                  `json:"loss"`
 	GradNorms        map[string]float64       `json:"grad_norms"`
+	GradProj         map[string]float64       `json:"grad_proj"`
+	Grads            map[string]golden.Tensor `json:"grads"`
 	AlphaGrads       map[string][2]float64    `json:"alpha_grads"`
 	RunningMeanAfter map[string]golden.Tensor `json:"running_mean_after"`
+	RunningProj      map[string]float64       `json:"running_proj"`
 }
 
 // gradients returns what the test compares per trained parameter: an alpha's two components,
-// or the L2 norm of any other gradient.
+// or the L2 norm and the projection (numcheck.Projection: sees sign flips, permutations and
+// misrouted gradients that a norm does not) of any other gradient.
 func gradients(net *nn.Net) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, p := range net.Params.All() {
@@ -46,11 +52,7 @@ func gradients(net *nn.Net) map[string][]float64 {
 			out[p.Name] = []float64{float64(p.Grad[0]), float64(p.Grad[1])}
 			continue
 		}
-		var ss float64
-		for _, g := range p.Grad {
-			ss += float64(g) * float64(g)
-		}
-		out[p.Name] = []float64{math.Sqrt(ss)}
+		out[p.Name] = []float64{numcheck.Norm(p.Grad), numcheck.Projection(p.Grad)}
 	}
 	return out
 }
@@ -200,7 +202,7 @@ func checkVariant(t *testing.T, path, variant string) {
 	if err := gr.Forward(x, nil); err != nil {
 		t.Fatal(err)
 	}
-	if e := golden.RelErr(gr.Logits().Float32s(), want.LogitsEval.Data); e > 1e-4 {
+	if e := numcheck.RelErr(gr.Logits().Float32s(), want.LogitsEval.Data); !(e <= 1e-4) {
 		t.Errorf("%s: eval logits relative error %.3g", path, e)
 	} else {
 		t.Logf("%s: eval logits relative error %.2g", path, e)
@@ -220,12 +222,22 @@ func checkVariant(t *testing.T, path, variant string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := golden.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); e > 1e-4 {
+	if e := numcheck.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); !(e <= 1e-4) {
 		t.Errorf("%s: train logits relative error %.3g", path, e)
 	}
-	if e := math.Abs(float64(loss.Total)-want.Loss) / want.Loss; e > 1e-5 {
+	if !numcheck.Close(float64(loss.Total), want.Loss, 1e-5*want.Loss) {
 		t.Errorf("%s: loss %v, want %v", path, loss.Total, want.Loss)
 	}
+	worst, worstName := checkGradients(t, path, net, &want, noise)
+	checkRunningStats(t, path, net, &want)
+	t.Logf("%s: loss %.7f (want %.7f), worst gradient error %.2g (%s)", path, loss.Total, want.Loss, worst, worstName)
+}
+
+// checkGradients compares every trained parameter's gradient with the reference: an alpha's
+// two components, any other tensor's norm and projection, and the full gradients the file
+// holds. It returns the worst error relative to its scale, for the log.
+func checkGradients(t *testing.T, path string, net *nn.Net, want *tinyVariant, noise map[string]float64) (float64, string) {
+	t.Helper()
 	// A conv bias followed by batch norm has an exactly zero gradient (BN removes shifts):
 	// there both sides hold float32 noise, so errors are relative to at least 1e-6 of the
 	// largest norm.
@@ -233,6 +245,7 @@ func checkVariant(t *testing.T, path, variant string) {
 	for _, v := range want.GradNorms {
 		largest = max(largest, v)
 	}
+	const bound = 1e-3
 	worst, worstName := 0.0, ""
 	got := gradients(net)
 	for _, p := range net.Params.All() {
@@ -242,33 +255,76 @@ func checkVariant(t *testing.T, path, variant string) {
 		var ref []float64
 		if a, ok := want.AlphaGrads[strings.TrimSuffix(strings.TrimPrefix(p.Name, "pools."), ".alpha")]; ok && strings.HasPrefix(p.Name, "pools.") {
 			ref = a[:]
-		} else if r, ok := want.GradNorms[p.Name]; ok {
-			ref = []float64{r}
-		} else {
+		} else if norm, ok := want.GradNorms[p.Name]; !ok {
 			t.Errorf("%s: no reference gradient for %s", path, p.Name)
 			continue
+		} else if proj, ok := want.GradProj[p.Name]; !ok {
+			t.Errorf("%s: no reference gradient projection for %s", path, p.Name)
+			continue
+		} else {
+			ref = []float64{norm, proj}
 		}
-		// Relative to the larger of the two components for an alpha (as for any tensor): one
-		// component can be a near-cancelling sum, whose float32 rounding differs by more.
-		scale := 1e-6 * largest
-		for _, r := range ref {
-			scale = max(scale, math.Abs(r))
-		}
-		if strings.HasPrefix(p.Name, "pools.") && testing.Verbose() {
-			t.Logf("%s: %s gradient %.6g, reference %.6g, noise %.2g", path, p.Name, got[p.Name], ref, noise[p.Name])
+		// Relative to the larger of the two components for an alpha, to the norm for a
+		// tensor (the projection's error is of the order of the gradient's norm times its
+		// relative error): one component can be a near-cancelling sum, whose float32
+		// rounding differs by more.
+		scale := max(1e-6*largest, math.Abs(ref[0]))
+		if strings.HasPrefix(p.Name, "pools.") {
+			scale = max(scale, math.Abs(ref[1]))
+			if testing.Verbose() {
+				t.Logf("%s: %s gradient %.6g, reference %.6g, noise %.2g", path, p.Name, got[p.Name], ref, noise[p.Name])
+			}
 		}
 		for i, g := range got[p.Name] {
-			if e := max(0, math.Abs(g-ref[i])-2*noise[p.Name]) / scale; e > worst {
+			if !numcheck.Close(g, ref[i], bound*scale+2*noise[p.Name]) {
+				t.Errorf("%s: gradient of %s: component %d is %.7g, want %.7g (scale %.3g, noise %.2g)", path, p.Name, i, g, ref[i], scale, noise[p.Name])
+			}
+			if e := math.Abs(g-ref[i]) / scale; e > worst {
 				worst, worstName = e, p.Name
 			}
 		}
 	}
-	if worst > 1e-3 {
-		t.Errorf("%s: gradient of %s off by %.3g (relative)", path, worstName, worst)
+	if len(want.Grads) == 0 {
+		t.Errorf("%s: no full reference gradients", path)
 	}
+	for name, ref := range want.Grads {
+		p := net.Params.Get(name)
+		if p == nil || !slices.Equal(p.Value.Shape(), tensor.Shape(ref.Shape)) {
+			t.Errorf("%s: full gradient of %s %v has no parameter of that shape", path, name, ref.Shape)
+			continue
+		}
+		diff, peak := numcheck.MaxDiff(p.Grad, ref.Data)
+		if !(diff <= bound*peak+2*noise[name]) {
+			t.Errorf("%s: gradient of %s differs from the reference's by %.3g (scale %.3g)", path, name, diff, peak)
+		}
+	}
+	return worst, worstName
+}
+
+// checkRunningStats compares bn1's running mean after the training step with the reference's
+// values, and every batch norm's running mean and variance with its projection.
+func checkRunningStats(t *testing.T, path string, net *nn.Net, want *tinyVariant) {
+	t.Helper()
 	rm := want.RunningMeanAfter["bn1"]
-	if e := golden.RelErr(net.Params.Get("bn1.running_mean").Data(), rm.Data); e > 1e-4 {
+	if e := numcheck.RelErr(net.Params.Get("bn1.running_mean").Data(), rm.Data); !(e <= 1e-4) {
 		t.Errorf("%s: bn1 running mean relative error %.3g", path, e)
 	}
-	t.Logf("%s: loss %.7f (want %.7f), worst gradient error %.2g (%s)", path, loss.Total, want.Loss, worst, worstName)
+	checked := 0
+	for _, p := range net.Params.All() {
+		if !strings.HasSuffix(p.Name, ".running_mean") && !strings.HasSuffix(p.Name, ".running_var") {
+			continue
+		}
+		ref, ok := want.RunningProj[p.Name]
+		if !ok {
+			t.Errorf("%s: no reference for %s", path, p.Name)
+			continue
+		}
+		if got := numcheck.Projection(p.Data()); !numcheck.Close(got, ref, 1e-5*numcheck.Norm(p.Data())) {
+			t.Errorf("%s: %s projection %.7g, want %.7g", path, p.Name, got, ref)
+		}
+		checked++
+	}
+	if checked != len(want.RunningProj) {
+		t.Errorf("%s: %d running statistics checked, the reference has %d", path, checked, len(want.RunningProj))
+	}
 }

@@ -1,13 +1,13 @@
 package hrnet
 
 import (
-	"math"
 	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/dynopool"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -97,7 +97,7 @@ func TestGMACsLossIsWired(t *testing.T) {
 		t.Fatal(err)
 	}
 	gmacs := float64(m.MACs(net.Params, 64, 64)) / 1e9
-	if got := float64(l.Total - l.CE); math.Abs(got-0.5*gmacs) > 1e-6 {
+	if got := float64(l.Total - l.CE); !numcheck.Close(got, 0.5*gmacs, 1e-6) {
 		t.Errorf("loss − cross-entropy = %v, want 0.5 × %v GMACs", got, gmacs)
 	}
 	// Without the task loss's part, every alpha's gradient from the GMACs term alone is negative

@@ -2,12 +2,13 @@ package nn
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 func randTensor(rng *rand.Rand, scale float64, shape ...int) *tensor.Dense {
@@ -66,10 +67,7 @@ func checkFD(t *testing.T, name string, k Kernel, ins []G.Value, rng *rand.Rand)
 			continue
 		}
 		x, g := Floats(ins[i]), Floats(grads[i])
-		var peak float64
-		for _, v := range g {
-			peak = max(peak, math.Abs(float64(v)))
-		}
+		peak := numcheck.Peak(g)
 		checked := 0
 		for try := 0; try < 60 && checked < 12; try++ {
 			j := rng.IntN(len(x))
@@ -84,7 +82,7 @@ func checkFD(t *testing.T, name string, k Kernel, ins []G.Value, rng *rand.Rand)
 			}
 			checked++
 			num := (up - down) / (2 * h)
-			if diff := math.Abs(num - float64(g[j])); diff > 2e-2*peak+1e-3 {
+			if !numcheck.Close(num, float64(g[j]), 2e-2*peak+1e-3) {
 				t.Errorf("%s: input %d[%d]: symbolic %.5g, finite difference %.5g (peak %.3g)", name, i, j, g[j], num, peak)
 			}
 		}

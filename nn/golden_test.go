@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // The bound: max error relative to the largest reference magnitude.
@@ -70,7 +71,7 @@ func expect(t *testing.T, what string, got G.Value, want *golden.Tensor) float64
 		t.Errorf("%s: shape %v, want %v", what, got.Shape(), want.Shape)
 		return 0
 	}
-	e := golden.RelErr(Floats(got), want.Data)
+	e := numcheck.RelErr(Floats(got), want.Data)
 	if e > goldenTol {
 		t.Errorf("%s: relative error %.3g > %g", what, e, goldenTol)
 	}

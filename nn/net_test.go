@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -11,6 +10,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // tinyModel has what HRNet needs of the engine: a stride-2 stem, a residual block (a node
@@ -73,10 +74,7 @@ func TestTrainStepFiniteDifferences(t *testing.T) {
 	const h = 5e-4 // small, so that few ReLU kinks fall inside ±h; the loss is exact to ~1e-7
 	for i, p := range params {
 		g := grads[i]
-		var peak float64
-		for _, v := range g {
-			peak = max(peak, math.Abs(float64(v)))
-		}
+		peak := numcheck.Peak(g)
 		w := p.Data()
 		for s := 0; s < 4; s++ {
 			j := rng.IntN(len(w))
@@ -87,7 +85,7 @@ func TestTrainStepFiniteDifferences(t *testing.T) {
 			down := loss()
 			w[j] = orig
 			num := (up - down) / (2 * h)
-			if d := math.Abs(num - float64(g[j])); d > 0.03*peak+1e-3 {
+			if !numcheck.Close(num, float64(g[j]), 0.03*peak+1e-3) {
 				t.Errorf("%s[%d]: symbolic %.5g, finite difference %.5g (peak %.3g)", p.Name, j, g[j], num, peak)
 			}
 		}
@@ -117,10 +115,10 @@ func TestRunningStatsSurviveRebuild(t *testing.T) {
 		m, ma, mb := both.Params.Get(name+".running_mean").Data(), onlyA.Params.Get(name+".running_mean").Data(), onlyB.Params.Get(name+".running_mean").Data()
 		v, va, vb := both.Params.Get(name+".running_var").Data(), onlyA.Params.Get(name+".running_var").Data(), onlyB.Params.Get(name+".running_var").Data()
 		for c := range m {
-			if d := math.Abs(float64(m[c] - (0.9*ma[c] + mb[c]))); d > 1e-5 {
+			if !numcheck.Close(float64(m[c]), float64(0.9*ma[c]+mb[c]), 1e-5) {
 				t.Errorf("%s running_mean[%d] = %v, want 0.9·%v + %v", name, c, m[c], ma[c], mb[c])
 			}
-			if d := math.Abs(float64(v[c] - (0.9*va[c] + vb[c] - 0.9))); d > 1e-5 {
+			if !numcheck.Close(float64(v[c]), float64(0.9*va[c]+vb[c]-0.9), 1e-5) {
 				t.Errorf("%s running_var[%d] = %v, want 0.9·%v + %v − 0.9", name, c, v[c], va[c], vb[c])
 			}
 		}
@@ -150,7 +148,7 @@ func TestGraphCacheCarriesWeightsAndMomentum(t *testing.T) {
 		}
 		for j, w := range p.Data() {
 			v := 0.9*v0[j] + g[j] + 1e-4*w0[j]
-			if want := w0[j] - 0.1*v; math.Abs(float64(w-want)) > 1e-6 {
+			if want := w0[j] - 0.1*v; !numcheck.Close(float64(w), float64(want), 1e-6) {
 				t.Fatalf("step %d: weight %d = %v, want %v (from the previous step's weight and momentum)", i, j, w, want)
 			}
 		}
@@ -353,12 +351,7 @@ func TestInferenceFolding(t *testing.T) {
 		t.Fatalf("reference graph folded: %v", refOps)
 	}
 	for i := range want {
-		var scale, worst float64
-		for j := range want[i] {
-			scale = max(scale, math.Abs(float64(want[i][j])))
-			worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
-		}
-		if worst > 3e-5*scale {
+		if worst, scale := numcheck.MaxDiff(got[i], want[i]); !(worst <= 3e-5*scale) {
 			t.Errorf("output %d: max |folded − unfused| = %.3g (scale %.3g)", i, worst, scale)
 		}
 	}

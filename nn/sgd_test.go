@@ -1,10 +1,11 @@
 package nn
 
 import (
-	"math"
 	"testing"
 
 	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 func scalarParam(name, group string, w float32) *Param {
@@ -23,17 +24,17 @@ func TestSGDMatchesPyTorchWithGroups(t *testing.T) {
 		p.Grad = []float32{0.5}
 	}
 	opt.Step(ps)
-	if got := w.Data()[0]; math.Abs(float64(got)-0.949) > 1e-6 {
+	if got := w.Data()[0]; !numcheck.Close(float64(got), 0.949, 1e-6) {
 		t.Errorf("w after one step = %v, want 0.949", got)
 	}
-	if got := a.Data()[0]; math.Abs(float64(got)-0.5) > 1e-6 {
+	if got := a.Data()[0]; !numcheck.Close(float64(got), 0.5, 1e-6) {
 		t.Errorf("alpha after one step = %v, want 0.5", got)
 	}
 	opt.Step(ps)
-	if got := w.Data()[0]; math.Abs(float64(got)-0.852151) > 1e-6 {
+	if got := w.Data()[0]; !numcheck.Close(float64(got), 0.852151, 1e-6) {
 		t.Errorf("w after two steps = %v, want 0.852151", got)
 	}
-	if got := a.Data()[0]; math.Abs(float64(got)-(0.5-0.95)) > 1e-6 { // v2 = 0.45 + 0.5
+	if got := a.Data()[0]; !numcheck.Close(float64(got), 0.5-0.95, 1e-6) { // v2 = 0.45 + 0.5
 		t.Errorf("alpha after two steps = %v, want -0.45", got)
 	}
 	buf := &Param{Name: "running_mean", Buffer: true, Value: tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{3})), Grad: []float32{1}}
@@ -54,7 +55,7 @@ func TestPolyLR(t *testing.T) {
 		{40000, 40000, 1e-4},
 		{50000, 40000, 1e-4},
 	} {
-		if got := PolyLR(0.01, 1e-4, c.iter, c.max, 0.9); math.Abs(got-c.want) > 1e-12 {
+		if got := PolyLR(0.01, 1e-4, c.iter, c.max, 0.9); !numcheck.Close(got, c.want, 1e-12) {
 			t.Errorf("PolyLR(iter %d of %d) = %v, want %v", c.iter, c.max, got, c.want)
 		}
 	}

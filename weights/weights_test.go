@@ -14,6 +14,7 @@ import (
 
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -59,7 +60,7 @@ func TestTorchFixtureReproducesLogits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := golden.RelErr(logits.Float32s(), want.LogitsEval.Data); e > 1e-4 {
+	if e := numcheck.RelErr(logits.Float32s(), want.LogitsEval.Data); e > 1e-4 {
 		t.Errorf("logits relative error %.3g", e)
 	} else {
 		t.Logf("%v; logits relative error %.2g", r, e)

@@ -7,9 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -92,7 +92,8 @@ func Files(name string) ([]string, error) {
 	return paths, nil
 }
 
-// Cases reads a file of the form {"about": ..., "cases": [...]} into cases.
+// Cases reads a file of the form {"about": ..., "cases": [...]} into cases (a pointer),
+// replacing whatever it held.
 func Cases(path string, cases any) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -107,29 +108,11 @@ func Cases(path string, cases any) error {
 	if len(file.Cases) == 0 {
 		return fmt.Errorf("%s: no cases", path)
 	}
+	// Decode into a zeroed value: json.Unmarshal into a slice reuses its elements, so a
+	// field one file lacks would keep the previous file's value.
+	reflect.ValueOf(cases).Elem().SetZero()
 	if err := json.Unmarshal(file.Cases, cases); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-// RelErr returns max|got − want| / max|want| (the absolute error when want is all zero),
-// or +Inf when the lengths differ or got holds a NaN.
-func RelErr(got []float32, want []float64) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var diff, peak float64
-	for i, w := range want {
-		g := float64(got[i])
-		if math.IsNaN(g) {
-			return math.Inf(1)
-		}
-		diff = max(diff, math.Abs(g-w))
-		peak = max(peak, math.Abs(w))
-	}
-	if peak == 0 {
-		return diff
-	}
-	return diff / peak
 }

@@ -29,7 +29,7 @@ type Stats struct{ Mean, InvStd []float32 }
 // variance takes the unbiased batch variance.
 func (b BatchNorm) ForwardTrain(x, gamma, beta, y []float32, st Stats, runMean, runVar []float32, momentum float32) {
 	m := b.N * b.HW
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(b.C, m, func(lo, hi int) {
 			C.segkit_bn_train(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
 				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(st.Mean), ptr(st.InvStd), ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
@@ -65,7 +65,7 @@ func (b BatchNorm) ForwardTrain(x, gamma, beta, y []float32, st Stats, runMean, 
 // ForwardEval normalises with the running statistics.
 func (b BatchNorm) ForwardEval(x, gamma, beta, y, runMean, runVar []float32) {
 	ep := b.EvalAffine(gamma, beta, runMean, runVar)
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 			C.segkit_bn_affine(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(ep.Scale), ptr(ep.Shift),
 				ptr(y), C.long(lo), C.long(hi))
@@ -106,7 +106,7 @@ func (b BatchNorm) affine(x, y []float32, c int, scale, shift float32) {
 // for eval mode, the running mean and 1/sqrt(running var + eps) with train false.
 func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx, dgamma, dbeta []float32) {
 	m := float64(b.N * b.HW)
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 			C.segkit_bn_backward(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), cbool(train), ptr(x), ptr(y), ptr(dy),
 				ptr(gamma), ptr(st.Mean), ptr(st.InvStd), ptr(dx), ptr(dgamma), ptr(dbeta), C.long(lo), C.long(hi))

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // TestBatchNormPaths compares the AVX-512 batch norm (training and eval forward, backward in
 // both modes, with and without ReLU) with the Go one, on planes smaller than a vector, off the
 // vector width and over several summation blocks.
 func TestBatchNormPaths(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(2, 7))
@@ -48,7 +50,7 @@ func TestBatchNormPaths(t *testing.T) {
 			}{{"y", o[0].y, o[1].y}, {"eval y", o[0].ye, o[1].ye}, {"dx", o[0].dx, o[1].dx}, {"eval dx", o[0].dxe, o[1].dxe},
 				{"dgamma", o[0].dg, o[1].dg}, {"dbeta", o[0].db, o[1].db}, {"mean", o[0].mean, o[1].mean},
 				{"invstd", o[0].inv, o[1].inv}, {"running mean", o[0].rm, o[1].rm}, {"running var", o[0].rv, o[1].rv}} {
-				worst, peak := maxDiff(f.got, f.want)
+				worst, peak := numcheck.MaxDiff(f.got, f.want)
 				if !(worst <= 1e-5*peak+1e-7) { // the floor: gradients that cancel to ~0 (two values per channel)
 					t.Errorf("%s relu=%v: %s differs by %.3g (scale %.3g)", fmt.Sprint(s), relu, f.name, worst, peak)
 				}

@@ -47,7 +47,7 @@ func linearTaps(in, out int) taps {
 func (b Bilinear) Forward(x, y []float32) {
 	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
 	in, out := b.H*b.W, b.OH*b.OW
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(b.Planes, out, func(lo, hi int) {
 			scratch := make([]float32, 2*b.OW)
 			C.segkit_bilinear_forward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(x), ptr(y),
@@ -76,7 +76,7 @@ func (b Bilinear) Forward(x, y []float32) {
 func (b Bilinear) Backward(dy, dx []float32) {
 	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
 	in, out := b.H*b.W, b.OH*b.OW
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(b.Planes, out, func(lo, hi int) {
 			scratch := make([]float32, b.H*b.OW)
 			C.segkit_bilinear_backward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(dy), ptr(dx),

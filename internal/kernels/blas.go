@@ -23,14 +23,33 @@ import "C"
 
 import (
 	"os"
+	"sync"
 	"unsafe"
 )
 
-// useAVX512 selects our AVX-512 kernels (*_avx512.c: GEMM, implicit-GEMM and Winograd
-// convolutions, batch norm, resizing, DynOPool sampling, cross-entropy, elementwise) where the
-// CPU has AVX-512F; elsewhere OpenBLAS and the Go kernels run. SEGKIT_AVX512=off forces the
-// latter, to compare or to test them.
-var useAVX512 = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_AVX512") != "off"
+// avx512 records whether our AVX-512 kernels (*_avx512.c: GEMM, implicit-GEMM and Winograd
+// convolutions, batch norm, resizing, DynOPool sampling, cross-entropy, elementwise) run: where
+// the CPU has AVX-512F, unless SEGKIT_AVX512=off forces OpenBLAS and the Go kernels, to compare
+// or to test them. It is decided at the first kernel call, not at package initialisation: `go
+// test` keys its cache only on environment variables read while tests run, so a value read
+// earlier would let `SEGKIT_AVX512=off go test` replay the AVX-512 results.
+var avx512 struct {
+	once sync.Once
+	on   bool
+}
+
+func useAVX512() bool {
+	avx512.once.Do(func() { avx512.on = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_AVX512") != "off" })
+	return avx512.on
+}
+
+// Path names the kernels in use: "avx512" or "portable" (OpenBLAS and Go).
+func Path() string {
+	if useAVX512() {
+		return "avx512"
+	}
+	return "portable"
+}
 
 const (
 	cblasRowMajor = 101
@@ -131,7 +150,7 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	pa, pb, pc := ptr(a), ptr(b), ptr(c)
-	if useAVX512 {
+	if useAVX512() {
 		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
 			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
 		return

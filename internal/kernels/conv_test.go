@@ -2,9 +2,10 @@ package kernels
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // direct computes the convolution and both gradients by the definition, in float64.
@@ -35,15 +36,6 @@ func direct(c Conv, x, w, dy []float32) (y, dx, dw []float64) {
 		}
 	}
 	return y, dx, dw
-}
-
-func maxRelErr(got []float32, want []float64) float64 {
-	var diff, peak float64
-	for i := range want {
-		diff = max(diff, math.Abs(float64(got[i])-want[i]))
-		peak = max(peak, math.Abs(want[i]))
-	}
-	return diff / peak
 }
 
 // The kernels against the definition, in float64. The shapes cover every path: im2col or the
@@ -78,15 +70,15 @@ func TestConvAlgorithmsMatchDefinition(t *testing.T) {
 		y, dx, dw := make([]float32, len(dy)), make([]float32, len(x)), make([]float32, len(w))
 		c.Forward(x, w, nil, y)
 		wantY, wantDx, wantDw := direct(c, x, w, dy)
-		if e := maxRelErr(y, wantY); e > 1e-5 {
+		if e := numcheck.RelErr(y, wantY); e > 1e-5 {
 			t.Errorf("%s: forward relative error %.2g", name, e)
 		}
 		c.BackwardData(w, dy, dx)
 		c.BackwardFilter(x, dy, dw, nil)
-		if e := maxRelErr(dx, wantDx); e > 1e-5 {
+		if e := numcheck.RelErr(dx, wantDx); e > 1e-5 {
 			t.Errorf("%s: data gradient relative error %.2g", name, e)
 		}
-		if e := maxRelErr(dw, wantDw); e > 1e-5 {
+		if e := numcheck.RelErr(dw, wantDw); e > 1e-5 {
 			t.Errorf("%s: filter gradient relative error %.2g", name, e)
 		}
 	}

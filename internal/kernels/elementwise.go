@@ -11,7 +11,7 @@ import "math"
 
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
-	if useAVX512 && len(xs) > 1 {
+	if useAVX512() && len(xs) > 1 {
 		parallelFor(len(y), len(xs), func(lo, hi int) {
 			// Up to four inputs per pass, the running sum as the first input of the next.
 			first, rest := xs[0][lo:hi], xs[1:]
@@ -51,7 +51,7 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 
 // ReLUBackward writes dx = dy where y > 0, else 0.
 func ReLUBackward(y, dy, dx []float32) {
-	if useAVX512 {
+	if useAVX512() {
 		parallelFor(len(y), 1, func(lo, hi int) {
 			C.segkit_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
 		})
@@ -109,7 +109,7 @@ func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
 // v = mu·v + g + wd·w, then w −= lr·v.
 func Momentum(w, g, v []float32, lr, wd, mu float32) {
 	parallelFor(len(w), 1, func(lo, hi int) {
-		if useAVX512 {
+		if useAVX512() {
 			C.segkit_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
 			return
 		}

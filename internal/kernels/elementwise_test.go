@@ -9,7 +9,7 @@ import (
 // TestElementwisePaths checks the AVX-512 sum (two to seven inputs, with and without ReLU) and
 // ReLU gradient against the Go ones, bit for bit: the sums run in the same order.
 func TestElementwisePaths(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(6, 1))
@@ -45,7 +45,7 @@ func TestElementwisePaths(t *testing.T) {
 
 // TestMomentumPaths checks the AVX-512 SGD step against the Go one, bit for bit.
 func TestMomentumPaths(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(6, 2))

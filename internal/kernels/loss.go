@@ -41,7 +41,7 @@ func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, 
 	pixels := ce.N * ce.HW
 	g := float32(float64(scale) / float64(count))
 	sum := func(lo, hi int) float64 { return ce.pixelLosses(logits, labels, g, dlogits, lo, hi) }
-	if useAVX512 {
+	if useAVX512() {
 		sum = func(lo, hi int) float64 {
 			return float64(C.segkit_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
 				C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))

@@ -4,13 +4,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // TestCrossEntropyPaths compares the AVX-512 softmax cross-entropy with the float64 Go one on
 // plane sizes off the vector width, several images split across goroutines, ignored pixels and
 // large logits.
 func TestCrossEntropyPaths(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -41,10 +43,10 @@ func TestCrossEntropyPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		if count[0] != count[1] || math.Abs(float64(loss[0]-loss[1])) > 1e-5*math.Abs(float64(loss[1])) {
+		if count[0] != count[1] || !numcheck.Close(float64(loss[0]), float64(loss[1]), 1e-5*math.Abs(float64(loss[1]))) {
 			t.Errorf("%+v: loss %v over %d pixels, want %v over %d", s, loss[0], count[0], loss[1], count[1])
 		}
-		if worst, peak := maxDiff(grad[0], grad[1]); !(worst <= 1e-5*peak) {
+		if worst, peak := numcheck.MaxDiff(grad[0], grad[1]); !(worst <= 1e-5*peak) {
 			t.Errorf("%+v: gradients differ by %.3g (scale %.3g)", s, worst, peak)
 		}
 	}

@@ -83,7 +83,7 @@ func lerp(a, b, t float32) float32 {
 // keeps the max (or mean) of its four queries.
 func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
-	if useAVX512 {
+	if useAVX512() {
 		r.forwardAVX512(x, y, argmax, &rows, &cols)
 		return
 	}
@@ -190,7 +190,7 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 			}
 			clear(dst)
 			clear(plane)
-			if useAVX512 {
+			if useAVX512() {
 				r.backPlaneC(src, g, dst, won, &rows, &cols, gRow, gCol)
 			} else {
 				r.backPlane(src, g, dst, won, &rows, &cols, gRow, gCol)

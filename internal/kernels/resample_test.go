@@ -4,13 +4,15 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // TestResampleAVX512MatchesGo checks the AVX-512 forward and the C backward against the Go ones
 // bit for bit (values, winners, input and size gradients), max and mean, on queries on pixel centres (alpha 2), shrinking, growing, border
 // clamping, single rows and columns and widths off the vector width; ties included.
 func TestResampleAVX512MatchesGo(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -47,7 +49,7 @@ func TestResampleAVX512MatchesGo(t *testing.T) {
 // TestBilinearPaths checks the AVX-512 bilinear resize against the Go one: the forward bit for
 // bit, the (differently summed) backward to float32 rounding; up, down, to one pixel and back.
 func TestBilinearPaths(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512")
 	}
 	rng := rand.New(rand.NewPCG(4, 9))
@@ -63,7 +65,7 @@ func TestBilinearPaths(t *testing.T) {
 		if !slices.Equal(y[0], y[1]) {
 			t.Errorf("%v: AVX-512 forward differs from Go's", s)
 		}
-		if worst, peak := maxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
+		if worst, peak := numcheck.MaxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
 			t.Errorf("%v: backward differs by %.3g (scale %.3g)", s, worst, peak)
 		}
 	}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // naiveGemm is the float64 reference for Sgemm.
@@ -71,7 +74,7 @@ func TestSgemm(t *testing.T) {
 								continue
 							}
 							w := want[i*n+j]
-							if math.Abs(got-w) > 1e-4*(1+math.Sqrt(float64(k))) {
+							if !numcheck.Close(got, w, 1e-4*(1+math.Sqrt(float64(k)))) {
 								t.Fatalf("%v ta=%v tb=%v alpha,beta=%v: C[%d][%d] = %g, want %g", sh, ta, tb, ab, i, j, got, w)
 							}
 						}
@@ -122,18 +125,19 @@ func BenchmarkSgemmShapes(b *testing.B) {
 // onBothPaths runs run(0) on the AVX-512 kernels and run(1) on the portable Go ones, for tests
 // that compare the two (they skip without AVX-512).
 func onBothPaths(run func(path int)) {
-	defer func() { useAVX512 = true }()
+	useAVX512()
+	defer func() { avx512.on = true }()
 	for i, avx := range []bool{true, false} {
-		useAVX512 = avx
+		avx512.on = avx
 		run(i)
 	}
 }
 
-// maxDiff returns the largest |got − want| and the largest |want| (NaN in got gives NaN).
-func maxDiff(got, want []float32) (worst, peak float64) {
-	for i, w := range want {
-		peak = max(peak, math.Abs(float64(w)))
-		worst = max(worst, math.Abs(float64(got[i]-w)))
+// The kernels follow SEGKIT_AVX512 as read when the tests run: the portable pass of
+// scripts/test.sh must run the portable kernels (and so must not replay a cached AVX-512 run).
+func TestPathFollowsEnvironment(t *testing.T) {
+	if os.Getenv("SEGKIT_AVX512") == "off" && Path() != "portable" {
+		t.Fatalf("SEGKIT_AVX512=off but the kernels run %s", Path())
 	}
-	return worst, peak
+	t.Logf("kernels: %s", Path())
 }

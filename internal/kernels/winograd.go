@@ -16,7 +16,7 @@ const winogradTiles = 64
 // size: with fewer tiles than one block, or blocks less than half full on average, it costs
 // more than the direct convolution saves (measured: 384 channels, 2×16×16 break even).
 func (c Conv) winograd() bool {
-	if !c.Winograd || !useAVX512 || c.Kernel != 3 || c.Stride != 1 || c.Pad != 1 || c.Dilation != 1 ||
+	if !c.Winograd || !useAVX512() || c.Kernel != 3 || c.Stride != 1 || c.Pad != 1 || c.Dilation != 1 ||
 		c.C < 8 || c.K < 8 {
 		return false
 	}

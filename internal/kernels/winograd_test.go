@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/segkit/segkit/internal/numcheck"
 )
 
 // TestWinograd compares the Winograd forward, and the direct one's fused epilogue (scale, shift,
@@ -13,7 +15,7 @@ import (
 // planes, several images and blocks, and channel counts off every vector width. Bounds are
 // relative to the output's largest magnitude.
 func TestWinograd(t *testing.T) {
-	if !useAVX512 {
+	if !useAVX512() {
 		t.Skip("no AVX-512: Forward never takes the Winograd path")
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
@@ -45,7 +47,7 @@ func TestWinograd(t *testing.T) {
 				got   []float32
 				bound float64
 			}{{"direct", direct, 1e-6}, {"winograd", wino, 3e-5}} {
-				worst, scale := maxDiff(r.got, want)
+				worst, scale := numcheck.MaxDiff(r.got, want)
 				if !(worst <= r.bound*scale) {
 					t.Errorf("%+v epilogue %+v: max |%s − reference| = %.3g (scale %.3g)", s, ep, r.name, worst, scale)
 				}
