@@ -3,8 +3,11 @@ package segmentation
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +32,10 @@ type State struct {
 	BestIter int      `json:"best_iter"`
 	Config   Config   `json:"config"`
 	Classes  []string `json:"classes"` // the class names, label order
+	// The kernels' parallel split (kernels.Workers) decides the order of their sums: a resume with
+	// another count continues correctly, but not bit for bit as the run would have. 0: not recorded.
+	KernelWorkers int `json:"kernel_workers,omitempty"`
+	GOMAXPROCS    int `json:"gomaxprocs,omitempty"` // Workers' default
 }
 
 func f32bytes(v []float32) []byte {
@@ -69,7 +76,7 @@ func SaveCheckpoint(path string, params *nn.Params, st State) error {
 	}
 	meta := map[string]string{"format": CheckpointFormat, "version": CheckpointVersion, "state": string(state)}
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := createTemp(dir, ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
 		return fmt.Errorf("writing checkpoint %s: %w", path, err)
 	}
@@ -93,6 +100,17 @@ func SaveCheckpoint(path string, params *nn.Params, st State) error {
 		d.Close()
 	}
 	return nil
+}
+
+// createTemp is os.CreateTemp with mode 0666 less the umask, as os.Create gives, where CreateTemp
+// gives 0600: the renamed checkpoint must be readable like the run's other files.
+func createTemp(dir, prefix string) (*os.File, error) {
+	for try := 0; ; try++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s%016x", prefix, rand.Uint64())), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) || try == 100 {
+			return f, err
+		}
+	}
 }
 
 // Checkpoint is a checkpoint read back.

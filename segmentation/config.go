@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"slices"
+	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/segkit/segkit/hrnet"
 )
 
 // Config is every setting of a training run; flags and a config file fill it.
@@ -73,7 +78,48 @@ func LoadConfig(path string, c Config) (Config, error) {
 	return c, nil
 }
 
-// Validate reports settings that cannot work, naming the setting.
+// SettingError is a setting that cannot work or cannot apply (a usage error on a command line);
+// its message names the setting as its flag.
+type SettingError struct{ Err error }
+
+func (e SettingError) Error() string { return e.Err.Error() }
+func (e SettingError) Unwrap() error { return e.Err }
+
+// ResumeSettings are the settings (Config's JSON keys) that a resumed run may change: the
+// length (the poly schedule is then recomputed over the new total) and those that do not touch
+// the training's arithmetic. Any other would silently make the run a different one.
+var ResumeSettings = []string{"iters", "eval_every", "ckpt_every", "keep", "log_every", "workers", "skip_bad", "skip_nan"}
+
+// Flag is the command-line flag of a setting (JSON key): "eval_every" is --eval-every.
+func Flag(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
+
+// override copies the settings keys of src into c; only ResumeSettings may be overridden.
+func (c *Config) override(src Config, keys []string) error {
+	dst, from := reflect.ValueOf(c).Elem(), reflect.ValueOf(src)
+	for _, key := range keys {
+		if !slices.Contains(ResumeSettings, key) {
+			return SettingError{fmt.Errorf("%s cannot change when resuming: the run keeps its checkpoint's settings (a resume may set %s)",
+				Flag(key), ResumeFlags())}
+		}
+		for i := 0; i < dst.NumField(); i++ {
+			if name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("json"), ","); name == key {
+				dst.Field(i).Set(from.Field(i))
+			}
+		}
+	}
+	return nil
+}
+
+// ResumeFlags lists the flags of ResumeSettings.
+func ResumeFlags() string {
+	flags := make([]string, len(ResumeSettings))
+	for i, k := range ResumeSettings {
+		flags[i] = Flag(k)
+	}
+	return strings.Join(flags, ", ")
+}
+
+// Validate reports settings that cannot work, naming the setting (a SettingError).
 func (c Config) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -86,7 +132,13 @@ func (c Config) Validate() error {
 	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
 	check(c.LR > 0, "--lr %g: must be positive", c.LR)
 	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)
+	if _, err := hrnet.Lookup(c.Model); err != nil {
+		check(false, "--model: %v", err)
+	}
 	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
 	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return SettingError{errors.Join(errs...)}
+	}
+	return nil
 }

@@ -139,7 +139,13 @@ func TestKillAndResume(t *testing.T) {
 	if !finished {
 		t.Fatal("the run does not finish")
 	}
+	if kills == 0 { // else this tested a plain run
+		t.Fatal("the run finished before the first kill")
+	}
 	a, b := losses(t, filepath.Join(ref, "run")), losses(t, dir)
+	if len(a) != 60 || len(b) != 60 { // else the comparison below compares nothing
+		t.Fatalf("%d logged losses uninterrupted, %d after kills; want 60 each", len(a), len(b))
+	}
 	// Ctrl-C: the run stops after its step with a checkpoint and says how to resume.
 	intr := t.TempDir()
 	cmd := exec.Command(bin, append(args(intr), "--iters", "100000")...)

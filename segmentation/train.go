@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/voc"
@@ -91,6 +93,7 @@ var ErrInterrupted = errors.New("training interrupted")
 type Summary struct {
 	Dir      string         `json:"dir"`
 	Iters    int            `json:"iters"`
+	Crop     int            `json:"crop"` // the run's (a resumed run's is its checkpoint's)
 	Final    metrics.Result `json:"final"`
 	BestMIoU float64        `json:"best_miou"`
 	BestIter int            `json:"best_iter"`
@@ -131,22 +134,40 @@ type Run struct {
 	Cfg    Config
 	Out    io.Writer // progress, tables and messages
 	Resume string    // a run directory or checkpoint to continue
-	NoBar  bool      // plain log lines instead of a progress bar
-	StopAt int       // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
+	// Override names the settings of Cfg (JSON keys) that replace the checkpoint's on Resume,
+	// e.g. "iters" to lengthen the run; only ResumeSettings may (others are a SettingError).
+	Override []string
+	NoBar    bool // plain log lines instead of a progress bar
+	StopAt   int  // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
 	// Interrupt, when set (e.g. on Ctrl-C), stops the run after the current step with a checkpoint;
 	// Train then returns ErrInterrupted.
 	Interrupt *atomic.Bool
 	dir       string
 	model     *hrnet.Model
 	net       *nn.Net
+	opt       *nn.SGD
 	state     State
 	classes   []string
+	train     voc.Dataset
 	val       voc.Dataset
 	aug       voc.Augment
+	loader    *voc.Loader
+	stream    *voc.Stream
 	tracker   dynopool.Tracker
 	logFile   *os.File
 	progress  *progressbar.ProgressBar
+	meter     meter
 	last      *metrics.Result // the latest evaluation
+}
+
+// meter accumulates what the next log line reports.
+type meter struct {
+	start     time.Time // of the step loop
+	startIter int
+	lastLog   time.Time
+	images    int // since the last log line
+	lossSum   float64
+	lossN     int
 }
 
 func (r *Run) printf(format string, args ...any) {
@@ -176,69 +197,111 @@ func latestCheckpoint(path string) (string, error) {
 // Train runs (or resumes) the training and returns its summary.
 func (r *Run) Train() (Summary, error) {
 	start := time.Now()
-	var ck *Checkpoint
-	if r.Resume != "" {
-		path, err := latestCheckpoint(r.Resume)
-		if err != nil {
-			return Summary{}, err
-		}
-		if ck, err = LoadCheckpoint(path); err != nil {
-			return Summary{}, err
-		}
-		r.Cfg, r.state = ck.State.Config, ck.State
-		r.dir = filepath.Dir(path)
-		// A write cut short (killed process) leaves only a temporary file: remove it.
-		stale, _ := filepath.Glob(filepath.Join(r.dir, ".tmp-*"))
-		for _, f := range stale {
-			os.Remove(f)
-		}
-		r.printf("resuming %s at iteration %d\n", path, r.state.Iter)
-	}
-	c := r.Cfg
-	if err := c.Validate(); err != nil {
-		return Summary{}, err
-	}
-	train, val, err := OpenData(c)
+	defer r.close()
+	ck, err := r.resume()
 	if err != nil {
 		return Summary{}, err
 	}
-	r.val, r.classes = val, train.Classes()
-	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
+	if err := r.setup(ck); err != nil {
 		return Summary{}, err
+	}
+	if err := r.loop(); err != nil {
+		return Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop}, err
+	}
+	return r.finish(start)
+}
+
+// resume loads the checkpoint to continue from (nil without Resume): its state and settings,
+// with those of Override taken from Cfg.
+func (r *Run) resume() (*Checkpoint, error) {
+	if r.Resume == "" {
+		return nil, nil
+	}
+	path, err := latestCheckpoint(r.Resume)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := LoadCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	was := ck.State.Config
+	cfg := was
+	if err := cfg.override(r.Cfg, r.Override); err != nil {
+		return nil, err
+	}
+	if cfg.Iters < ck.State.Iter {
+		return nil, SettingError{fmt.Errorf("--iters %d: the run is already at iteration %d", cfg.Iters, ck.State.Iter)}
+	}
+	r.Cfg, r.state = cfg, ck.State
+	r.state.Config = cfg
+	r.dir = filepath.Dir(path)
+	// A write cut short (killed process) leaves only a temporary file: remove it.
+	stale, _ := filepath.Glob(filepath.Join(r.dir, ".tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	r.printf("resuming %s at iteration %d\n", path, r.state.Iter)
+	if cfg.Iters != was.Iters {
+		r.printf("the run now ends at iteration %d (was %d): the poly schedule is recomputed over %d iterations\n", cfg.Iters, was.Iters, cfg.Iters)
+	}
+	if w := ck.State.KernelWorkers; w > 0 && w != kernels.Workers {
+		r.printf("note: the checkpoint was written with %d kernel worker(s) (GOMAXPROCS %d), this process has %d: the kernels "+
+			"split their sums differently, so the continuation is not bit-identical to an uninterrupted run on %d "+
+			"(resume with GOMAXPROCS=%d for that)\n", w, ck.State.GOMAXPROCS, kernels.Workers, w, w)
+	}
+	return ck, nil
+}
+
+// setup opens the data, builds the model (from the checkpoint, or in a new run directory), the
+// log, the loader, the optimiser and the progress display.
+func (r *Run) setup(ck *Checkpoint) error {
+	c := r.Cfg
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	train, val, err := OpenData(c)
+	if err != nil {
+		return err
+	}
+	r.train, r.val, r.classes = train, val, train.Classes()
+	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
+		return err
 	}
 	if ck != nil {
 		if err := ck.Restore(r.net.Params); err != nil {
-			return Summary{}, err
+			return err
+		}
+		if len(r.Override) > 0 { // config.json says what the run now is
+			if err := writeJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
+				return err
+			}
 		}
 	} else {
 		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes}
 		if err := r.newRunDir(); err != nil {
-			return Summary{}, err
+			return err
 		}
 		if c.Pretrained != "" {
 			if err := r.loadPretrained(c.Pretrained); err != nil {
-				return Summary{}, err
+				return err
 			}
 		}
 	}
+	r.state.KernelWorkers, r.state.GOMAXPROCS = kernels.Workers, runtime.GOMAXPROCS(0)
 	if err := r.openLog(); err != nil {
-		return Summary{}, err
+		return err
 	}
-	defer r.logFile.Close()
+	r.writeLog(map[string]any{"iter": r.state.Iter, "kernel_workers": r.state.KernelWorkers, "gomaxprocs": r.state.GOMAXPROCS})
 	r.aug = voc.DefaultAugment(c.Crop)
-	loader := &voc.Loader{Data: train, Aug: r.aug, Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
-	stream := loader.Stream(r.state.Epoch, r.state.Batch)
-	defer stream.Close()
-	opt := &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
+	r.loader = &voc.Loader{Data: train, Aug: r.aug, Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
+	r.stream = r.loader.Stream(r.state.Epoch, r.state.Batch)
+	r.opt = &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
 		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
 	r.net.OnBuild = func(key string, took time.Duration) {
 		if took > 2*time.Second {
 			r.printf("graph for %s built in %v\n", key, took.Round(time.Millisecond))
 		}
-	}
-	stop := c.Iters
-	if r.StopAt > 0 {
-		stop = min(stop, r.StopAt)
 	}
 	if !r.NoBar {
 		r.progress = progressbar.NewOptions(c.Iters, progressbar.OptionSetWriter(r.Out), progressbar.OptionShowCount(),
@@ -250,83 +313,127 @@ func (r *Run) Train() (Summary, error) {
 		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
 	r.tracker.Log = func(msg string) { r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg}) }
 	r.observeSizes()
-	startIter, loopStart := r.state.Iter, time.Now()
-	var lastLog time.Time
-	imagesSince, lossSum, lossN := 0, 0.0, 0
+	return nil
+}
+
+// close releases what setup opened.
+func (r *Run) close() {
+	if r.stream != nil {
+		r.stream.Close()
+	}
+	if r.logFile != nil {
+		r.logFile.Close()
+	}
+}
+
+// loop trains up to the end (or StopAt), evaluating and checkpointing on schedule; an
+// interrupt ends it after the step with a checkpoint and ErrInterrupted.
+func (r *Run) loop() error {
+	c := r.Cfg
+	stop := c.Iters
+	if r.StopAt > 0 {
+		stop = min(stop, r.StopAt)
+	}
+	r.meter = meter{start: time.Now(), startIter: r.state.Iter}
 	for r.state.Iter < stop {
-		it := r.state.Iter
-		opt.LR = c.Schedule(it)
-		b, err := stream.Next()
+		losses, err := r.step()
 		if err != nil {
-			return Summary{}, err
+			return err
 		}
-		losses, err := r.net.TrainStep(b.X, b.Labels)
-		if err != nil {
-			return Summary{}, fmt.Errorf("iteration %d: %w", it+1, err)
-		}
-		if bad := nonFinite(losses, r.net.Params); bad == "" {
-			opt.Step(r.net.Params)
-			r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
-		} else if c.SkipNaN { // the iteration counts, the weights stay
-			r.printf("iteration %d: %s; batch skipped\n", it+1, bad)
-			r.writeLog(map[string]any{"iter": it + 1, "skipped_batch": bad})
-		} else {
-			return Summary{}, fmt.Errorf("iteration %d: %s; stopped, the last checkpoint is kept (lower --lr, or --skip-nan)", it+1, bad)
-		}
-		r.state.Iter++
-		r.state.Epoch, r.state.Batch = b.Epoch, b.Index+1
-		imagesSince += c.Batch
-		lossSum += float64(losses.Total)
-		lossN++
-		r.observeSizes()
-		if r.progress != nil {
-			desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, opt.LR, float64(c.Batch*(r.state.Iter-startIter))/time.Since(loopStart).Seconds())
-			if r.model.Resize == hrnet.DynOPool {
-				desc += fmt.Sprintf(" GMACs %.3f sizes %v", r.gmacs(), r.branchSizes())
-			}
-			r.progress.Describe(desc)
-			r.progress.Set(r.state.Iter)
-		}
-		if r.state.Iter%max(c.LogEvery, 1) == 0 {
-			now := time.Now()
-			ips := 0.0
-			if !lastLog.IsZero() {
-				ips = float64(imagesSince) / now.Sub(lastLog).Seconds()
-			}
-			lastLog, imagesSince = now, 0
-			entry := map[string]any{"iter": r.state.Iter, "loss": lossSum / float64(lossN), "ce": losses.CE, "lr": opt.LR,
-				"images_per_s": math.Round(ips*100) / 100, "gmacs": r.gmacs(), "branch_sizes": r.branchSizes()}
-			lossSum, lossN = 0, 0
-			r.writeLog(entry)
-			if r.NoBar {
-				r.printf("iter %d/%d loss %.4f lr %.3g %.1f img/s GMACs %.3f sizes %v\n", r.state.Iter, c.Iters,
-					entry["loss"], opt.LR, ips, entry["gmacs"], entry["branch_sizes"])
-			}
-		}
+		r.report(losses)
 		last := r.state.Iter == c.Iters
 		if (c.EvalEvery > 0 && r.state.Iter%c.EvalEvery == 0) || last {
 			if _, err := r.evaluate(); err != nil {
-				return Summary{}, err
+				return err
 			}
 		}
 		interrupted := r.Interrupt != nil && r.Interrupt.Load()
 		if (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop || interrupted {
 			if err := r.checkpoint(); err != nil {
-				return Summary{}, err
+				return err
 			}
 		}
 		if interrupted && !last {
 			r.printf("\ninterrupted at iteration %d; checkpoint saved\n", r.state.Iter)
-			return Summary{Dir: r.dir, Iters: r.state.Iter}, fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir)
+			return fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir)
 		}
 	}
+	return nil
+}
+
+// step trains on the next batch at the scheduled learning rate: forward, backward, the SGD
+// step and the alphas' clamp (a non-finite batch stops the run, or with SkipNaN leaves the
+// weights as they are), then advances the iteration and the data position.
+func (r *Run) step() (nn.Losses, error) {
+	c, it := r.Cfg, r.state.Iter
+	r.opt.LR = c.Schedule(it)
+	b, err := r.stream.Next()
+	if err != nil {
+		return nn.Losses{}, err
+	}
+	losses, err := r.net.TrainStep(b.X, b.Labels)
+	if err != nil {
+		return losses, fmt.Errorf("iteration %d: %w", it+1, err)
+	}
+	if bad := nonFinite(losses, r.net.Params); bad == "" {
+		r.opt.Step(r.net.Params)
+		r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
+	} else if c.SkipNaN { // the iteration counts, the weights stay
+		r.printf("iteration %d: %s; batch skipped\n", it+1, bad)
+		r.writeLog(map[string]any{"iter": it + 1, "skipped_batch": bad})
+	} else {
+		return losses, fmt.Errorf("iteration %d: %s; stopped, the last checkpoint is kept (lower --lr, or --skip-nan)", it+1, bad)
+	}
+	r.state.Iter++
+	r.state.Epoch, r.state.Batch = b.Epoch, b.Index+1
+	return losses, nil
+}
+
+// report logs the sizes' changes, moves the progress bar and, every LogEvery iterations,
+// writes a log entry with the mean loss since the previous one.
+func (r *Run) report(losses nn.Losses) {
+	c, m := r.Cfg, &r.meter
+	m.images += c.Batch
+	m.lossSum += float64(losses.Total)
+	m.lossN++
+	r.observeSizes()
+	if r.progress != nil {
+		desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, r.opt.LR, float64(c.Batch*(r.state.Iter-m.startIter))/time.Since(m.start).Seconds())
+		if r.model.Resize == hrnet.DynOPool {
+			desc += fmt.Sprintf(" GMACs %.3f sizes %v", r.gmacs(), r.branchSizes())
+		}
+		r.progress.Describe(desc)
+		r.progress.Set(r.state.Iter)
+	}
+	if r.state.Iter%max(c.LogEvery, 1) != 0 {
+		return
+	}
+	now := time.Now()
+	ips := 0.0
+	if !m.lastLog.IsZero() {
+		ips = float64(m.images) / now.Sub(m.lastLog).Seconds()
+	}
+	m.lastLog, m.images = now, 0
+	entry := map[string]any{"iter": r.state.Iter, "loss": m.lossSum / float64(m.lossN), "ce": losses.CE, "lr": r.opt.LR,
+		"images_per_s": math.Round(ips*100) / 100, "gmacs": r.gmacs(), "branch_sizes": r.branchSizes()}
+	m.lossSum, m.lossN = 0, 0
+	r.writeLog(entry)
+	if r.NoBar {
+		r.printf("iter %d/%d loss %.4f lr %.3g %.1f img/s GMACs %.3f sizes %v\n", r.state.Iter, c.Iters,
+			entry["loss"], r.opt.LR, ips, entry["gmacs"], entry["branch_sizes"])
+	}
+}
+
+// finish closes the progress bar, writes metrics.json when the run reached its end, lists the
+// skipped samples and returns the summary.
+func (r *Run) finish(start time.Time) (Summary, error) {
 	if r.progress != nil {
 		r.progress.Finish()
 		fmt.Fprintln(r.Out)
 	}
-	sum := Summary{Dir: r.dir, Iters: r.state.Iter, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
+	sum := Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
 		Sizes: r.branchSizes(), GMACs: r.gmacs(), Seconds: time.Since(start).Seconds()}
-	if r.state.Iter == c.Iters {
+	if r.state.Iter == r.Cfg.Iters {
 		res, err := r.finalResult()
 		if err != nil {
 			return sum, err
@@ -339,7 +446,7 @@ func (r *Run) Train() (Summary, error) {
 			return sum, err
 		}
 	}
-	if skipped := loader.Skipped(); len(skipped) > 0 {
+	if skipped := r.loader.Skipped(); len(skipped) > 0 {
 		r.printf("skipped %d bad samples:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
 	}
 	return sum, nil

@@ -3,6 +3,7 @@ package segmentation
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -125,8 +126,17 @@ func TestSchedule(t *testing.T) {
 func TestValidate(t *testing.T) {
 	c := DemoConfig()
 	c.Batch = 1
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "batch norm") {
+	var se SettingError
+	if err := c.Validate(); !errors.As(err, &se) || !strings.Contains(err.Error(), "batch norm") {
 		t.Errorf("batch 1: %v", err)
+	}
+	c = DemoConfig()
+	c.Model = "w99" // found before the run starts, so a command line can say it is wrong
+	if err := c.Validate(); !errors.As(err, &se) || !strings.Contains(err.Error(), "--model") || !strings.Contains(err.Error(), "w99") {
+		t.Errorf("model w99: %v", err)
+	}
+	if err := DemoConfig().Validate(); err != nil {
+		t.Errorf("the demo's settings: %v", err)
 	}
 }
 

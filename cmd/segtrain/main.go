@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/segkit/segkit/segmentation"
 )
 
 func main() {
@@ -48,16 +50,22 @@ func markUsage(cmd *cobra.Command) {
 }
 
 func newRootCmd() *cobra.Command {
+	demo := segmentation.DemoConfig()
 	root := &cobra.Command{
 		Use:   "segtrain",
 		Short: "Train HRNet (+DynOPool) semantic segmentation on Pascal VOC or a folder dataset",
-		Long: `segtrain trains HRNetV2 segmentation models with fixed resizing or with DynOPool
+		// The demo's numbers come from DemoConfig, so the help cannot drift from what runs.
+		Long: fmt.Sprintf(`segtrain trains HRNetV2 segmentation models with fixed resizing or with DynOPool
 (learned per-axis resizing) and evaluates them by mIoU.
 
 With no flags it trains a small HRNet with DynOPool on the built-in demo dataset and prints the
 mIoU table; with --data it trains on a VOC 2012 root (mmseg's recipe). Runs are written under
 --out (default runs/), with runs/latest pointing at the newest. The defaults shown below are
-mmseg's VOC recipe for --data runs; the demo has its own (a 96 crop, 1200 iterations, ...).`,
+mmseg's VOC recipe for --data runs; the demo has its own (a %d crop, %d iterations, ...).
+
+--resume DIR continues a run with its checkpoint's settings; with it, only these flags may be
+given: %s.
+A longer --iters recomputes the poly schedule over the new total.`, demo.Crop, demo.Iters, segmentation.ResumeFlags()),
 		Example: `  segtrain                                    # the demo
   segtrain --data VOCdevkit/VOC2012 --split trainaug --model w48 --resize dynopool
   segtrain --resume runs/latest`,

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -85,7 +88,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 	if t.configFile != "" {
 		file, err := segmentation.LoadConfig(t.configFile, segmentation.Config{})
 		if err != nil {
-			return cfg, err
+			return cfg, usageError{fmt.Errorf("--config: %w", err)}
 		}
 		if file.Data != "" {
 			cfg = segmentation.DefaultConfig()
@@ -97,7 +100,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 	if t.configFile != "" {
 		var err error
 		if cfg, err = segmentation.LoadConfig(t.configFile, cfg); err != nil {
-			return cfg, err
+			return cfg, usageError{fmt.Errorf("--config: %w", err)}
 		}
 	}
 	fs.Visit(func(f *pflag.Flag) {
@@ -111,13 +114,40 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 	return cfg, nil
 }
 
+// resumeOverrides returns the settings (Config keys) the user set for a resumed run; a flag
+// that would change the run is refused, naming it, not silently dropped.
+func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
+	var keys, refused []string
+	fs.Visit(func(f *pflag.Flag) {
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		switch {
+		case f.Name == "resume" || f.Name == "no-bar":
+		case t.set[f.Name] != nil && slices.Contains(segmentation.ResumeSettings, key):
+			keys = append(keys, key)
+		default:
+			refused = append(refused, "--"+f.Name)
+		}
+	})
+	if len(refused) > 0 {
+		return nil, usageError{fmt.Errorf("%s cannot change when resuming: the run keeps its checkpoint's settings (with --resume only %s may be given)",
+			strings.Join(refused, ", "), segmentation.ResumeFlags())}
+	}
+	return keys, nil
+}
+
 func runTraining(cmd *cobra.Command, t *trainFlags) error {
-	cfg, err := t.config(cmd.Flags())
-	if err != nil {
+	run := &segmentation.Run{Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
+		Interrupt: &atomic.Bool{}}
+	var err error
+	if t.resume != "" {
+		// The checkpoint holds the settings; Cfg only carries the flags that may override them.
+		run.Cfg = t.cfg
+		if run.Override, err = t.resumeOverrides(cmd.Flags()); err != nil {
+			return err
+		}
+	} else if run.Cfg, err = t.config(cmd.Flags()); err != nil {
 		return err
 	}
-	run := &segmentation.Run{Cfg: cfg, Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
-		Interrupt: &atomic.Bool{}}
 	// Ctrl-C (or SIGTERM): finish the step, write a checkpoint, exit; a second one exits at once.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
@@ -134,13 +164,16 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		}
 	}()
 	sum, err := run.Train()
+	if se := (segmentation.SettingError{}); errors.As(err, &se) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\ndone in %.0f s: %d iterations, final mIoU %.2f (aAcc %.2f, mAcc %.2f), best %.2f at iteration %d\n",
 		sum.Seconds, sum.Iters, 100*sum.Final.MIoU, 100*sum.Final.AAcc, 100*sum.Final.MAcc, 100*sum.BestMIoU, sum.BestIter)
-	fmt.Fprintf(out, "branch sizes at the %d crop: %v, %.3f GMACs per image\nrun directory: %s\n", cfg.Crop, sum.Sizes, sum.GMACs, sum.Dir)
+	fmt.Fprintf(out, "branch sizes at the %d crop: %v, %.3f GMACs per image\nrun directory: %s\n", sum.Crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
 }
 
