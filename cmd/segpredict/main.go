@@ -15,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/segkit/segkit/segmentation"
@@ -51,7 +52,9 @@ func newCmd() *cobra.Command {
 		Long: `segpredict segments each image (JPEG or PNG, EXIF orientation honoured; directories are
 processed in name order) at its original size and writes <name>.png (class indices in the VOC
 palette, readable by VOC tools), <name>_color.png and <name>_overlay.jpg. It prints the classes
-found with their share of the pixels. Without --checkpoint it uses runs/latest/best.safetensors.`,
+found with their share of the pixels. Without --checkpoint it uses runs/latest/best.safetensors.
+An input that cannot be read (a missing or broken file, a directory without images) is reported
+on stderr and skipped; the others are processed and the exit status is then 1.`,
 		Example: `  segpredict photo.jpg
   segpredict --checkpoint runs/w48/best.safetensors --tta flip --out masks/ images/`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -71,8 +74,8 @@ found with their share of the pixels. Without --checkpoint it uses runs/latest/b
 	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
 	f.Float64Var(&o.opacity, "opacity", 0.5, "overlay opacity of the class colours (0: the image, 1: the colours)")
 	f.StringVar(&o.mode, "mode", "whole", "whole (the whole image) or slide (windows of --crop)")
-	f.IntVar(&o.crop, "crop", 0, "slide window size (default: the training crop)")
-	f.IntVar(&o.stride, "stride", 0, "slide stride (default: 2/3 of the window)")
+	f.IntVar(&o.crop, "crop", 0, "with --mode slide: window size (default: the training crop)")
+	f.IntVar(&o.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
 	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
 	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the training's, 2048x512 for 512 crops)")
 	return cmd
@@ -87,6 +90,10 @@ func run(cmd *cobra.Command, o options, args []string) error {
 		return usageError{fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
 	}
 	outputs.Opacity = o.opacity
+	// A wrong command line is refused before the checkpoint is read (a scratch Inference).
+	if err := configure(&segmentation.Inference{}, o, cmd.Flags()); err != nil {
+		return usageError{err}
+	}
 	if o.checkpoint == "" {
 		if o.checkpoint, err = segmentation.LatestCheckpoint("runs"); err != nil {
 			return err
@@ -96,12 +103,14 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := configure(&p.Inference, o); err != nil {
+	if err := configure(&p.Inference, o, cmd.Flags()); err != nil {
 		return usageError{err}
 	}
-	files, err := inputs(args)
-	if err != nil {
-		return err
+	files, problems := inputs(args)
+	var failed []string
+	for _, err := range problems { // reported and skipped, as unreadable images are
+		fmt.Fprintln(cmd.ErrOrStderr(), "segpredict:", err)
+		failed = append(failed, err.path)
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
@@ -111,7 +120,6 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	if f, ok := stdout.(*os.File); ok && len(files) > 1 && term.IsTerminal(int(f.Fd())) {
 		bar = progressbar.NewOptions(len(files), progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount())
 	}
-	var failed []string
 	for _, path := range files {
 		start := time.Now()
 		if err := predictOne(p, outputs, o.out, path, stdout, start); err != nil {
@@ -123,7 +131,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d images failed: %s", len(failed), len(files), strings.Join(failed, ", "))
+		return fmt.Errorf("%d of %d inputs failed: %s", len(failed), len(files)+len(problems), strings.Join(failed, ", "))
 	}
 	return nil
 }
@@ -146,15 +154,27 @@ func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, pa
 	return nil
 }
 
-// configure applies the mode, crop, stride, TTA and scale options.
-func configure(inf *segmentation.Inference, o options) error {
+// configure applies the mode, crop, stride, TTA and scale options; a window flag without
+// --mode slide is refused, not ignored.
+func configure(inf *segmentation.Inference, o options, fs *pflag.FlagSet) error {
 	if err := inf.SetOptions(o.mode, o.tta); err != nil {
 		return err
 	}
-	if o.crop > 0 {
+	for _, f := range []string{"crop", "stride"} {
+		if fs.Changed(f) && !inf.Slide {
+			return fmt.Errorf("--%s: only used with --mode slide", f)
+		}
+	}
+	if fs.Changed("crop") {
+		if o.crop < 32 {
+			return fmt.Errorf("--crop %d: at least 32", o.crop)
+		}
 		inf.Crop, inf.Stride = o.crop, max(1, o.crop*2/3)
 	}
-	if o.stride > 0 {
+	if fs.Changed("stride") {
+		if o.stride < 1 {
+			return fmt.Errorf("--stride %d: must be positive", o.stride)
+		}
 		inf.Stride = o.stride
 	}
 	if o.scale != "" {
@@ -173,13 +193,26 @@ func configure(inf *segmentation.Inference, o options) error {
 	return nil
 }
 
-// inputs expands directories into their images, in name order.
-func inputs(args []string) ([]string, error) {
-	var files []string
+// inputError is an argument that gives no image: a missing path, an unreadable or empty directory.
+type inputError struct {
+	path string
+	err  error
+}
+
+func (e inputError) Error() string { return e.path + ": " + e.err.Error() }
+
+// inputs expands directories into their images, in name order; an argument that gives none is
+// returned as a problem, so that the others are still processed.
+func inputs(args []string) (files []string, problems []inputError) {
 	for _, a := range args {
 		st, err := os.Stat(a)
 		if err != nil {
-			return nil, err
+			cause := errors.Unwrap(err) // the *PathError's cause: the path is named once
+			if cause == nil {
+				cause = err
+			}
+			problems = append(problems, inputError{a, cause})
+			continue
 		}
 		if !st.IsDir() {
 			files = append(files, a)
@@ -187,7 +220,8 @@ func inputs(args []string) ([]string, error) {
 		}
 		entries, err := os.ReadDir(a)
 		if err != nil {
-			return nil, err
+			problems = append(problems, inputError{a, err})
+			continue
 		}
 		var found []string
 		for _, e := range entries {
@@ -197,10 +231,11 @@ func inputs(args []string) ([]string, error) {
 			}
 		}
 		if len(found) == 0 {
-			return nil, errors.New(a + ": no .jpg, .jpeg or .png images")
+			problems = append(problems, inputError{a, errors.New("no .jpg, .jpeg or .png images")})
+			continue
 		}
 		slices.Sort(found)
 		files = append(files, found...)
 	}
-	return files, nil
+	return files, problems
 }

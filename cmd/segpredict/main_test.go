@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -73,7 +74,7 @@ func TestSegpredict(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(in, "c.png"), []byte("not an image"), 0o644)
 	log, err = runCLI("--checkpoint", ck, "--out", out, "--format", "index", in)
-	if err == nil || !strings.Contains(err.Error(), "1 of 3 images failed") || !strings.Contains(log, "c.png") {
+	if err == nil || !strings.Contains(err.Error(), "1 of 3 inputs failed") || !strings.Contains(log, "c.png") {
 		t.Errorf("bad image: %v\n%s", err, log)
 	}
 	wd, _ := os.Getwd()
@@ -82,9 +83,52 @@ func TestSegpredict(t *testing.T) {
 	if _, err := runCLI(filepath.Join(in, "a.png")); err == nil || !strings.Contains(err.Error(), "train one with 'segtrain'") {
 		t.Errorf("no checkpoint: %v", err)
 	}
-	for _, args := range [][]string{{"--format", "gif"}, {"--opacity", "2"}, {"--mode", "tiles"}, {"--scale", "big"}} {
-		if _, err := runCLI(append(append([]string{"--checkpoint", ck}, args...), filepath.Join(in, "a.png"))...); err == nil {
-			t.Errorf("%v accepted", args)
+	// Wrong command lines are usage errors (exit status 2) naming the flag, found before the
+	// checkpoint is read; a flag that does nothing in the mode is one.
+	for _, args := range [][]string{{"--format", "gif"}, {"--opacity", "2"}, {"--mode", "tiles"}, {"--scale", "big"}, {"--tta", "rotate"},
+		{"--crop", "64"}, {"--stride", "8"}, {"--mode", "whole", "--crop", "64"}, {"--mode", "slide", "--crop", "-4"},
+		{"--mode", "slide", "--stride", "0"}} {
+		for _, c := range []string{ck, filepath.Join(in, "missing.safetensors")} {
+			_, err := runCLI(append(append([]string{"--checkpoint", c}, args...), filepath.Join(in, "a.png"))...)
+			var u usageError
+			if !errors.As(err, &u) || !strings.Contains(err.Error(), args[len(args)-2]) {
+				t.Errorf("%v: %v (want a usage error naming %s)", args, err, args[len(args)-2])
+			}
 		}
+	}
+	if _, err := runCLI("--checkpoint", ck, "--out", out, "--mode", "slide", "--crop", "40", "--stride", "20", filepath.Join(in, "a.png")); err != nil {
+		t.Errorf("slide with --crop and --stride: %v", err)
+	}
+}
+
+// A missing input is reported on stderr, naming it, and skipped: the others are segmented,
+// and the exit status is 1 (not a usage error) at the end.
+func TestSegpredictSkipsMissingInputs(t *testing.T) {
+	c := segmentation.DemoConfig()
+	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 1, 20, 0, 0
+	c.Out, c.Name = t.TempDir(), "run"
+	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := t.TempDir(), t.TempDir()
+	writePNG(t, filepath.Join(in, "good.png"), 20, 30)
+	os.Mkdir(filepath.Join(in, "empty"), 0o755)
+	missing, empty := filepath.Join(in, "missing.jpg"), filepath.Join(in, "empty")
+	cmd := newCmd()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--checkpoint", filepath.Join(sum.Dir, "best.safetensors"), "--out", out, missing, filepath.Join(in, "good.png"), empty})
+	err = cmd.Execute()
+	var u usageError
+	if err == nil || errors.As(err, &u) || !strings.Contains(err.Error(), "2 of 3 inputs failed") {
+		t.Errorf("error %v, want a failure (exit status 1) counting 2 of 3 inputs", err)
+	}
+	if !strings.Contains(stderr.String(), missing) || !strings.Contains(stderr.String(), empty) {
+		t.Errorf("stderr does not name the failed inputs:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "good.png")); err != nil || !strings.Contains(stdout.String(), "good.png (20×30") {
+		t.Errorf("the good image was not segmented: %v\n%s", err, stdout.String())
 	}
 }

@@ -37,6 +37,13 @@ grey indices, or VOC-palette colours.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ck.path != "" {
+				if err := refuseIdle(cmd, "with --checkpoint (it evaluates the run's data split)", "pred-dir", "gt-dir", "ids", "classes"); err != nil {
+					return err
+				}
+				// Checked before the checkpoint and the data are read.
+				if err := (&segmentation.Inference{}).SetOptions(ck.mode, ck.tta); err != nil {
+					return usageError{err}
+				}
 				res, n, err := ck.run()
 				if err != nil {
 					return err
@@ -45,6 +52,9 @@ grey indices, or VOC-palette colours.`,
 			}
 			if predDir == "" || gtDir == "" {
 				return usageError{errors.New("give --checkpoint, or --pred-dir and --gt-dir")}
+			}
+			if err := refuseIdle(cmd, "without --checkpoint (saved masks are compared as they are)", "data", "split", "mode", "tta", "save-dir"); err != nil {
+				return err
 			}
 			if classes < 1 || classes > 255 {
 				return usageError{fmt.Errorf("--classes %d: must be 1–255", classes)}
@@ -77,6 +87,21 @@ grey indices, or VOC-palette colours.`,
 	f.StringVar(&ck.tta, "tta", "", "with --checkpoint: test-time augmentation, any of flip,ms (scales 0.5–1.75)")
 	f.StringVar(&ck.saveDir, "save-dir", "", "with --checkpoint: also write the predicted masks here (<id>.png)")
 	return cmd
+}
+
+// refuseIdle is a usage error naming those of flags that the user set: they do nothing in this
+// mode, and silently ignoring them would let the user believe they did.
+func refuseIdle(cmd *cobra.Command, mode string, flags ...string) error {
+	var set []string
+	for _, f := range flags {
+		if cmd.Flags().Changed(f) {
+			set = append(set, "--"+f)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return usageError{fmt.Errorf("%s: not used %s", strings.Join(set, ", "), mode)}
 }
 
 // report prints the table and writes the JSON.

@@ -112,3 +112,28 @@ func TestEvalCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// A flag that does nothing in the chosen mode is refused, naming it, as a usage error; so is
+// a wrong --mode or --tta, before the checkpoint is read.
+func TestEvalRefusesIdleFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--checkpoint", "c.safetensors", "--classes", "3"},
+		{"--checkpoint", "c.safetensors", "--ids", "val.txt"},
+		{"--checkpoint", "c.safetensors", "--pred-dir", "p"},
+		{"--checkpoint", "c.safetensors", "--gt-dir", "g"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--tta", "flip"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--mode", "slide"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--save-dir", "s"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--data", "d"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--split", "val"},
+		{"--checkpoint", "missing.safetensors", "--mode", "tiles"},
+		{"--checkpoint", "missing.safetensors", "--tta", "rotate"},
+		{"--pred-dir", "p", "--gt-dir", "g", "--classes", "0"},
+		{"--pred-dir", "p"},
+	} {
+		_, err := run(append([]string{"eval"}, args...)...)
+		if !isUsage(err) || !strings.Contains(err.Error(), args[len(args)-2]) {
+			t.Errorf("eval %v: %v (want a usage error naming %s)", args, err, args[len(args)-2])
+		}
+	}
+}
