@@ -2,6 +2,7 @@ package segmentation
 
 import (
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -55,9 +56,15 @@ func TestPredictions(t *testing.T) {
 	// Sliding windows equal the whole image when one window is exactly the image (the run's
 	// 32 crop; 32×32 images stay 32×32 under the test transform).
 	img := testImage(32, 32, false)
-	whole, _ := p.Segment(img)
+	whole, err := p.Segment(img)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Inference.Slide, p.Inference.Crop = true, 32
-	slide, _ := p.Segment(img)
+	slide, err := p.Segment(img)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(whole, slide) {
 		t.Error("slide mode with one window differs from whole mode")
 	}
@@ -93,5 +100,95 @@ func TestOverlay(t *testing.T) {
 				t.Fatalf("opacity 1 pixel %d differs from the colours", i)
 			}
 		}
+	}
+}
+
+// mirrorRGB flips an image left to right.
+func mirrorRGB(img voc.RGB) voc.RGB {
+	out := voc.RGB{W: img.W, H: img.H, Pix: make([]uint8, len(img.Pix))}
+	for y := 0; y < img.H; y++ {
+		for x := 0; x < img.W; x++ {
+			copy(out.Pix[3*(y*img.W+img.W-1-x):][:3], img.Pix[3*(y*img.W+x):])
+		}
+	}
+	return out
+}
+
+// maxDiff is the largest absolute difference of two score maps.
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// TTA averages the softmax of its runs: multi-scale gives the mean of the single-scale
+// probabilities, flip the mean of the image's and the mirrored prediction of the mirrored image
+// (a 32×32 image is not resized at scale 1, so the mirror commutes with the test transform);
+// Predict takes the argmax of that mean, and scales {1} are the plain prediction.
+func TestTTAValues(t *testing.T) {
+	p := trainedPredictor(t)
+	base := p.Inference
+	img := testImage(32, 32, false)
+	probs := func(inf Inference, im voc.RGB) []float32 {
+		t.Helper()
+		v, c, err := inf.Probabilities(p.Net, im)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != len(p.Classes) || len(v) != c*im.W*im.H {
+			t.Fatalf("%d classes, %d scores for a %d×%d image", c, len(v), im.W, im.H)
+		}
+		return v
+	}
+	labels := func(inf Inference) []uint8 {
+		t.Helper()
+		l, err := inf.Predict(p.Net, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	argmax := func(v []float32) []uint8 {
+		n := img.W * img.H
+		out := make([]uint8, n)
+		for i := range out {
+			for k := 1; k < len(p.Classes); k++ {
+				if v[k*n+i] > v[int(out[i])*n+i] {
+					out[i] = uint8(k)
+				}
+			}
+		}
+		return out
+	}
+	check := func(name string, inf Inference, parts ...[]float32) {
+		t.Helper()
+		if maxDiff(parts[0], parts[1]) < 1e-3 {
+			t.Fatalf("%s: the runs agree to %g, the check would prove nothing", name, maxDiff(parts[0], parts[1]))
+		}
+		want := make([]float32, len(parts[0]))
+		for i := range want {
+			want[i] = (parts[0][i] + parts[1][i]) / 2
+		}
+		if d := maxDiff(probs(inf, img), want); d > 1e-6 {
+			t.Errorf("%s: probabilities differ from the mean of the runs by %g", name, d)
+		}
+		if got := labels(inf); !slices.Equal(got, argmax(want)) {
+			t.Errorf("%s: labels are not the argmax of the mean of the runs", name)
+		}
+	}
+	at := func(scales ...float64) Inference {
+		inf := base
+		inf.Scales = scales
+		return inf
+	}
+	check("scales 0.75 and 1.25", at(0.75, 1.25), probs(at(0.75), img), probs(at(1.25), img))
+	flip := base
+	flip.Flip = true
+	mirrored := probs(base, mirrorRGB(img))
+	check("flip", flip, probs(base, img), mirror(mirrored, len(p.Classes), img.H, img.W))
+	if !slices.Equal(labels(at(1)), labels(base)) || maxDiff(probs(at(1), img), probs(base, img)) != 0 {
+		t.Error("scales {1} differ from the plain prediction")
 	}
 }
