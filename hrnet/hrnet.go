@@ -42,6 +42,13 @@ type Model struct {
 	Mean    bool            // DynOPool: mean of the four queries instead of their max
 	Budget  dynopool.Budget // DynOPool: the GMACs loss (Lambda 0: off; Scale 0: 1/the fixed model's GMACs)
 
+	// Conventions of imported models (fixed mode), which change outputs wherever a side is not
+	// a multiple of 32. AlignCorners: every bilinear resize maps corners onto corners (official
+	// HRNet-OCR configs). TwoStepFuse: the fuse layers up-sample ×2^(j−i) first, then to branch
+	// i's size (mmsegmentation); the official model and ours resize once.
+	AlignCorners bool
+	TwoStepFuse  bool
+
 	levelWeights [numLevels]int64 // conv weights per output level, counted by Forward
 }
 
@@ -74,6 +81,10 @@ func (m *Model) Pools() []dynopool.Pool {
 	}
 	return pools
 }
+
+// AlignsCorners makes every bilinear resize of the model's graphs use align_corners=True
+// (nn.CornerAligner).
+func (m *Model) AlignsCorners() bool { return m.AlignCorners }
 
 // poolOf is the pool that makes level l (above the input): the stem's serves both stem levels,
 // transition k's makes branch k.
@@ -167,10 +178,15 @@ func (p *pass) down(name string, x *G.Node, from, to int) *G.Node {
 }
 
 // up moves x from level from to level to, whose tensor is ref: bilinear to ref's size in fixed
-// mode, the sampling op to the level's current size in DynOPool mode.
-func (p *pass) up(name string, x *G.Node, from, to int, ref *G.Node) *G.Node {
+// mode (twoStep: ×2^(from−to) first, as mmsegmentation's fuse layers), the sampling op to the
+// level's current size in DynOPool mode.
+func (p *pass) up(name string, x *G.Node, from, to int, ref *G.Node, twoStep bool) *G.Node {
 	if p.m.Resize == Fixed {
 		h, w := p.b.HW(ref)
+		if twoStep {
+			xh, xw := p.b.HW(x)
+			x = p.b.Resize(name+".x2k", x, xh<<(from-to), xw<<(from-to))
+		}
 		return p.b.Resize(name, x, h, w)
 	}
 	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Mean)
@@ -204,7 +220,7 @@ func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
 	}
 	cat := []*G.Node{xs[0]}
 	for j := 1; j < len(xs); j++ {
-		cat = append(cat, p.up(fmt.Sprintf("head.upsample%d", j), xs[j], level0+j, level0, xs[0]))
+		cat = append(cat, p.up(fmt.Sprintf("head.upsample%d", j), xs[j], level0+j, level0, xs[0], false))
 	}
 	y := b.Concat("head.concat", cat...)
 	c := 0
@@ -305,7 +321,7 @@ func (p *pass) module(name string, xs []*G.Node, st Stage) []*G.Node {
 			case j == i:
 			case j > i:
 				y = p.convBN(path+".0", path+".1", y, st.Channels[i], 1, false, level0+j, false)
-				y = p.up(path+".up", y, level0+j, level0+i, ys[i])
+				y = p.up(path+".up", y, level0+j, level0+i, ys[i], p.m.TwoStepFuse)
 			default:
 				for k := 0; k < i-j; k++ {
 					last := k == i-j-1

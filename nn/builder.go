@@ -21,6 +21,13 @@ type GraphKeyer interface {
 	GraphKey(params *Params, h, w int) string
 }
 
+// CornerAligner is implemented by models whose bilinear resizes use align_corners=True (as
+// official HRNet-OCR checkpoints were trained): every Resize of their graphs, the training
+// loss's up-sampling of the logits included, then maps corner pixels onto corner pixels.
+type CornerAligner interface {
+	AlignsCorners() bool
+}
+
 // Builder adds layers to a graph. The first error sticks: later calls return nil and do
 // nothing, so model code reads as a straight sequence of layers; Build reports the error.
 type Builder struct {
@@ -31,6 +38,8 @@ type Builder struct {
 	bound  map[*Param]*G.Node
 	order  []*Param // bound parameters in first-use order
 	losses []*G.Node
+	// alignCorners: every Resize maps corners onto corners (the model's CornerAligner).
+	alignCorners bool
 	// Inference graphs fold batch norms into the convolutions before them, and residual sums
 	// into those: convs holds the inputs of every convolution, folded those of every fused
 	// conv + BN without ReLU.
@@ -243,7 +252,8 @@ func (b *Builder) GlobalAvgPool(name string, x *G.Node) *G.Node {
 	return b.Apply(name, globalAvgPool{}, x)
 }
 
-// Resize resizes bilinearly (align_corners=False) to h×w; a no-op when x already has that size.
+// Resize resizes bilinearly to h×w (align_corners=False, or True for a CornerAligner model);
+// a no-op when x already has that size.
 func (b *Builder) Resize(name string, x *G.Node, h, w int) *G.Node {
 	if b.failed(x) {
 		return nil
@@ -251,7 +261,7 @@ func (b *Builder) Resize(name string, x *G.Node, h, w int) *G.Node {
 	if s := x.Shape(); len(s) == 4 && s[2] == h && s[3] == w {
 		return x
 	}
-	return b.Apply(name, resize{h, w}, x)
+	return b.Apply(name, resize{h, w, b.alignCorners}, x)
 }
 
 // Losses returns the extra loss terms added so far.

@@ -137,7 +137,9 @@ func TestBatchNormFiniteDifferences(t *testing.T) {
 func TestResizeFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, c := range [][6]int{{1, 2, 5, 7, 9, 4}, {2, 1, 8, 8, 3, 3}, {1, 1, 1, 1, 4, 5}, {1, 3, 7, 3, 7, 3}, {1, 1, 6, 1, 2, 1}} {
-		checkFD(t, fmt.Sprintf("resize %v", c), resize{c[4], c[5]}, []G.Value{randTensor(rng, 1, c[0], c[1], c[2], c[3])}, rng)
+		for _, align := range []bool{false, true} {
+			checkFD(t, fmt.Sprintf("resize %v align_corners=%v", c, align), resize{c[4], c[5], align}, []G.Value{randTensor(rng, 1, c[0], c[1], c[2], c[3])}, rng)
+		}
 	}
 }
 

@@ -153,18 +153,26 @@ func TestBilinearGolden(t *testing.T) {
 		Name     string
 		X, Y, DX golden.Tensor
 		GradY    golden.Tensor `json:"grad_y"`
-		OutSize  [2]int        `json:"out_size"`
+		OutSize      [2]int `json:"out_size"`
+		AlignCorners bool   `json:"align_corners"`
 	}
-	forEachGolden(t, "bilinear.json", &cases, func(path string) {
+	check := func(path string) {
 		for _, c := range cases {
-			y, grads, err := runKernel(resize{c.OutSize[0], c.OutSize[1]}, []G.Value{c.X.Dense(t)}, c.GradY.Dense(t))
+			y, grads, err := runKernel(resize{c.OutSize[0], c.OutSize[1], c.AlignCorners}, []G.Value{c.X.Dense(t)}, c.GradY.Dense(t))
 			if err != nil {
 				t.Fatalf("%s %s: %v", path, c.Name, err)
 			}
 			worst := max(expect(t, c.Name+" y", y, &c.Y), expect(t, c.Name+" dx", grads[0], &c.DX))
 			t.Logf("%s %s: max relative error %.2g", path, c.Name, worst)
 		}
-	})
+	}
+	// align_corners=False (the reference's golden.py) and True (testdata/make_bilinear_aligned.py).
+	forEachGolden(t, "bilinear.json", &cases, check)
+	const aligned = "testdata/bilinear_align_corners.json"
+	if err := golden.Cases(aligned, &cases); err != nil {
+		t.Fatal(err)
+	}
+	check(aligned)
 }
 
 func TestCrossEntropyGolden(t *testing.T) {

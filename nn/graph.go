@@ -55,6 +55,9 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 		return nil, fmt.Errorf("labels must be N×H×W with N = %d, got shape %v", x[0], labels)
 	}
 	b := NewBuilder(params, mode == Training)
+	if a, ok := model.(CornerAligner); ok {
+		b.alignCorners = a.AlignsCorners()
+	}
 	gr := &Graph{Mode: mode}
 	gr.input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
 	gr.logits = model.Forward(b, gr.input)

@@ -10,10 +10,22 @@ import (
 	"github.com/segkit/segkit/internal/kernels"
 )
 
-// resize: x (N×C×H×W) → bilinear resize to H'×W' (align_corners=False).
-type resize struct{ h, w int }
+// resize: x (N×C×H×W) → bilinear resize to H'×W' (align_corners as align).
+type resize struct {
+	h, w  int
+	align bool
+}
 
-func (k resize) Describe() string     { return fmt.Sprintf("Bilinear(%d×%d)", k.h, k.w) }
+func (k resize) Describe() string {
+	return fmt.Sprintf("Bilinear(%d×%d%s)", k.h, k.w, alignNote(k.align))
+}
+
+func alignNote(align bool) string {
+	if align {
+		return ", align_corners"
+	}
+	return ""
+}
 func (k resize) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4} }
 
 func (k resize) Shape(in []tensor.Shape) (tensor.Shape, error) {
@@ -28,7 +40,7 @@ func (k resize) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k resize) Run(out G.Value, in []G.Value) error {
 	n, c, h, w := nchw(in[0].Shape())
-	kernels.Bilinear{Planes: n * c, H: h, W: w, OH: k.h, OW: k.w}.Forward(Floats(in[0]), Floats(out))
+	kernels.Bilinear{Planes: n * c, H: h, W: w, OH: k.h, OW: k.w, AlignCorners: k.align}.Forward(Floats(in[0]), Floats(out))
 	return nil
 }
 
@@ -36,14 +48,19 @@ func (k resize) WRT() []bool { return []bool{true} }
 
 func (k resize) Grads(in G.Nodes, _, dy *G.Node) (G.Nodes, error) {
 	s := in[0].Shape()
-	dx, err := Apply(resizeGrad{s[2], s[3]}, dy)
+	dx, err := Apply(resizeGrad{s[2], s[3], k.align}, dy)
 	return G.Nodes{dx}, err
 }
 
 // resizeGrad: dy (N×C×H'×W') → dx (N×C×H×W), the adjoint of resize to H'×W'.
-type resizeGrad struct{ h, w int }
+type resizeGrad struct {
+	h, w  int
+	align bool
+}
 
-func (k resizeGrad) Describe() string     { return fmt.Sprintf("BilinearGrad(to %d×%d)", k.h, k.w) }
+func (k resizeGrad) Describe() string {
+	return fmt.Sprintf("BilinearGrad(to %d×%d%s)", k.h, k.w, alignNote(k.align))
+}
 func (k resizeGrad) Signature() []hm.Type { return []hm.Type{Tensor4, Tensor4} }
 
 func (k resizeGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
@@ -55,6 +72,6 @@ func (k resizeGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k resizeGrad) Run(out G.Value, in []G.Value) error {
 	n, c, oh, ow := nchw(in[0].Shape())
-	kernels.Bilinear{Planes: n * c, H: k.h, W: k.w, OH: oh, OW: ow}.Backward(Floats(in[0]), Floats(out))
+	kernels.Bilinear{Planes: n * c, H: k.h, W: k.w, OH: oh, OW: ow, AlignCorners: k.align}.Backward(Floats(in[0]), Floats(out))
 	return nil
 }

@@ -10,10 +10,13 @@ void segkit_bilinear_backward(long H, long W, long OH, long OW, const float *dy,
 */
 import "C"
 
-// Bilinear resizes the planes of an N×C×H×W tensor to OH×OW with PyTorch's
-// align_corners=False convention: source = (dst + 0.5)·in/out − 0.5, clamped at 0.
+// Bilinear resizes the planes of an N×C×H×W tensor to OH×OW as PyTorch's bilinear
+// interpolation: with align_corners=False, source = (dst + 0.5)·in/out − 0.5, clamped at 0;
+// with AlignCorners, source = dst·(in − 1)/(out − 1) (0 when out is 1), corner pixels onto
+// corner pixels.
 type Bilinear struct {
 	Planes, H, W, OH, OW int
+	AlignCorners         bool
 }
 
 // taps holds, per output index, the two source indices and their weights.
@@ -23,20 +26,27 @@ type taps struct {
 	w0, w1 []float32
 }
 
-func linearTaps(in, out int) taps {
+// linearTaps computes the taps in float32, as PyTorch does for float32 tensors.
+func linearTaps(in, out int, alignCorners bool) taps {
 	t := taps{make([]int, out), make([]int, out), make([]int32, out), make([]int32, out), make([]float32, out), make([]float32, out)}
 	scale := float32(in) / float32(out)
+	if alignCorners {
+		scale = 0
+		if out > 1 {
+			scale = float32(in-1) / float32(out-1)
+		}
+	}
 	for d := 0; d < out; d++ {
-		src := (float32(d)+0.5)*scale - 0.5
-		if src < 0 {
-			src = 0
+		src := scale * float32(d)
+		if !alignCorners {
+			src = max((float32(d)+0.5)*scale-0.5, 0)
 		}
 		i0 := min(int(src), in-1)
 		i1 := i0
 		if i0 < in-1 {
 			i1 = i0 + 1
 		}
-		l1 := src - float32(i0)
+		l1 := min(max(src-float32(i0), 0), 1)
 		t.i0[d], t.i1[d], t.w0[d], t.w1[d] = i0, i1, 1-l1, l1
 		t.j0[d], t.j1[d] = int32(i0), int32(i1)
 	}
@@ -45,7 +55,7 @@ func linearTaps(in, out int) taps {
 
 // Forward writes the resized planes of x into y.
 func (b Bilinear) Forward(x, y []float32) {
-	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
+	th, tw := linearTaps(b.H, b.OH, b.AlignCorners), linearTaps(b.W, b.OW, b.AlignCorners)
 	in, out := b.H*b.W, b.OH*b.OW
 	if useAVX512() {
 		parallelFor(b.Planes, out, func(lo, hi int) {
@@ -74,7 +84,7 @@ func (b Bilinear) Forward(x, y []float32) {
 
 // Backward writes dx, the adjoint of Forward applied to dy.
 func (b Bilinear) Backward(dy, dx []float32) {
-	th, tw := linearTaps(b.H, b.OH), linearTaps(b.W, b.OW)
+	th, tw := linearTaps(b.H, b.OH, b.AlignCorners), linearTaps(b.W, b.OW, b.AlignCorners)
 	in, out := b.H*b.W, b.OH*b.OW
 	if useAVX512() {
 		parallelFor(b.Planes, out, func(lo, hi int) {

@@ -54,19 +54,21 @@ func TestBilinearPaths(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(4, 9))
 	for _, s := range [][4]int{{16, 16, 64, 64}, {37, 21, 128, 100}, {64, 48, 17, 13}, {1, 1, 5, 7}, {5, 7, 1, 1}, {9, 33, 9, 33}} {
-		b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3]}
-		x, dy := randSlice(rng, b.Planes*b.H*b.W), randSlice(rng, b.Planes*b.OH*b.OW)
-		var y, dx [2][]float32
-		onBothPaths(func(i int) {
-			y[i], dx[i] = make([]float32, len(dy)), make([]float32, len(x))
-			b.Forward(x, y[i])
-			b.Backward(dy, dx[i])
-		})
-		if !slices.Equal(y[0], y[1]) {
-			t.Errorf("%v: AVX-512 forward differs from Go's", s)
-		}
-		if worst, peak := numcheck.MaxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
-			t.Errorf("%v: backward differs by %.3g (scale %.3g)", s, worst, peak)
+		for _, align := range []bool{false, true} {
+			b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3], AlignCorners: align}
+			x, dy := randSlice(rng, b.Planes*b.H*b.W), randSlice(rng, b.Planes*b.OH*b.OW)
+			var y, dx [2][]float32
+			onBothPaths(func(i int) {
+				y[i], dx[i] = make([]float32, len(dy)), make([]float32, len(x))
+				b.Forward(x, y[i])
+				b.Backward(dy, dx[i])
+			})
+			if !slices.Equal(y[0], y[1]) {
+				t.Errorf("%v align_corners=%v: AVX-512 forward differs from Go's", s, align)
+			}
+			if worst, peak := numcheck.MaxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
+				t.Errorf("%v align_corners=%v: backward differs by %.3g (scale %.3g)", s, align, worst, peak)
+			}
 		}
 	}
 }
