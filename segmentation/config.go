@@ -45,7 +45,15 @@ type Config struct {
 	DemoImages int     `json:"demo_images" yaml:"demo_images"` // demo dataset size (train + val)
 	SkipBad    bool    `json:"skip_bad" yaml:"skip_bad"`
 	SkipNaN    bool    `json:"skip_nan" yaml:"skip_nan"` // skip a batch whose loss or gradients are not finite
+	// Forward conventions of a model imported from PyTorch (segtrain import): align_corners in
+	// every bilinear resize, and "mmseg" for mmsegmentation's two-step resizes (importer package).
+	AlignCorners bool   `json:"align_corners,omitempty" yaml:"align_corners,omitempty"`
+	Convention   string `json:"convention,omitempty" yaml:"convention,omitempty"`
 }
+
+// ConventionMMSeg is Config.Convention for models imported from mmsegmentation: two-step fuse
+// up-sampling and logits path, unpadded slide windows.
+const ConventionMMSeg = "mmseg"
 
 // DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.
 func DefaultConfig() Config {
@@ -137,6 +145,7 @@ func (c Config) Validate() error {
 	}
 	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
 	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
+	check(c.Convention == "" || c.Convention == ConventionMMSeg, "convention %q: empty (segkit's) or %q", c.Convention, ConventionMMSeg)
 	if len(errs) > 0 {
 		return SettingError{errors.Join(errs...)}
 	}

@@ -23,6 +23,19 @@ type Inference struct {
 	Stride int
 	Scales []float64 // 1 when empty
 	Flip   bool
+	// MMSeg follows mmsegmentation's test path, for models imported from it: logits go from
+	// the network's 1/4 resolution to the network input, then to the image (two resizes), and
+	// slide windows larger than the image are not padded (the network runs on the smaller patch).
+	MMSeg bool
+	// AlignCorners resizes the logits with align_corners=True (official models trained so).
+	AlignCorners bool
+}
+
+// TestInference is a run's test protocol: whole images at the test scale of its crop, slide
+// windows of the crop (two-thirds overlap), and the conventions of an imported model.
+func (c Config) TestInference() Inference {
+	return Inference{Aug: voc.DefaultAugment(c.Crop), Crop: c.Crop, Stride: max(1, c.Crop*2/3),
+		MMSeg: c.Convention == ConventionMMSeg, AlignCorners: c.AlignCorners}
 }
 
 // MultiScales are the test-time scales of "ms" (voc-miou.md).
@@ -53,22 +66,31 @@ func (inf *Inference) SetOptions(mode, tta string) error {
 }
 
 // logits runs the net on a normalised 3×h×w image and returns C×oh×ow logits, resized from the
-// network's 1/4 resolution.
-func logits(net *nn.Net, img []float32, h, w, oh, ow int) ([]float32, int, error) {
+// network's 1/4 resolution: at once, or (MMSeg) through the network input's size h×w.
+func (inf Inference) logits(net *nn.Net, img []float32, h, w, oh, ow int) ([]float32, int, error) {
 	x := tensor.New(tensor.WithShape(1, 3, h, w), tensor.WithBacking(img))
 	out, err := net.Predict(x)
 	if err != nil {
 		return nil, 0, err
 	}
 	s := out.Shape()
-	c := s[1]
-	full := make([]float32, c*oh*ow)
-	kernels.Bilinear{Planes: c, H: s[2], W: s[3], OH: oh, OW: ow}.Forward(out.Float32s(), full)
-	return full, c, nil
+	c, l, lh, lw := s[1], out.Float32s(), s[2], s[3]
+	if inf.MMSeg && (h != oh || w != ow) {
+		l, lh, lw = inf.resize(l, c, lh, lw, h, w), h, w
+	}
+	return inf.resize(l, c, lh, lw, oh, ow), c, nil
 }
 
-// slide runs crop×crop windows (the last ones shifted inside the image; images smaller than
-// a window are padded) and averages the logits where windows overlap.
+// resize resizes c planes of h×w bilinearly to oh×ow.
+func (inf Inference) resize(t []float32, c, h, w, oh, ow int) []float32 {
+	out := make([]float32, c*oh*ow)
+	kernels.Bilinear{Planes: c, H: h, W: w, OH: oh, OW: ow, AlignCorners: inf.AlignCorners}.Forward(t, out)
+	return out
+}
+
+// slide runs crop×crop windows (the last ones shifted inside the image) and averages the logits
+// where windows overlap. Where the image is smaller than a window, the window is padded with
+// zeros (the normalised mean), or (MMSeg) cut to the image.
 func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
 	crop, stride := inf.Crop, max(inf.Stride, 1)
 	starts := func(n int) []int {
@@ -86,13 +108,17 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 	for _, y0 := range starts(h) {
 		for _, x0 := range starts(w) {
 			wh, ww := min(crop, h), min(crop, w)
-			win := make([]float32, 3*crop*crop) // zero padding: the normalised mean
+			winH, winW := crop, crop
+			if inf.MMSeg {
+				winH, winW = wh, ww
+			}
+			win := make([]float32, 3*winH*winW)
 			for ch := 0; ch < 3; ch++ {
 				for y := 0; y < wh; y++ {
-					copy(win[(ch*crop+y)*crop:(ch*crop+y)*crop+ww], img[(ch*h+y0+y)*w+x0:])
+					copy(win[(ch*winH+y)*winW:(ch*winH+y)*winW+ww], img[(ch*h+y0+y)*w+x0:])
 				}
 			}
-			l, nc, err := logits(net, win, crop, crop, crop, crop)
+			l, nc, err := inf.logits(net, win, winH, winW, winH, winW)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -102,7 +128,7 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 			for k := 0; k < c; k++ {
 				for y := 0; y < wh; y++ {
 					for x := 0; x < ww; x++ {
-						sum[(k*h+y0+y)*w+x0+x] += l[(k*crop+y)*crop+x]
+						sum[(k*h+y0+y)*w+x0+x] += l[(k*winH+y)*winW+x]
 					}
 				}
 			}
@@ -153,11 +179,10 @@ func (inf Inference) scores(net *nn.Net, image voc.RGB, probs bool) ([]float32, 
 			if inf.Slide {
 				var l []float32
 				if l, c, err = inf.slide(net, img, ex.H, ex.W); err == nil {
-					full = make([]float32, c*H*W)
-					kernels.Bilinear{Planes: c, H: ex.H, W: ex.W, OH: H, OW: W}.Forward(l, full)
+					full = inf.resize(l, c, ex.H, ex.W, H, W)
 				}
-			} else { // straight from the network's resolution to the sample's (as mmseg)
-				full, c, err = logits(net, img, ex.H, ex.W, H, W)
+			} else {
+				full, c, err = inf.logits(net, img, ex.H, ex.W, H, W)
 			}
 			if err != nil {
 				return nil, 0, err

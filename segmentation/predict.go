@@ -38,9 +38,7 @@ func NewPredictor(checkpoint string) (*Predictor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", checkpoint, err)
 	}
-	crop := ck.State.Config.Crop
-	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes,
-		Inference: Inference{Aug: voc.DefaultAugment(crop), Crop: crop, Stride: max(1, crop*2/3)}}, nil
+	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes, Inference: ck.State.Config.TestInference()}, nil
 }
 
 // LatestCheckpoint is the best checkpoint of runs/latest, with a hint when there is none.

@@ -110,6 +110,7 @@ func newModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 		return nil, nil, err
 	}
 	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
+	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == ConventionMMSeg
 	net := nn.NewNet(m, c.Seed)
 	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
 		return nil, nil, err

@@ -140,7 +140,7 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 	if err != nil {
 		return metrics.Result{}, 0, fmt.Errorf("%s: %w", e.path, err)
 	}
-	inf := segmentation.Inference{Aug: voc.DefaultAugment(cfg.Crop), Crop: cfg.Crop, Stride: max(1, cfg.Crop*2/3)}
+	inf := cfg.TestInference()
 	if err := inf.SetOptions(e.mode, e.tta); err != nil {
 		return metrics.Result{}, 0, usageError{err}
 	}
