@@ -36,6 +36,19 @@ type State struct {
 	// another count continues correctly, but not bit for bit as the run would have. 0: not recorded.
 	KernelWorkers int `json:"kernel_workers,omitempty"`
 	GOMAXPROCS    int `json:"gomaxprocs,omitempty"` // Workers' default
+	// Palette colours the classes in segpredict's outputs (nil: VOC's palette).
+	Palette [][3]uint8 `json:"palette,omitempty"`
+	// Imported says where a model converted from PyTorch came from (nil: trained by segkit).
+	Imported *Imported `json:"imported,omitempty"`
+}
+
+// Imported is the provenance of an imported model (segtrain import).
+type Imported struct {
+	From      string `json:"from"`      // the file converted
+	Family    string `json:"family"`    // importer.Family: mmseg, official
+	Container string `json:"container"` // the file's container (weights.File.Container)
+	ABN       bool   `json:"abn"`       // BN weights folded from InPlaceABN
+	Report    string `json:"report"`    // what was mapped, dropped, synthesized, folded
 }
 
 func f32bytes(v []float32) []byte {

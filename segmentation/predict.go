@@ -22,6 +22,7 @@ type Predictor struct {
 	Net       *nn.Net
 	Model     *hrnet.Model
 	Classes   []string
+	Palette   Palette // nil: VOC's
 	Inference Inference
 }
 
@@ -38,7 +39,8 @@ func NewPredictor(checkpoint string) (*Predictor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", checkpoint, err)
 	}
-	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes, Inference: ck.State.Config.TestInference()}, nil
+	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes, Palette: ck.State.Palette,
+		Inference: ck.State.Config.TestInference()}, nil
 }
 
 // LatestCheckpoint is the best checkpoint of runs/latest, with a hint when there is none.
@@ -55,22 +57,33 @@ func (p *Predictor) Segment(img voc.RGB) ([]uint8, error) {
 	return p.Inference.Predict(p.Net, img)
 }
 
+// Palette is a colour per class; classes past its end take VOC's colours.
+type Palette [][3]uint8
+
+func (p Palette) rgb(l uint8) [3]uint8 {
+	if int(l) < len(p) {
+		return p[l]
+	}
+	r, g, b, _ := voc.Palette[l].RGBA()
+	return [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
+}
+
 // Colorize paints labels with the palette.
-func Colorize(labels []uint8, w, h int) *image.RGBA {
+func Colorize(labels []uint8, w, h int, pal Palette) *image.RGBA {
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, l := range labels {
-		r, g, b, _ := voc.Palette[l].RGBA()
-		out.Pix[4*i], out.Pix[4*i+1], out.Pix[4*i+2], out.Pix[4*i+3] = uint8(r>>8), uint8(g>>8), uint8(b>>8), 255
+		c := pal.rgb(l)
+		out.Pix[4*i], out.Pix[4*i+1], out.Pix[4*i+2], out.Pix[4*i+3] = c[0], c[1], c[2], 255
 	}
 	return out
 }
 
 // Overlay blends the colours of labels over img: opacity 0 is the image, 1 the colours.
-func Overlay(img voc.RGB, labels []uint8, opacity float64) *image.RGBA {
+func Overlay(img voc.RGB, labels []uint8, opacity float64, pal Palette) *image.RGBA {
 	out := image.NewRGBA(image.Rect(0, 0, img.W, img.H))
 	for i, l := range labels {
-		r, g, b, _ := voc.Palette[l].RGBA()
-		col := [3]float64{float64(r >> 8), float64(g >> 8), float64(b >> 8)}
+		c := pal.rgb(l)
+		col := [3]float64{float64(c[0]), float64(c[1]), float64(c[2])}
 		for c := 0; c < 3; c++ {
 			out.Pix[4*i+c] = uint8((1-opacity)*float64(img.Pix[3*i+c]) + opacity*col[c] + 0.5)
 		}
@@ -83,6 +96,7 @@ func Overlay(img voc.RGB, labels []uint8, opacity float64) *image.RGBA {
 type Outputs struct {
 	Index, Color, Overlay bool
 	Opacity               float64
+	Palette               Palette // the colour and overlay files' (nil: VOC's)
 }
 
 // ParseFormat reads a list of index, color, overlay.
@@ -122,12 +136,12 @@ func (o Outputs) Write(out, name string, img voc.RGB, labels []uint8) error {
 	}
 	if o.Color {
 		errs = append(errs, write(filepath.Join(out, name+"_color.png"), func(b *bytes.Buffer) error {
-			return png.Encode(b, Colorize(labels, img.W, img.H))
+			return png.Encode(b, Colorize(labels, img.W, img.H, o.Palette))
 		}))
 	}
 	if o.Overlay {
 		errs = append(errs, write(filepath.Join(out, name+"_overlay.jpg"), func(b *bytes.Buffer) error {
-			return jpeg.Encode(b, Overlay(img, labels, o.Opacity), &jpeg.Options{Quality: 92})
+			return jpeg.Encode(b, Overlay(img, labels, o.Opacity, o.Palette), &jpeg.Options{Quality: 92})
 		}))
 	}
 	return errors.Join(errs...)

@@ -88,9 +88,9 @@ func TestPredictions(t *testing.T) {
 func TestOverlay(t *testing.T) {
 	img := testImage(5, 3, false)
 	labels := []uint8{0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6}
-	o := Overlay(img, labels, 0)
-	c := Colorize(labels, 5, 3)
-	full := Overlay(img, labels, 1)
+	o := Overlay(img, labels, 0, nil)
+	c := Colorize(labels, 5, 3, nil)
+	full := Overlay(img, labels, 1, nil)
 	for i := 0; i < 15; i++ {
 		for ch := 0; ch < 3; ch++ {
 			if o.Pix[4*i+ch] != img.Pix[3*i+ch] {
@@ -100,6 +100,17 @@ func TestOverlay(t *testing.T) {
 				t.Fatalf("opacity 1 pixel %d differs from the colours", i)
 			}
 		}
+	}
+}
+
+// A checkpoint's palette colours its classes; classes past its end keep VOC's colours.
+func TestPalette(t *testing.T) {
+	pal := Palette{{10, 20, 30}, {40, 50, 60}}
+	c := Colorize([]uint8{1, 0, 2}, 3, 1, pal)
+	r, g, b, _ := voc.Palette[2].RGBA()
+	want := []uint8{40, 50, 60, 255, 10, 20, 30, 255, uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 255}
+	if !slices.Equal(c.Pix, want) {
+		t.Errorf("colours %v, want %v", c.Pix, want)
 	}
 }
 

@@ -106,6 +106,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	if err := configure(&p.Inference, o, cmd.Flags()); err != nil {
 		return usageError{err}
 	}
+	outputs.Palette = p.Palette
 	files, problems := inputs(args)
 	var failed []string
 	for _, err := range problems { // reported and skipped, as unreadable images are
