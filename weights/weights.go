@@ -1,209 +1,378 @@
-// Package weights reads model weights saved by PyTorch (torch.save of a state_dict, .pth/.pt)
-// or as .safetensors, and loads them into a model's parameters by name, reporting what did
-// not fit.
+// Package weights reads model weights saved by PyTorch (torch.save of a state_dict or of a
+// training checkpoint holding one, .pth/.pt) or as .safetensors, and loads them into a model's
+// parameters by name, reporting what did not fit.
+//
+// PyTorch files are read by this package itself (torch.go, with internal/pickle): any class a
+// checkpoint's metadata pickles is kept as an opaque value rather than an error, and no storage
+// is allocated before its declared size has been checked against the bytes the file holds.
 package weights
 
 import (
-	"archive/zip"
-	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	"github.com/nlpodyssey/gopickle/pytorch"
-	"github.com/nlpodyssey/gopickle/types"
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/segkit/segkit/internal/pickle"
 	"github.com/segkit/segkit/nn"
 )
 
-// Tensor is a float tensor from a weights file, as float32. Integer tensors (such as
-// num_batches_tracked) are not read.
+// Tensor is a float tensor from a weights file, as float32, in row-major order. Tensors that
+// are views of one storage in the file may share Data.
 type Tensor struct {
 	Shape []int
 	Data  []float32
 }
 
-// Load reads a weights file: .safetensors, or a PyTorch file holding a state_dict (directly or
-// under "state_dict" or "model", as training checkpoints do).
-func Load(path string) (out map[string]Tensor, err error) {
-	defer func() { // the decoders may panic on malformed data: a bad file is an error
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("%s: unreadable (%v)", path, r)
-		}
-	}()
-	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
-		out, err = loadSafetensors(path)
-	} else {
-		out, err = loadTorch(path)
+// File is what a weights file holds.
+type File struct {
+	// Tensors are the state dict's float tensors (float32, float16, bfloat16, float64), by
+	// name as stored.
+	Tensors map[string]Tensor
+	// Integer names the state dict's integer and bool tensors (num_batches_tracked, say),
+	// sorted: they are not read.
+	Integer []string
+	// Container says what held the state dict:
+	//   "state_dict"  the file is the state dict itself (torch.save(model.state_dict()))
+	//   "checkpoint"  a dict holding it under "state_dict" or "model", nothing else recognized
+	//   "mmcv"        mmcv/mmseg 0.x: {meta, state_dict[, optimizer]}
+	//   "mmengine"    mmengine/mmseg 1.x: {meta, state_dict, message_hub, ...}
+	//   "official"    HRNet-Semantic-Segmentation's resume file: {epoch, best_mIoU, state_dict, ...}
+	//   "safetensors" a .safetensors file
+	Container string
+	// Classes and Palette are the dataset's, from an mmseg checkpoint's meta (CLASSES and
+	// PALETTE in 0.x, dataset_meta's classes and palette in 1.x); nil when absent or not in
+	// that form (a list of names; a list of [r, g, b] in 0–255).
+	Classes []string
+	Palette [][3]uint8
+}
+
+// Load reads a weights file's float tensors: .safetensors, or a PyTorch file holding a
+// state_dict (directly or under "state_dict" or "model", as training checkpoints do).
+func Load(path string) (map[string]Tensor, error) {
+	f, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	return f.Tensors, nil
+}
+
+// Read reads a weights file: .safetensors (by its extension), else a torch.save file (zip
+// format or legacy). A file without float tensors is an error. Errors name the file.
+func Read(path string) (*File, error) {
+	out, err := read(path)
+	if err == nil && len(out.Tensors) == 0 {
+		err = errors.New("no float tensors")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no float tensors", path)
-	}
 	return out, nil
 }
 
-func loadSafetensors(path string) (map[string]Tensor, error) {
-	raw, err := os.ReadFile(path)
+func read(path string) (*File, error) {
+	if strings.EqualFold(filepath.Ext(path), ".safetensors") {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return readSafetensors(raw)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readTorch(f, st.Size())
+}
+
+func readSafetensors(raw []byte) (out *File, err error) {
+	defer func() { // a third-party decoder: a malformed file must be an error, whatever it does
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("not a valid safetensors file (%v)", r)
+		}
+	}()
 	st, err := safetensors.Deserialize(raw)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid safetensors file: %w", err)
 	}
-	out := map[string]Tensor{}
+	out = &File{Tensors: map[string]Tensor{}, Container: "safetensors"}
 	for _, nt := range st.Tensors() {
 		tv := nt.TensorView
 		shape := make([]int, len(tv.Shape()))
+		n := 1
 		for i, d := range tv.Shape() {
 			shape[i] = int(d)
+			n *= int(d)
 		}
 		var data []float32
 		b := tv.Data()
-		switch tv.DType() {
-		case safetensors.F32:
-			data = make([]float32, len(b)/4)
-			for i := range data {
+		size := map[safetensors.DType]int{safetensors.F32: 4, safetensors.F64: 8, safetensors.F16: 2, safetensors.BF16: 2}[tv.DType()]
+		if size == 0 {
+			out.Integer = append(out.Integer, nt.Name)
+			continue
+		}
+		if len(b) != n*size {
+			return nil, fmt.Errorf("tensor %s: shape %v in %d bytes", nt.Name, shape, len(b))
+		}
+		data = make([]float32, n)
+		for i := range data {
+			switch tv.DType() {
+			case safetensors.F32:
 				data[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-			}
-		case safetensors.F64:
-			data = make([]float32, len(b)/8)
-			for i := range data {
+			case safetensors.F64:
 				data[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
-			}
-		case safetensors.F16:
-			data = make([]float32, len(b)/2)
-			for i := range data {
-				data[i] = math.Float32frombits(pytorch.FloatBits16to32(binary.LittleEndian.Uint16(b[2*i:])))
-			}
-		case safetensors.BF16:
-			data = make([]float32, len(b)/2)
-			for i := range data {
+			case safetensors.F16:
+				data[i] = math.Float32frombits(pickle.HalfToFloat32Bits(binary.LittleEndian.Uint16(b[2*i:])))
+			case safetensors.BF16:
 				data[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
 			}
-		default:
-			continue // integer buffers
 		}
-		out[nt.Name] = Tensor{Shape: shape, Data: data}
+		out.Tensors[nt.Name] = Tensor{Shape: shape, Data: data}
 	}
+	slices.Sort(out.Integer)
 	return out, nil
 }
 
-func loadTorch(path string) (map[string]Tensor, error) {
-	// Check the container first: the pickle reader can loop forever on some malformed input.
-	raw, err := os.ReadFile(path)
+// readTorch reads a torch.save file's state dict and metadata.
+func readTorch(r io.ReaderAt, size int64) (*File, error) {
+	tf, root, err := openTorch(r, size)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case bytes.HasPrefix(raw, []byte("PK\x03\x04")): // torch.save's zip format (PyTorch ≥ 1.6)
-		if _, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw))); err != nil {
-			return nil, fmt.Errorf("not a readable PyTorch file: %w", err)
-		}
-	case len(raw) > 2 && raw[0] == 0x80 && raw[1] == 2: // the legacy format: a pickle, protocol 2
-	default:
-		return nil, fmt.Errorf("not a PyTorch file (neither torch.save's zip nor its legacy pickle)")
-	}
-	obj, err := pytorch.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("not a readable PyTorch file: %w", err)
-	}
-	dict, err := stateDict(obj)
+	sd, container, top, err := findStateDict(root)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]Tensor{}
-	for name, v := range dict {
-		t, ok := v.(*pytorch.Tensor)
+	out := &File{Tensors: map[string]Tensor{}, Container: container}
+	if top != nil {
+		out.Classes, out.Palette = readMeta(top)
+	}
+	type entry struct {
+		name       string
+		t          *strided
+		n          int64
+		contiguous bool
+	}
+	var floats []entry
+	roots := map[*storage]bool{}
+	var held int64 // elements of the float storages: what the file holds for Tensors
+	for i, k := range sd.Keys {
+		name, ok := k.(string)
 		if !ok {
 			continue
 		}
-		data, err := floats(t)
+		switch v := sd.Values[i].(type) {
+		case *strided:
+			n, contiguous, err := v.view()
+			if err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", name, err)
+			}
+			root, _ := v.storage.root()
+			if err := tf.check(root); err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", name, err)
+			}
+			switch v.storage.dtype.kind {
+			case kindFloat:
+				floats = append(floats, entry{name, v, n, contiguous})
+				if !roots[root] {
+					roots[root] = true
+					held += root.numel
+				}
+			case kindInteger:
+				out.Integer = append(out.Integer, name)
+			}
+		case *pickle.Object:
+			if strings.HasPrefix(v.Module, "torch") && strings.HasPrefix(v.Name, "_rebuild") {
+				return nil, fmt.Errorf("tensor %s: rebuilt by %s.%s, which this reader does not support", name, v.Module, v.Name)
+			}
+		}
+	}
+	slices.Sort(out.Integer)
+	// Strided views are copied: all the copies together may not exceed what the file holds,
+	// or a small file could have many views of one storage copied over and over.
+	var copies int64
+	data := map[*storage][]float32{}
+	for _, e := range floats {
+		root, base := e.t.storage.root()
+		if data[root] == nil {
+			d, err := tf.floats(root)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %s: %w", e.name, err)
+			}
+			data[root] = d
+		}
+		shape := make([]int, len(e.t.size))
+		for i, d := range e.t.size {
+			shape[i] = int(d)
+		}
+		start := base + e.t.offset
+		if e.contiguous {
+			out.Tensors[e.name] = Tensor{Shape: shape, Data: data[root][start : start+e.n : start+e.n]}
+			continue
+		}
+		if copies += e.n; copies > held {
+			return nil, fmt.Errorf("tensor %s: strided views copy more elements than the file's storages hold (%d)", e.name, held)
+		}
+		out.Tensors[e.name] = Tensor{Shape: shape, Data: e.t.gather(data[root], base, e.n)}
+	}
+	return out, nil
+}
+
+// findStateDict finds the state dict in what torch.load returns, says what held it, and
+// returns the top-level dict when it was a checkpoint (for its meta).
+func findStateDict(root any) (sd *pickle.Dict, container string, top *pickle.Dict, err error) {
+	d, ok := root.(*pickle.Dict)
+	if !ok {
+		if o, ok := root.(*pickle.Object); ok {
+			return nil, "", nil, fmt.Errorf("holds a %s.%s object, not a state_dict (a whole model? save model.state_dict() instead)", o.Module, o.Name)
+		}
+		return nil, "", nil, fmt.Errorf("holds a %s, not a state_dict", pickle.TypeName(root))
+	}
+	inner := func(d *pickle.Dict) *pickle.Dict {
+		for _, key := range []string{"state_dict", "model"} {
+			if v, ok := d.Get(key); ok {
+				if sd, ok := v.(*pickle.Dict); ok {
+					return sd
+				}
+			}
+		}
+		return nil
+	}
+	sd = inner(d)
+	if sd == nil {
+		return d, "state_dict", nil, nil
+	}
+	has := func(key string) bool { _, ok := d.Get(key); return ok }
+	switch {
+	case has("message_hub"):
+		container = "mmengine"
+	case has("meta"):
+		container = "mmcv"
+	case has("best_mIoU"):
+		container = "official"
+	default:
+		container = "checkpoint"
+	}
+	for range 4 { // {"model": {"state_dict": ...}} and the like
+		next := inner(sd)
+		if next == nil {
+			break
+		}
+		sd = next
+	}
+	return sd, container, d, nil
+}
+
+// readMeta reads an mmseg checkpoint's classes and palette.
+func readMeta(top *pickle.Dict) ([]string, [][3]uint8) {
+	get := func(d *pickle.Dict, key string) any {
+		if d == nil {
+			return nil
+		}
+		v, _ := d.Get(key)
+		return v
+	}
+	meta, _ := get(top, "meta").(*pickle.Dict)
+	classes, palette := get(meta, "CLASSES"), get(meta, "PALETTE")
+	if ds, ok := get(meta, "dataset_meta").(*pickle.Dict); ok {
+		if classes == nil {
+			classes = get(ds, "classes")
+		}
+		if palette == nil {
+			palette = get(ds, "palette")
+		}
+	}
+	return names(classes), colors(palette)
+}
+
+// sequence returns a list's, tuple's or 1-D object array's items.
+func sequence(v any) ([]any, bool) {
+	switch v := v.(type) {
+	case pickle.Tuple:
+		return v, true
+	case *pickle.List:
+		return v.Items, true
+	case *pickle.NDArray:
+		if v.Items != nil {
+			return v.Items, len(v.Shape) == 1
+		}
+	}
+	return nil, false
+}
+
+func names(v any) []string {
+	items, ok := sequence(v)
+	if !ok {
+		return nil
+	}
+	out := make([]string, len(items))
+	for i, x := range items {
+		if out[i], ok = x.(string); !ok {
+			return nil
+		}
+	}
+	return out
+}
+
+func colors(v any) [][3]uint8 {
+	var rows [][]int64
+	if a, ok := v.(*pickle.NDArray); ok && a.Items == nil {
+		if len(a.Shape) != 2 || a.Shape[1] != 3 {
+			return nil
+		}
+		flat, err := a.Int64s()
 		if err != nil {
-			return nil, fmt.Errorf("tensor %s: %w", name, err)
+			return nil
 		}
-		if data != nil {
-			out[name] = Tensor{Shape: slices.Clone(t.Size), Data: data}
+		for i := 0; i < len(flat); i += 3 {
+			rows = append(rows, flat[i:i+3])
 		}
-	}
-	return out, nil
-}
-
-// stateDict finds the name → value map in what torch.load returns.
-func stateDict(obj any) (map[string]any, error) {
-	entries := map[string]any{}
-	switch d := obj.(type) {
-	case *types.OrderedDict:
-		for e := d.List.Front(); e != nil; e = e.Next() {
-			entry := e.Value.(*types.OrderedDictEntry)
-			if k, ok := entry.Key.(string); ok {
-				entries[k] = entry.Value
+	} else {
+		items, ok := sequence(v)
+		if !ok {
+			return nil
+		}
+		for _, item := range items {
+			var row []int64
+			if a, ok := item.(*pickle.NDArray); ok && a.Items == nil {
+				row, _ = a.Int64s()
+			} else if xs, ok := sequence(item); ok {
+				for _, x := range xs {
+					n, ok := x.(int64)
+					if !ok {
+						return nil
+					}
+					row = append(row, n)
+				}
 			}
+			rows = append(rows, row)
 		}
-	case *types.Dict:
-		for _, entry := range *d {
-			if k, ok := entry.Key.(string); ok {
-				entries[k] = entry.Value
+	}
+	out := make([][3]uint8, len(rows))
+	for i, row := range rows {
+		if len(row) != 3 {
+			return nil
+		}
+		for j, c := range row {
+			if c < 0 || c > 255 {
+				return nil
 			}
-		}
-	default:
-		return nil, fmt.Errorf("holds a %T, not a state_dict", obj)
-	}
-	for _, key := range []string{"state_dict", "model"} {
-		if inner, ok := entries[key]; ok {
-			return stateDict(inner)
+			out[i][j] = uint8(c)
 		}
 	}
-	return entries, nil
-}
-
-// floats reads a tensor's values in row-major order (nil for integer tensors).
-func floats(t *pytorch.Tensor) ([]float32, error) {
-	var src []float32
-	switch s := t.Source.(type) {
-	case *pytorch.FloatStorage:
-		src = s.Data
-	case *pytorch.HalfStorage:
-		src = s.Data
-	case *pytorch.DoubleStorage:
-		src = make([]float32, len(s.Data))
-		for i, v := range s.Data {
-			src[i] = float32(v)
-		}
-	default:
-		return nil, nil
-	}
-	n := 1
-	for _, d := range t.Size {
-		n *= d
-	}
-	out := make([]float32, n)
-	idx := make([]int, len(t.Size))
-	for i := range out {
-		off := t.StorageOffset
-		for k, v := range idx {
-			off += v * t.Stride[k]
-		}
-		if off < 0 || off >= len(src) {
-			return nil, fmt.Errorf("reads past its storage (offset %d of %d)", off, len(src))
-		}
-		out[i] = src[off]
-		for k := len(idx) - 1; k >= 0; k-- { // next index, row-major
-			if idx[k]++; idx[k] < t.Size[k] {
-				break
-			}
-			idx[k] = 0
-		}
-	}
-	return out, nil
+	return out
 }
 
 // Report is what Apply did.

@@ -1,8 +1,11 @@
 package weights
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -158,7 +161,8 @@ func TestSafetensors(t *testing.T) {
 	}
 }
 
-// Whatever a .pth file holds, reading it is an error or a result, never a crash.
+// Whatever a .pth file holds, reading it is an error or a result, never a crash, and never
+// more memory than the file can account for.
 func FuzzLoadTorch(f *testing.F) {
 	raw, err := os.ReadFile(filepath.Join("testdata", "hrnet_tiny_fixed.pth"))
 	if err != nil {
@@ -166,12 +170,47 @@ func FuzzLoadTorch(f *testing.F) {
 	}
 	f.Add(raw[:4096])
 	f.Add([]byte("PK\x03\x04"))
-	dir := f.TempDir()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(dir, "f.pth")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Skip()
+	for _, name := range fixtures {
+		raw, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
 		}
-		Load(path)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		readBytes(data)
+	})
+}
+
+// The same for the pickle inside a zip-format file: the fuzzer's data.pkl goes into a valid
+// zip with the fixture's storages (mutating the zip itself mostly breaks its CRCs).
+func FuzzZipPickle(f *testing.F) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "mmengine_zip.pth"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var others []record
+	for _, rec := range zr.File {
+		rc, err := rec.Open()
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			f.Fatal(err)
+		}
+		name := "a/" + rec.Name[strings.Index(rec.Name, "/")+1:]
+		if strings.HasSuffix(name, "/data.pkl") {
+			f.Add(b)
+		} else {
+			others = append(others, record{name, b})
+		}
+	}
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		readBytes(zipFile(t, append([]record{{"a/data.pkl", pkl}}, others...)...))
 	})
 }
