@@ -1,4 +1,4 @@
-package voc
+package dataset
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"gorgonia.org/tensor"
+
+	"github.com/segkit/segkit/voc"
 )
 
 // Batch is what a training step takes: images N×3×H×W and labels N×H×W (int32).
@@ -22,7 +24,7 @@ type Batch struct {
 // a batch ahead of the one being trained on.
 type Loader struct {
 	Data    Dataset
-	Aug     Augment
+	Aug     voc.Augment
 	Batch   int
 	Seed    uint64
 	Workers int  // 0 means 2
@@ -52,7 +54,7 @@ func (l *Loader) Skipped() []string {
 }
 
 // example loads and augments the sample at position pos of the epoch's order.
-func (l *Loader) example(order []int, epoch, pos int) (Example, error) {
+func (l *Loader) example(order []int, epoch, pos int) (voc.Example, error) {
 	for k := 0; k < len(order); k++ {
 		i := order[(pos+k)%len(order)]
 		s, err := l.Data.Load(i)
@@ -61,7 +63,7 @@ func (l *Loader) example(order []int, epoch, pos int) (Example, error) {
 			return l.Aug.Train(s, rng), nil
 		}
 		if !l.SkipBad {
-			return Example{}, err
+			return voc.Example{}, err
 		}
 		l.mu.Lock()
 		if !l.seen[i] {
@@ -73,13 +75,13 @@ func (l *Loader) example(order []int, epoch, pos int) (Example, error) {
 		}
 		l.mu.Unlock()
 	}
-	return Example{}, fmt.Errorf("no sample of the dataset could be read")
+	return voc.Example{}, fmt.Errorf("no sample of the dataset could be read")
 }
 
 // load builds batch index of epoch.
 func (l *Loader) load(order []int, epoch, index int) (Batch, error) {
 	n := l.Batch
-	examples := make([]Example, n)
+	examples := make([]voc.Example, n)
 	errs := make([]error, n)
 	workers := l.Workers
 	if workers <= 0 {

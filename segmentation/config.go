@@ -16,12 +16,12 @@ import (
 
 // Config is every setting of a training run; flags and a config file fill it.
 type Config struct {
-	Data       string  `json:"data" yaml:"data"`           // VOC root; "" is the built-in demo
+	Data       string  `json:"data" yaml:"data"`           // dataset root; "" is the built-in demo
 	Split      string  `json:"split" yaml:"split"`         // training split
 	ValSplit   string  `json:"val_split" yaml:"val_split"` // evaluation split
 	Model      string  `json:"model" yaml:"model"`         // HRNet config
 	Resize     string  `json:"resize" yaml:"resize"`       // fixed or dynopool
-	Crop       int     `json:"crop" yaml:"crop"`           // square training crop
+	Crop       int     `json:"crop" yaml:"crop"`           // training crop height (and width, but for CropW)
 	Batch      int     `json:"batch" yaml:"batch"`         //
 	Iters      int     `json:"iters" yaml:"iters"`         //
 	LR         float64 `json:"lr" yaml:"lr"`               //
@@ -49,6 +49,19 @@ type Config struct {
 	// every bilinear resize, and "mmseg" for mmsegmentation's two-step resizes (importer package).
 	AlignCorners bool   `json:"align_corners,omitempty" yaml:"align_corners,omitempty"`
 	Convention   string `json:"convention,omitempty" yaml:"convention,omitempty"`
+
+	// The dataset, its labels, and the augmentation and test protocol of its recipe (recipe.go).
+	// A zero value (a config written before these existed) keeps the earlier behaviour.
+	Dataset       string     `json:"dataset,omitempty" yaml:"dataset,omitempty"`           // a dataset.Names layout; "": recognised by Data's files
+	IgnoreIndex   *int       `json:"ignore_index,omitempty" yaml:"ignore_index,omitempty"` // mask value of void pixels; nil: the dataset's
+	ReduceZero    bool       `json:"reduce_zero_label,omitempty" yaml:"reduce_zero_label,omitempty"`
+	CropW         int        `json:"crop_w,omitempty" yaml:"crop_w,omitempty"`               // crop width; 0: Crop
+	Scale         [2]int     `json:"scale,omitempty" yaml:"scale,omitempty"`                 // rescale target (long, short); zero: 4·Crop × Crop
+	RatioRange    [2]float64 `json:"ratio_range,omitempty" yaml:"ratio_range,omitempty"`     // random ratio of Scale; zero: 0.5–2
+	CatMaxRatio   float64    `json:"cat_max_ratio,omitempty" yaml:"cat_max_ratio,omitempty"` // 0: 0.75; 1: no retries
+	NoPhotometric bool       `json:"no_photometric,omitempty" yaml:"no_photometric,omitempty"`
+	TestScale     [2]int     `json:"test_scale,omitempty" yaml:"test_scale,omitempty"` // evaluation rescale (long, short); zero: Scale
+	EvalMode      string     `json:"eval_mode,omitempty" yaml:"eval_mode,omitempty"`   // whole or slide (windows of the crop); "": whole
 }
 
 // ConventionMMSeg is Config.Convention for models imported from mmsegmentation: two-step fuse
@@ -137,6 +150,7 @@ func (c Config) Validate() error {
 	}
 	check(c.Batch >= 2, "--batch %d: batch norm in training mode needs batches of at least 2", c.Batch)
 	check(c.Crop >= 32, "--crop %d: at least 32", c.Crop)
+	errs = append(errs, c.dataErrors()...)
 	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
 	check(c.LR > 0, "--lr %g: must be positive", c.LR)
 	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)

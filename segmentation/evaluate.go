@@ -7,6 +7,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
@@ -31,19 +32,22 @@ type Inference struct {
 	AlignCorners bool
 }
 
-// TestInference is a run's test protocol: whole images at the test scale of its crop, slide
-// windows of the crop (two-thirds overlap), and the conventions of an imported model.
+// TestInference is a run's test protocol: its evaluation mode (whole images, or slide windows
+// of the crop with two-thirds overlap) at its test scale, and the conventions of an imported
+// model.
 func (c Config) TestInference() Inference {
-	return Inference{Aug: voc.DefaultAugment(c.Crop), Crop: c.Crop, Stride: max(1, c.Crop*2/3),
+	return Inference{Aug: c.TestAugment(), Slide: c.EvalMode == EvalSlide, Crop: c.Crop, Stride: max(1, c.Crop*2/3),
 		MMSeg: c.Convention == ConventionMMSeg, AlignCorners: c.AlignCorners}
 }
 
 // MultiScales are the test-time scales of "ms" (voc-miou.md).
 var MultiScales = []float64{0.5, 0.75, 1.0, 1.25, 1.5, 1.75}
 
-// SetOptions applies the command-line mode (whole or slide) and TTA list (flip, ms).
+// SetOptions applies the command-line mode (whole or slide; "" keeps the run's) and TTA list
+// (flip, ms).
 func (inf *Inference) SetOptions(mode, tta string) error {
 	switch mode {
+	case "":
 	case "whole":
 		inf.Slide = false
 	case "slide":
@@ -257,7 +261,7 @@ func softmax(t []float32, c, n int) {
 
 // Evaluate segments every sample of data and returns the confusion matrix over all of them;
 // each is also passed to save when it is not nil. Memory does not grow with the number of images.
-func (inf Inference) Evaluate(net *nn.Net, data voc.Dataset, save func(id string, m voc.Mask) error) (*metrics.Confusion, error) {
+func (inf Inference) Evaluate(net *nn.Net, data dataset.Dataset, save func(id string, m voc.Mask) error) (*metrics.Confusion, error) {
 	conf := metrics.NewConfusion(len(data.Classes()), voc.Ignore)
 	for i := 0; i < data.Len(); i++ {
 		s, err := data.Load(i)

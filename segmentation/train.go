@@ -17,6 +17,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"gorgonia.org/tensor"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/kernels"
@@ -28,55 +29,13 @@ import (
 
 // subset is some samples of a dataset.
 type subset struct {
-	voc.Dataset
+	dataset.Dataset
 	idx []int
 }
 
 func (s subset) Len() int                       { return len(s.idx) }
 func (s subset) ID(i int) string                { return s.Dataset.ID(s.idx[i]) }
 func (s subset) Load(i int) (voc.Sample, error) { return s.Dataset.Load(s.idx[i]) }
-
-// OpenData returns the training and evaluation datasets of c: the demo (its first fifth for
-// evaluation), a VOC root (a directory with JPEGImages), or a folder dataset: DIR/images,
-// DIR/masks, DIR/classes.txt (one class name per line) and the split lists DIR/<split>.txt.
-func OpenData(c Config) (train, val voc.Dataset, err error) {
-	if c.Data == "" {
-		n := max(c.DemoImages, 10)
-		d := voc.Demo{Seed: 1000 + c.Seed, N: n, Size: c.Crop}
-		var tr, va []int
-		for i := 0; i < n; i++ {
-			if i < n/5 {
-				va = append(va, i)
-			} else {
-				tr = append(tr, i)
-			}
-		}
-		return subset{d, tr}, subset{d, va}, nil
-	}
-	if _, err := os.Stat(filepath.Join(c.Data, "images")); err == nil {
-		names, err := voc.ReadClassNames(filepath.Join(c.Data, "classes.txt"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("folder dataset %s: %w", c.Data, err)
-		}
-		open := func(split string) (voc.Dataset, error) {
-			return voc.OpenFolder(filepath.Join(c.Data, "images"), filepath.Join(c.Data, "masks"), filepath.Join(c.Data, split+".txt"), names, 0)
-		}
-		if train, err = open(c.Split); err != nil {
-			return nil, nil, err
-		}
-		if val, err = open(c.ValSplit); err != nil {
-			return nil, nil, err
-		}
-		return train, val, nil
-	}
-	if train, err = voc.OpenVOC(c.Data, c.Split); err != nil {
-		return nil, nil, err
-	}
-	if val, err = voc.OpenVOC(c.Data, c.ValSplit); err != nil {
-		return nil, nil, err
-	}
-	return train, val, nil
-}
 
 // Schedule returns the learning rate of iteration it: linear warm-up, then mmseg's poly decay.
 func (c Config) Schedule(it int) float64 {
@@ -94,6 +53,7 @@ type Summary struct {
 	Dir      string         `json:"dir"`
 	Iters    int            `json:"iters"`
 	Crop     int            `json:"crop"` // the run's (a resumed run's is its checkpoint's)
+	CropW    int            `json:"crop_w"`
 	Final    metrics.Result `json:"final"`
 	BestMIoU float64        `json:"best_miou"`
 	BestIter int            `json:"best_iter"`
@@ -149,11 +109,10 @@ type Run struct {
 	opt       *nn.SGD
 	state     State
 	classes   []string
-	train     voc.Dataset
-	val       voc.Dataset
-	aug       voc.Augment
-	loader    *voc.Loader
-	stream    *voc.Stream
+	train     dataset.Dataset
+	val       dataset.Dataset
+	loader    *dataset.Loader
+	stream    *dataset.Stream
 	tracker   dynopool.Tracker
 	logFile   *os.File
 	progress  *progressbar.ProgressBar
@@ -207,7 +166,7 @@ func (r *Run) Train() (Summary, error) {
 		return Summary{}, err
 	}
 	if err := r.loop(); err != nil {
-		return Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop}, err
+		return Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, CropW: r.Cfg.CropW}, err
 	}
 	return r.finish(start)
 }
@@ -257,14 +216,18 @@ func (r *Run) resume() (*Checkpoint, error) {
 // setup opens the data, builds the model (from the checkpoint, or in a new run directory), the
 // log, the loader, the optimiser and the progress display.
 func (r *Run) setup(ck *Checkpoint) error {
-	c := r.Cfg
-	if err := c.Validate(); err != nil {
+	if err := r.Cfg.Validate(); err != nil {
 		return err
 	}
-	train, val, err := OpenData(c)
+	data, c, err := r.Cfg.openData()
 	if err != nil {
 		return err
 	}
+	// Every setting the run uses is explicit in config.json and the checkpoints, so that eval
+	// and segpredict reuse the dataset's test protocol.
+	c = c.WithDefaults()
+	r.Cfg, r.state.Config = c, c
+	train, val := data.Train, data.Val
 	r.train, r.val, r.classes = train, val, train.Classes()
 	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
 		return err
@@ -279,7 +242,7 @@ func (r *Run) setup(ck *Checkpoint) error {
 			}
 		}
 	} else {
-		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes}
+		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
 		if err := r.newRunDir(); err != nil {
 			return err
 		}
@@ -289,13 +252,15 @@ func (r *Run) setup(ck *Checkpoint) error {
 			}
 		}
 	}
+	if r.state.Palette == nil {
+		r.state.Palette = data.Palette
+	}
 	r.state.KernelWorkers, r.state.GOMAXPROCS = kernels.Workers, runtime.GOMAXPROCS(0)
 	if err := r.openLog(); err != nil {
 		return err
 	}
 	r.writeLog(map[string]any{"iter": r.state.Iter, "kernel_workers": r.state.KernelWorkers, "gomaxprocs": r.state.GOMAXPROCS})
-	r.aug = voc.DefaultAugment(c.Crop)
-	r.loader = &voc.Loader{Data: train, Aug: r.aug, Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
+	r.loader = &dataset.Loader{Data: train, Aug: c.TrainAugment(), Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
 	r.stream = r.loader.Stream(r.state.Epoch, r.state.Batch)
 	r.opt = &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
 		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
@@ -310,11 +275,31 @@ func (r *Run) setup(ck *Checkpoint) error {
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("it"), progressbar.OptionFullWidth())
 		r.progress.Set(r.state.Iter)
 	}
+	r.printData(data)
 	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
 		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
 	r.tracker.Log = func(msg string) { r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg}) }
 	r.observeSizes()
 	return nil
+}
+
+// printData says which dataset the run reads and how.
+func (r *Run) printData(d Data) {
+	c := r.Cfg
+	if c.Data == "" {
+		return
+	}
+	how := "--dataset " + c.Dataset
+	if d.Found != "" {
+		how = "recognised by " + d.Found
+	}
+	r.printf("data: %s (%s)\n", d.Title, how)
+	for _, n := range d.Notes {
+		r.printf("  %s\n", n)
+	}
+	h, w := c.CropSize()
+	r.printf("  crops %dx%d of images rescaled to %dx%d × %g–%g; evaluation: %s at %dx%d\n",
+		h, w, c.Scale[0], c.Scale[1], c.RatioRange[0], c.RatioRange[1], c.EvalMode, c.TestScale[0], c.TestScale[1])
 }
 
 // close releases what setup opened.
@@ -367,6 +352,7 @@ func (r *Run) loop() error {
 // weights as they are), then advances the iteration and the data position.
 func (r *Run) step() (nn.Losses, error) {
 	c, it := r.Cfg, r.state.Iter
+	h, w := c.CropSize()
 	r.opt.LR = c.Schedule(it)
 	b, err := r.stream.Next()
 	if err != nil {
@@ -378,7 +364,7 @@ func (r *Run) step() (nn.Losses, error) {
 	}
 	if bad := nonFinite(losses, r.net.Params); bad == "" {
 		r.opt.Step(r.net.Params)
-		r.model.ClampAlphas(r.net.Params, c.Crop, c.Crop)
+		r.model.ClampAlphas(r.net.Params, h, w)
 	} else if c.SkipNaN { // the iteration counts, the weights stay
 		r.printf("iteration %d: %s; batch skipped\n", it+1, bad)
 		r.writeLog(map[string]any{"iter": it + 1, "skipped_batch": bad})
@@ -432,7 +418,7 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 		r.progress.Finish()
 		fmt.Fprintln(r.Out)
 	}
-	sum := Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
+	sum := Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, CropW: r.Cfg.CropW, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
 		Sizes: r.branchSizes(), GMACs: r.gmacs(), Seconds: time.Since(start).Seconds()}
 	if r.state.Iter == r.Cfg.Iters {
 		res, err := r.finalResult()
@@ -541,11 +527,13 @@ func (r *Run) writeLog(entry map[string]any) {
 }
 
 func (r *Run) gmacs() float64 {
-	return math.Round(float64(r.model.MACs(r.net.Params, r.Cfg.Crop, r.Cfg.Crop))/1e6) / 1e3
+	h, w := r.Cfg.CropSize()
+	return math.Round(float64(r.model.MACs(r.net.Params, h, w))/1e6) / 1e3
 }
 
 func (r *Run) branchSizes() [][2]int {
-	s := r.model.LevelSizes(r.net.Params, r.Cfg.Crop, r.Cfg.Crop)
+	h, w := r.Cfg.CropSize()
+	s := r.model.LevelSizes(r.net.Params, h, w)
 	return [][2]int{s[2], s[3], s[4], s[5]}
 }
 
@@ -554,7 +542,8 @@ func (r *Run) observeSizes() {
 	if r.model.Resize != hrnet.DynOPool {
 		return
 	}
-	s := r.model.LevelSizes(r.net.Params, r.Cfg.Crop, r.Cfg.Crop)
+	h, w := r.Cfg.CropSize()
+	s := r.model.LevelSizes(r.net.Params, h, w)
 	for l := 1; l < len(s); l++ {
 		r.tracker.Observe("level "+hrnet.LevelNames[l], s[l][0], s[l][1])
 	}
@@ -562,7 +551,7 @@ func (r *Run) observeSizes() {
 
 // evaluate runs the evaluation split, prints the table and keeps the best checkpoint.
 func (r *Run) evaluate() (metrics.Result, error) {
-	conf, err := Inference{Aug: r.aug}.Evaluate(r.net, r.val, nil)
+	conf, err := r.Cfg.TestInference().Evaluate(r.net, r.val, nil)
 	if err != nil {
 		return metrics.Result{}, err
 	}

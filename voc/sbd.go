@@ -33,7 +33,7 @@ func ConvertSBD(sbdDir, vocRoot string) (SBDReport, error) {
 	var sets [4][]string
 	for i, path := range []string{filepath.Join(lists, "train.txt"), filepath.Join(lists, "val.txt"),
 		filepath.Join(sbd, "train.txt"), filepath.Join(sbd, "val.txt")} {
-		if sets[i], err = readIDs(path); err != nil {
+		if sets[i], err = ReadIDs(path); err != nil {
 			return SBDReport{}, err
 		}
 	}

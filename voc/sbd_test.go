@@ -30,7 +30,7 @@ func TestConvertSBD(t *testing.T) {
 	if rep.IDs != 5 || rep.FromSBD != 2 || rep.FromVOC != 3 {
 		t.Errorf("report %+v", rep)
 	}
-	ids, err := readIDs(filepath.Join(root, "ImageSets", "Segmentation", "trainaug.txt"))
+	ids, err := ReadIDs(filepath.Join(root, "ImageSets", "Segmentation", "trainaug.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

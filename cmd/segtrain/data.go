@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -35,6 +37,33 @@ and aug.txt. Then train with --split trainaug.`,
 	}
 	sbdCmd.Flags().StringVar(&sbd, "sbd", "", "SBD directory (benchmark_RELEASE or its dataset/)")
 	sbdCmd.Flags().StringVar(&root, "voc", "", "VOC 2012 root (VOCdevkit/VOC2012)")
-	cmd.AddCommand(sbdCmd)
+	cmd.AddCommand(sbdCmd, newCityscapesCmd())
+	return cmd
+}
+
+func newCityscapesCmd() *cobra.Command {
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "cityscapes ROOT",
+		Short: "Write Cityscapes' *_gtFine_labelTrainIds.png masks from the *_gtFine_labelIds.png",
+		Long: `cityscapes writes, next to every gtFine/<split>/<city>/*_gtFine_labelIds.png of the Cityscapes
+root, the *_gtFine_labelTrainIds.png mask that mmseg trains on (8-bit grey: the 19 train ids, 255
+void), as cityscapesScripts' createTrainIdLabelImgs does. segtrain reads the labelIds masks
+without it too, mapping them on load; with the trainIds files it reads those.`,
+		Example: "  segtrain data cityscapes data/cityscapes",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if workers < 1 {
+				return usageError{fmt.Errorf("--workers %d: at least 1", workers)}
+			}
+			n, err := dataset.ConvertCityscapes(args[0], workers)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d *_gtFine_labelTrainIds.png masks\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "goroutines converting masks")
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/segmentation"
 )
 
@@ -44,12 +45,29 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 		fs.Float64Var(p, name, *p, usage)
 		t.set[name] = func(dst, src *segmentation.Config) { *field(dst) = *field(src) }
 	}
-	str(&c.Data, "data", "VOC 2012 root (default: the built-in demo dataset)", func(c *segmentation.Config) *string { return &c.Data })
+	str(&c.Data, "data", "dataset root, its layout recognised by its files: VOC 2012, Cityscapes, ADE20K, Pascal Context, CamVid (SegNet's) or a folder dataset (default: the built-in demo dataset)", func(c *segmentation.Config) *string { return &c.Data })
+	str(&c.Dataset, "dataset", "the dataset's layout, instead of recognising it: "+strings.Join(dataset.Names(), ", ")+"; its recipe gives the defaults (segtrain recipe NAME)", func(c *segmentation.Config) *string { return &c.Dataset })
 	str(&c.Split, "split", "training split", func(c *segmentation.Config) *string { return &c.Split })
 	str(&c.ValSplit, "val-split", "evaluation split", func(c *segmentation.Config) *string { return &c.ValSplit })
 	str(&c.Model, "model", "HRNet config: w18_small_v1, w18_small_v2, w18, w32, w48", func(c *segmentation.Config) *string { return &c.Model })
 	str(&c.Resize, "resize", "fixed or dynopool", func(c *segmentation.Config) *string { return &c.Resize })
-	num(&c.Crop, "crop", "square training crop", func(c *segmentation.Config) *int { return &c.Crop })
+	custom := func(v pflag.Value, name, usage string, fields func(dst, src *segmentation.Config)) {
+		fs.Var(v, name, usage)
+		t.set[name] = fields
+	}
+	custom(cropValue{c}, "crop", "training crop H or HxW (a crop other than the recipe's keeps its scales in proportion)", func(dst, src *segmentation.Config) {
+		dst.Crop, dst.CropW = src.Crop, src.CropW
+	})
+	custom(scaleValue{&c.Scale}, "scale", "rescale target LONGxSHORT (fit, keeping the aspect), times a random ratio", func(dst, src *segmentation.Config) { dst.Scale = src.Scale })
+	custom(ratioValue{&c.RatioRange}, "ratio-range", "random ratio range MIN,MAX of the scale", func(dst, src *segmentation.Config) { dst.RatioRange = src.RatioRange })
+	flt(&c.CatMaxRatio, "cat-max-ratio", "retry a crop (up to 10 times) while one class covers this share of it (1: no retries)", func(c *segmentation.Config) *float64 { return &c.CatMaxRatio })
+	fs.BoolVar(&c.NoPhotometric, "no-photometric", false, "no photometric distortion (brightness, contrast, saturation, hue)")
+	t.set["no-photometric"] = func(dst, src *segmentation.Config) { dst.NoPhotometric = src.NoPhotometric }
+	custom(scaleValue{&c.TestScale}, "test-scale", "evaluation rescale LONGxSHORT", func(dst, src *segmentation.Config) { dst.TestScale = src.TestScale })
+	str(&c.EvalMode, "eval-mode", "evaluation: whole (whole images) or slide (windows of the crop, 2/3 overlap)", func(c *segmentation.Config) *string { return &c.EvalMode })
+	custom(ignoreValue{&c.IgnoreIndex}, "ignore-index", "mask value of void pixels (default: the dataset's: 255, CamVid 11)", func(dst, src *segmentation.Config) { dst.IgnoreIndex = src.IgnoreIndex })
+	fs.BoolVar(&c.ReduceZero, "reduce-zero-label", false, "mask value 0 is void and k is class k−1 (always for ADE20K and Pascal Context 59)")
+	t.set["reduce-zero-label"] = func(dst, src *segmentation.Config) { dst.ReduceZero = src.ReduceZero }
 	num(&c.Batch, "batch", "batch size (at least 2: batch norm)", func(c *segmentation.Config) *int { return &c.Batch })
 	num(&c.Iters, "iters", "training iterations", func(c *segmentation.Config) *int { return &c.Iters })
 	flt(&c.LR, "lr", "learning rate", func(c *segmentation.Config) *float64 { return &c.LR })
@@ -81,26 +99,33 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	return t
 }
 
-// config returns the settings: the demo's or (with data, from a flag or the config file)
-// mmseg's defaults, the config file, then the flags the user set.
-func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
-	cfg := segmentation.DemoConfig()
-	if t.configFile != "" {
-		file, err := segmentation.LoadConfig(t.configFile, segmentation.Config{})
-		if err != nil {
-			return cfg, usageError{fmt.Errorf("--config: %w", err)}
-		}
-		if file.Data != "" {
-			cfg = segmentation.DefaultConfig()
-		}
-	}
-	if fs.Changed("data") {
-		cfg = segmentation.DefaultConfig()
-	}
+// config returns the settings: the demo's, or with a dataset (from --data, --dataset or the
+// config file) its recipe; then the config file, then the flags the user set. A crop other than
+// the recipe's keeps the recipe's scales in proportion unless they are given. The string says
+// which layout --data was recognised as and whose recipe applies.
+func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, error) {
+	var file segmentation.Config
 	if t.configFile != "" {
 		var err error
+		if file, err = segmentation.LoadConfig(t.configFile, segmentation.Config{}); err != nil {
+			return file, "", usageError{fmt.Errorf("--config: %w", err)}
+		}
+	}
+	data, name := file.Data, file.Dataset
+	if fs.Changed("data") {
+		data = t.cfg.Data
+	}
+	if fs.Changed("dataset") {
+		name = t.cfg.Dataset
+	}
+	base, said, err := recipeBase(data, name)
+	if err != nil {
+		return base, "", err
+	}
+	cfg := base
+	if t.configFile != "" {
 		if cfg, err = segmentation.LoadConfig(t.configFile, cfg); err != nil {
-			return cfg, usageError{fmt.Errorf("--config: %w", err)}
+			return cfg, "", usageError{fmt.Errorf("--config: %w", err)}
 		}
 	}
 	fs.Visit(func(f *pflag.Flag) {
@@ -108,10 +133,39 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, error) {
 			set(&cfg, &t.cfg)
 		}
 	})
-	if err := cfg.Validate(); err != nil {
-		return cfg, usageError{err}
+	scaled := base.ScaleCrop(cfg.CropSize())
+	if !fs.Changed("scale") && file.Scale == [2]int{} {
+		cfg.Scale = scaled.Scale
 	}
-	return cfg, nil
+	if !fs.Changed("test-scale") && file.TestScale == [2]int{} {
+		cfg.TestScale = scaled.TestScale
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, "", usageError{err}
+	}
+	return cfg, said, nil
+}
+
+// recipeBase returns the defaults for a dataset root and layout name: the demo's without
+// either, else the layout's recipe (the layout recognised by data's files when name is empty),
+// with a line saying which.
+func recipeBase(data, name string) (segmentation.Config, string, error) {
+	if data == "" && name == "" {
+		return segmentation.DemoConfig(), "", nil
+	}
+	said := ""
+	if name == "" {
+		found, err := dataset.Detect(data)
+		if err != nil {
+			return segmentation.Config{}, "", usageError{fmt.Errorf("--data: %w", err)}
+		}
+		name, said = found.Name, fmt.Sprintf("--data %s: %s recognised by %s\n", data, found.Name, found.By)
+	}
+	r, err := segmentation.RecipeFor(name)
+	if err != nil {
+		return segmentation.Config{}, "", usageError{fmt.Errorf("--dataset: %w", err)}
+	}
+	return r.Config, said + fmt.Sprintf("recipe of %s: %s ('segtrain recipe %s' shows it)\n", name, r.Source, name), nil
 }
 
 // resumeOverrides returns the settings (Config keys) the user set for a resumed run; a flag
@@ -145,8 +199,12 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		if run.Override, err = t.resumeOverrides(cmd.Flags()); err != nil {
 			return err
 		}
-	} else if run.Cfg, err = t.config(cmd.Flags()); err != nil {
-		return err
+	} else {
+		var said string
+		if run.Cfg, said, err = t.config(cmd.Flags()); err != nil {
+			return err
+		}
+		fmt.Fprint(cmd.OutOrStdout(), said)
 	}
 	// Ctrl-C (or SIGTERM): finish the step, write a checkpoint, exit; a second one exits at once.
 	signals := make(chan os.Signal, 2)
@@ -173,7 +231,11 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\ndone in %.0f s: %d iterations, final mIoU %.2f (aAcc %.2f, mAcc %.2f), best %.2f at iteration %d\n",
 		sum.Seconds, sum.Iters, 100*sum.Final.MIoU, 100*sum.Final.AAcc, 100*sum.Final.MAcc, 100*sum.BestMIoU, sum.BestIter)
-	fmt.Fprintf(out, "branch sizes at the %d crop: %v, %.3f GMACs per image\nrun directory: %s\n", sum.Crop, sum.Sizes, sum.GMACs, sum.Dir)
+	crop := fmt.Sprint(sum.Crop)
+	if sum.CropW != 0 && sum.CropW != sum.Crop {
+		crop = fmt.Sprintf("%dx%d", sum.Crop, sum.CropW)
+	}
+	fmt.Fprintf(out, "branch sizes at the %s crop: %v, %.3f GMACs per image\nrun directory: %s\n", crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
 }
 

@@ -1,0 +1,186 @@
+package segmentation
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/voc"
+)
+
+// Evaluation modes (Config.EvalMode).
+const (
+	EvalWhole = "whole"
+	EvalSlide = "slide"
+)
+
+// CropSize is the training crop (height, width).
+func (c Config) CropSize() (h, w int) {
+	if c.CropW > 0 {
+		return c.Crop, c.CropW
+	}
+	return c.Crop, c.Crop
+}
+
+// WithDefaults returns c with its zero augmentation and test settings made explicit, as they
+// were before they could be set: a 4·crop × crop rescale (of the crop's short side) with ratios
+// 0.5–2, crops retried while a class covers 75%, photometric distortion, and whole-image
+// evaluation at the training scale.
+func (c Config) WithDefaults() Config {
+	h, w := c.CropSize()
+	c.CropW = w
+	if c.Scale == [2]int{} {
+		short := min(h, w)
+		c.Scale = [2]int{4 * short, short}
+	}
+	if c.RatioRange == [2]float64{} {
+		c.RatioRange = [2]float64{0.5, 2}
+	}
+	if c.CatMaxRatio == 0 {
+		c.CatMaxRatio = 0.75
+	}
+	if c.TestScale == [2]int{} {
+		c.TestScale = c.Scale
+	}
+	if c.EvalMode == "" {
+		c.EvalMode = EvalWhole
+	}
+	return c
+}
+
+// ScaleCrop sets the crop to h×w and keeps the rescale and test scales in proportion to it (by
+// the crop's short side), as a smaller crop of the same recipe: 512×1024 → 256×512 halves
+// Cityscapes' 2048×1024 scale. Zero scales already follow the crop.
+func (c Config) ScaleCrop(h, w int) Config {
+	oh, ow := c.CropSize()
+	f := float64(min(h, w)) / float64(min(oh, ow))
+	for _, s := range []*[2]int{&c.Scale, &c.TestScale} {
+		if *s != [2]int{} {
+			*s = [2]int{max(1, int(float64(s[0])*f+0.5)), max(1, int(float64(s[1])*f+0.5))}
+		}
+	}
+	c.Crop, c.CropW = h, 0
+	if w != h {
+		c.CropW = w
+	}
+	return c
+}
+
+// TrainAugment is the run's training transform.
+func (c Config) TrainAugment() voc.Augment {
+	c = c.WithDefaults()
+	a := voc.DefaultAugment(c.Crop)
+	a.Crop = [2]int{c.Crop, c.CropW}
+	a.Scale, a.Ratio, a.CatMaxRatio, a.Photometric = c.Scale, c.RatioRange, c.CatMaxRatio, !c.NoPhotometric
+	return a
+}
+
+// TestAugment is the run's test transform: rescale to fit TestScale, normalise.
+func (c Config) TestAugment() voc.Augment {
+	a := c.TrainAugment()
+	a.Scale = c.WithDefaults().TestScale
+	return a
+}
+
+// dataErrors reports dataset and augmentation settings that cannot work, naming their flags.
+func (c Config) dataErrors() []error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	if c.Dataset != "" {
+		if _, err := dataset.Lookup(c.Dataset); err != nil {
+			check(false, "--dataset: %v", err)
+		}
+		check(c.Data != "", "--dataset %s needs --data, the dataset's root", c.Dataset)
+	}
+	check(c.CropW == 0 || c.CropW >= 32, "--crop %dx%d: at least 32", c.Crop, c.CropW)
+	check(c.Scale == [2]int{} || c.Scale[0] > 0 && c.Scale[1] > 0, "--scale %dx%d: LONGxSHORT, both positive", c.Scale[0], c.Scale[1])
+	check(c.TestScale == [2]int{} || c.TestScale[0] > 0 && c.TestScale[1] > 0, "--test-scale %dx%d: LONGxSHORT, both positive", c.TestScale[0], c.TestScale[1])
+	r := c.RatioRange
+	check(r == [2]float64{} || r[0] > 0 && r[0] <= r[1], "--ratio-range %g,%g: MIN,MAX with 0 < MIN ≤ MAX", r[0], r[1])
+	check(c.CatMaxRatio >= 0 && c.CatMaxRatio <= 1, "--cat-max-ratio %g: in (0, 1] (1: no retries)", c.CatMaxRatio)
+	check(c.IgnoreIndex == nil || *c.IgnoreIndex >= 0 && *c.IgnoreIndex <= 255, "--ignore-index %d: a mask value, 0–255", deref(c.IgnoreIndex))
+	check(slices.Contains([]string{"", EvalWhole, EvalSlide}, c.EvalMode), "--eval-mode %q: whole or slide", c.EvalMode)
+	if h, w := c.CropSize(); c.EvalMode == EvalSlide && h != w {
+		check(false, "--eval-mode slide: its windows are square crops, and the crop is %dx%d", h, w)
+	}
+	return errs
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// Data is a run's dataset, opened.
+type Data struct {
+	Train, Val dataset.Dataset
+	Title      string     // "Cityscapes", "the demo dataset"
+	Found      string     // the files that gave the layout away, when it was recognised
+	Notes      []string   // how it is read, when that needs saying
+	Palette    [][3]uint8 // the classes' colours (nil: VOC's)
+}
+
+// OpenData returns the training and evaluation splits of c's dataset.
+func OpenData(c Config) (train, val dataset.Dataset, err error) {
+	d, _, err := c.openData()
+	return d.Train, d.Val, err
+}
+
+// openData opens c's dataset: the demo (its first fifth for evaluation) when c.Data is empty,
+// else the layout c.Dataset or, when that is empty, the one Data's files show. It returns c
+// with the dataset and its label settings made explicit (they go into config.json and the
+// checkpoints).
+func (c Config) openData() (Data, Config, error) {
+	if c.Data == "" {
+		n := max(c.DemoImages, 10)
+		d := voc.Demo{Seed: 1000 + c.Seed, N: n, Size: c.Crop}
+		var tr, va []int
+		for i := 0; i < n; i++ {
+			if i < n/5 {
+				va = append(va, i)
+			} else {
+				tr = append(tr, i)
+			}
+		}
+		return Data{Train: subset{d, tr}, Val: subset{d, va}, Title: "the demo dataset"}, c, nil
+	}
+	var data Data
+	if c.Dataset == "" {
+		found, err := dataset.Detect(c.Data)
+		if err != nil {
+			return data, c, err
+		}
+		c.Dataset, data.Found = found.Name, found.By
+	}
+	info, err := dataset.Lookup(c.Dataset)
+	if err != nil {
+		return data, c, err
+	}
+	opt := dataset.Options{Void: c.IgnoreIndex, ReduceZero: c.ReduceZero}
+	train, err := dataset.Open(c.Dataset, c.Data, c.Split, opt)
+	if err != nil {
+		return data, c, err
+	}
+	val, err := dataset.Open(c.Dataset, c.Data, c.ValSplit, opt)
+	if err != nil {
+		return data, c, err
+	}
+	data = Data{Train: train, Val: val, Title: info.Title, Found: data.Found}
+	for _, note := range []string{train.Note, val.Note} {
+		if note != "" && !slices.Contains(data.Notes, note) {
+			data.Notes = append(data.Notes, note)
+		}
+	}
+	if c.Dataset != dataset.VOC && c.Dataset != dataset.Folder {
+		data.Palette = info.Colors()
+	}
+	void := train.Labels.Void
+	c.IgnoreIndex, c.ReduceZero = &void, train.Labels.ReduceZero
+	return data, c, nil
+}
