@@ -91,11 +91,12 @@ func showRecipeDefaults(cmd *cobra.Command, t *trainFlags) {
 	base, said := segmentation.DefaultConfig(), ""
 	if data != "" || name != "" {
 		var err error
-		if base, said, err = recipeBase(data, name); err != nil {
+		var recognised string
+		if base, recognised, said, err = recipeBase(data, name); err != nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "segtrain: %v\n\n", err)
 			return
 		}
-		said += "The defaults below are that recipe's.\n\n"
+		said = recognised + said + "The defaults below are that recipe's.\n\n"
 	}
 	t.cfg = base.WithDefaults()
 	fs.VisitAll(func(f *pflag.Flag) {

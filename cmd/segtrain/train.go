@@ -118,7 +118,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, err
 	if fs.Changed("dataset") {
 		name = t.cfg.Dataset
 	}
-	base, said, err := recipeBase(data, name)
+	base, _, said, err := recipeBase(data, name)
 	if err != nil {
 		return base, "", err
 	}
@@ -147,25 +147,30 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, err
 }
 
 // recipeBase returns the defaults for a dataset root and layout name: the demo's without
-// either, else the layout's recipe (the layout recognised by data's files when name is empty),
-// with a line saying which.
-func recipeBase(data, name string) (segmentation.Config, string, error) {
+// either, else the layout's recipe (the layout recognised by data's files when name is empty:
+// the recipe then leaves the dataset for the run to recognise and say), with lines saying
+// which layout was recognised and whose recipe it is.
+func recipeBase(data, name string) (cfg segmentation.Config, recognised, recipe string, err error) {
 	if data == "" && name == "" {
-		return segmentation.DemoConfig(), "", nil
+		return segmentation.DemoConfig(), "", "", nil
 	}
-	said := ""
-	if name == "" {
+	detected := name == ""
+	if detected {
 		found, err := dataset.Detect(data)
 		if err != nil {
-			return segmentation.Config{}, "", usageError{fmt.Errorf("--data: %w", err)}
+			return cfg, "", "", usageError{fmt.Errorf("--data: %w", err)}
 		}
-		name, said = found.Name, fmt.Sprintf("--data %s: %s recognised by %s\n", data, found.Name, found.By)
+		name, recognised = found.Name, fmt.Sprintf("--data %s: %s recognised by %s\n", data, found.Name, found.By)
 	}
 	r, err := segmentation.RecipeFor(name)
 	if err != nil {
-		return segmentation.Config{}, "", usageError{fmt.Errorf("--dataset: %w", err)}
+		return cfg, "", "", usageError{fmt.Errorf("--dataset: %w", err)}
 	}
-	return r.Config, said + fmt.Sprintf("recipe of %s: %s ('segtrain recipe %s' shows it)\n", name, r.Source, name), nil
+	cfg = r.Config
+	if detected {
+		cfg.Dataset = ""
+	}
+	return cfg, recognised, fmt.Sprintf("recipe of %s: %s ('segtrain recipe %s' shows it)\n", name, r.Source, name), nil
 }
 
 // resumeOverrides returns the settings (Config keys) the user set for a resumed run; a flag
