@@ -200,3 +200,14 @@ func TestRecipeConfigFile(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 }
+
+// eval and segpredict leave the run's evaluation mode alone unless --mode names one.
+func TestModeDefault(t *testing.T) {
+	inf := Inference{Slide: true}
+	if err := inf.SetOptions("", ""); err != nil || !inf.Slide {
+		t.Errorf("no --mode: slide %v (%v)", inf.Slide, err)
+	}
+	if err := inf.SetOptions("whole", ""); err != nil || inf.Slide {
+		t.Errorf("--mode whole: slide %v (%v)", inf.Slide, err)
+	}
+}

@@ -73,11 +73,11 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 	f.StringVar(&o.out, "out", ".", "output directory")
 	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
 	f.Float64Var(&o.opacity, "opacity", 0.5, "overlay opacity of the class colours (0: the image, 1: the colours)")
-	f.StringVar(&o.mode, "mode", "whole", "whole (the whole image) or slide (windows of --crop)")
+	f.StringVar(&o.mode, "mode", "", "whole (the whole image) or slide (windows of --crop) (default: the run's --eval-mode)")
 	f.IntVar(&o.crop, "crop", 0, "with --mode slide: window size (default: the training crop)")
 	f.IntVar(&o.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
 	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
-	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the training's, 2048x512 for 512 crops)")
+	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the run's --test-scale)")
 	return cmd
 }
 

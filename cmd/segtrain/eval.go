@@ -81,9 +81,9 @@ grey indices, or VOC-palette colours.`,
 	f.IntVar(&classes, "classes", 21, "number of classes")
 	f.StringVar(&jsonOut, "json", "", "also write the metrics to this JSON file")
 	f.StringVar(&ck.path, "checkpoint", "", "evaluate this checkpoint (a .safetensors written by segtrain)")
-	f.StringVar(&ck.data, "data", "", "with --checkpoint: VOC root (default: the run's data)")
+	f.StringVar(&ck.data, "data", "", "with --checkpoint: dataset root (default: the run's data; read as the run's dataset)")
 	f.StringVar(&ck.split, "split", "", "with --checkpoint: split (default: the run's evaluation split)")
-	f.StringVar(&ck.mode, "mode", "whole", "with --checkpoint: whole (the whole image) or slide (windows of the crop)")
+	f.StringVar(&ck.mode, "mode", "", "with --checkpoint: whole (the whole image) or slide (windows of the crop) (default: the run's --eval-mode)")
 	f.StringVar(&ck.tta, "tta", "", "with --checkpoint: test-time augmentation, any of flip,ms (scales 0.5–1.75)")
 	f.StringVar(&ck.saveDir, "save-dir", "", "with --checkpoint: also write the predicted masks here (<id>.png)")
 	return cmd
