@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/importer"
 )
 
 // Config is every setting of a training run; flags and a config file fill it.
@@ -63,10 +64,6 @@ type Config struct {
 	TestScale     [2]int     `json:"test_scale,omitempty" yaml:"test_scale,omitempty"` // evaluation rescale (long, short); zero: Scale
 	EvalMode      string     `json:"eval_mode,omitempty" yaml:"eval_mode,omitempty"`   // whole or slide (windows of the crop); "": whole
 }
-
-// ConventionMMSeg is Config.Convention for models imported from mmsegmentation: two-step fuse
-// up-sampling and logits path, unpadded slide windows.
-const ConventionMMSeg = "mmseg"
 
 // DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.
 func DefaultConfig() Config {
@@ -159,7 +156,7 @@ func (c Config) Validate() error {
 	}
 	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
 	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
-	check(c.Convention == "" || c.Convention == ConventionMMSeg, "convention %q: empty (segkit's) or %q", c.Convention, ConventionMMSeg)
+	check(c.Convention == "" || c.Convention == importer.ConventionMMSeg, "convention %q: empty (segkit's) or %q", c.Convention, importer.ConventionMMSeg)
 	if len(errs) > 0 {
 		return SettingError{errors.Join(errs...)}
 	}

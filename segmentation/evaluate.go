@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/importer"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
@@ -37,7 +38,7 @@ type Inference struct {
 // model.
 func (c Config) TestInference() Inference {
 	return Inference{Aug: c.TestAugment(), Slide: c.EvalMode == EvalSlide, Crop: c.Crop, Stride: max(1, c.Crop*2/3),
-		MMSeg: c.Convention == ConventionMMSeg, AlignCorners: c.AlignCorners}
+		MMSeg: c.Convention == importer.ConventionMMSeg, AlignCorners: c.AlignCorners}
 }
 
 // MultiScales are the test-time scales of "ms" (voc-miou.md).

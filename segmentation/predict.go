@@ -26,9 +26,10 @@ type Predictor struct {
 	Inference Inference
 }
 
-// NewPredictor loads a checkpoint; inference defaults to the run's test transform.
-func NewPredictor(checkpoint string) (*Predictor, error) {
-	ck, err := LoadCheckpoint(checkpoint)
+// NewPredictor loads a checkpoint (or a PyTorch model, imported: OpenCheckpoint); inference
+// defaults to the run's test transform.
+func NewPredictor(checkpoint string, imp ImportOptions) (*Predictor, error) {
+	ck, err := OpenCheckpoint(checkpoint, imp)
 	if err != nil {
 		return nil, err
 	}

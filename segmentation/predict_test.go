@@ -18,7 +18,7 @@ func trainedPredictor(t *testing.T) *Predictor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPredictor(filepath.Join(sum.Dir, "best.safetensors"))
+	p, err := NewPredictor(filepath.Join(sum.Dir, "best.safetensors"), ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

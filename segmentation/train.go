@@ -20,6 +20,7 @@ import (
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/importer"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
@@ -70,7 +71,7 @@ func newModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 		return nil, nil, err
 	}
 	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
-	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == ConventionMMSeg
+	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == importer.ConventionMMSeg
 	net := nn.NewNet(m, c.Seed)
 	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
 		return nil, nil, err
@@ -478,14 +479,28 @@ func (r *Run) newRunDir() error {
 }
 
 func (r *Run) loadPretrained(path string) error {
-	tensors, err := weights.Load(path)
+	f, err := weights.Read(path)
 	if err != nil {
 		return err
 	}
+	tensors := f.Tensors
+	if !segkitNames(tensors) {
+		// Trained elsewhere (mmseg, official, an ImageNet backbone): segkit's names and layout.
+		m, err := importer.Convert(f, importer.Options{})
+		if err != nil {
+			return fmt.Errorf("pretrained %s: %w", path, err)
+		}
+		r.printf("pretrained %s: %s HRNetV2-%s; %v\n", path, m.Family, m.Config, m.Report)
+		if m.Config != r.Cfg.Model {
+			return SettingError{fmt.Errorf("pretrained %s is HRNetV2-%s: train it with --model %s", path, m.Config, m.Config)}
+		}
+		tensors = m.Tensors
+	}
 	// The alphas are ours; the head's last conv depends on the class count: leave it when it
-	// does not fit.
+	// does not fit, and the whole head when the file has none (an ImageNet backbone).
 	skip := func(p *nn.Param, file *weights.Tensor) bool {
 		return strings.HasPrefix(p.Name, "pools.") ||
+			strings.HasPrefix(p.Name, "last_layer.") && file == nil ||
 			strings.HasPrefix(p.Name, "last_layer.3.") && file != nil && !slices.Equal(file.Shape, []int(p.Value.Shape()))
 	}
 	rep := weights.Apply(r.net.Params, tensors, skip)
@@ -603,4 +618,14 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// segkitNames reports whether tensors are named as segkit's checkpoints name them ("param/...").
+func segkitNames(tensors map[string]weights.Tensor) bool {
+	for name := range tensors {
+		if strings.HasPrefix(name, "param/") {
+			return true
+		}
+	}
+	return false
 }

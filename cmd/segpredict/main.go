@@ -42,6 +42,7 @@ type options struct {
 	checkpoint, out, mode, tta, scale, format string
 	crop, stride                              int
 	opacity                                   float64
+	imp                                       *segmentation.ImportFlags
 }
 
 func newCmd() *cobra.Command {
@@ -69,7 +70,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := cmd.Flags()
-	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use (default: runs/latest/best.safetensors)")
+	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use: segtrain's .safetensors or a PyTorch model (mmseg, official HRNet) (default: runs/latest/best.safetensors)")
 	f.StringVar(&o.out, "out", ".", "output directory")
 	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
 	f.Float64Var(&o.opacity, "opacity", 0.5, "overlay opacity of the class colours (0: the image, 1: the colours)")
@@ -78,6 +79,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 	f.IntVar(&o.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
 	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
 	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the run's --test-scale)")
+	o.imp = segmentation.AddImportFlags(f)
 	return cmd
 }
 
@@ -94,12 +96,16 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	if err := configure(&segmentation.Inference{}, o, cmd.Flags()); err != nil {
 		return usageError{err}
 	}
+	imp, err := o.imp.Options()
+	if err != nil {
+		return usageError{err}
+	}
 	if o.checkpoint == "" {
 		if o.checkpoint, err = segmentation.LatestCheckpoint("runs"); err != nil {
 			return err
 		}
 	}
-	p, err := segmentation.NewPredictor(o.checkpoint)
+	p, err := segmentation.NewPredictor(o.checkpoint, imp)
 	if err != nil {
 		return err
 	}

@@ -132,3 +132,51 @@ func TestSegpredictSkipsMissingInputs(t *testing.T) {
 		t.Errorf("the good image was not segmented: %v\n%s", err, stdout.String())
 	}
 }
+
+// A PyTorch model is used directly: mmseg's file with its own class names and palette.
+func TestSegpredictPyTorchModel(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "a.png")
+	writePNG(t, img, 37, 29)
+	out, err := runCLI("--checkpoint", "../../importer/testdata/mmseg_0x.pth", "--out", dir, "--format", "index,color", img)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	f, err := os.Open(filepath.Join(dir, "a_color.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	col, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file's palette (make_fixtures.py): every pixel has one of its eight colours.
+	palette := map[[3]uint8]bool{{0, 0, 0}: true, {128, 64, 128}: true, {220, 20, 60}: true, {0, 0, 142}: true,
+		{107, 142, 35}: true, {70, 130, 180}: true, {70, 70, 70}: true, {0, 80, 100}: true}
+	b := col.Bounds()
+	if b.Dx() != 37 || b.Dy() != 29 {
+		t.Fatalf("colour image %v, want 37×29", b)
+	}
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			r, g, bl, _ := col.At(x, y).RGBA()
+			if c := [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8)}; !palette[c] {
+				t.Fatalf("pixel (%d, %d) has colour %v, not one of the file's palette", x, y, c)
+			}
+		}
+	}
+	names := []string{"background", "road", "person", "car", "tree", "sky", "building", "water"}
+	if !containsAny(out, names) {
+		t.Errorf("output names none of the file's classes: %s", out)
+	}
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}

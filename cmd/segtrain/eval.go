@@ -23,6 +23,7 @@ func newEvalCmd() *cobra.Command {
 		predDir, gtDir, idsFile, jsonOut string
 		classes                          int
 		ck                               checkpointEval
+		imp                              *segmentation.ImportFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -44,6 +45,10 @@ grey indices, or VOC-palette colours.`,
 				if err := (&segmentation.Inference{}).SetOptions(ck.mode, ck.tta); err != nil {
 					return usageError{err}
 				}
+				var err error
+				if ck.imp, err = imp.Options(); err != nil {
+					return usageError{err}
+				}
 				res, n, err := ck.run()
 				if err != nil {
 					return err
@@ -53,7 +58,8 @@ grey indices, or VOC-palette colours.`,
 			if predDir == "" || gtDir == "" {
 				return usageError{errors.New("give --checkpoint, or --pred-dir and --gt-dir")}
 			}
-			if err := refuseIdle(cmd, "without --checkpoint (saved masks are compared as they are)", "data", "split", "mode", "tta", "save-dir"); err != nil {
+			if err := refuseIdle(cmd, "without --checkpoint (saved masks are compared as they are)", "data", "split", "mode", "tta", "save-dir",
+				"class-names", "bn", "align-corners"); err != nil {
 				return err
 			}
 			if classes < 1 || classes > 255 {
@@ -80,12 +86,13 @@ grey indices, or VOC-palette colours.`,
 	f.StringVar(&idsFile, "ids", "", "file listing the ids to evaluate, one per line (default: every PNG in --gt-dir)")
 	f.IntVar(&classes, "classes", 21, "number of classes")
 	f.StringVar(&jsonOut, "json", "", "also write the metrics to this JSON file")
-	f.StringVar(&ck.path, "checkpoint", "", "evaluate this checkpoint (a .safetensors written by segtrain)")
+	f.StringVar(&ck.path, "checkpoint", "", "evaluate this checkpoint: segtrain's .safetensors, or a PyTorch model (mmseg, official HRNet)")
 	f.StringVar(&ck.data, "data", "", "with --checkpoint: dataset root (default: the run's data; read as the run's dataset)")
 	f.StringVar(&ck.split, "split", "", "with --checkpoint: split (default: the run's evaluation split)")
 	f.StringVar(&ck.mode, "mode", "", "with --checkpoint: whole (the whole image) or slide (windows of the crop) (default: the run's --eval-mode)")
 	f.StringVar(&ck.tta, "tta", "", "with --checkpoint: test-time augmentation, any of flip,ms (scales 0.5–1.75)")
 	f.StringVar(&ck.saveDir, "save-dir", "", "with --checkpoint: also write the predicted masks here (<id>.png)")
+	imp = segmentation.AddImportFlags(f)
 	return cmd
 }
 
@@ -118,12 +125,18 @@ func report(cmd *cobra.Command, images int, res metrics.Result, jsonOut string) 
 }
 
 // checkpointEval evaluates a checkpoint.
-type checkpointEval struct{ path, data, split, mode, tta, saveDir string }
+type checkpointEval struct {
+	path, data, split, mode, tta, saveDir string
+	imp                                   segmentation.ImportOptions
+}
 
 func (e checkpointEval) run() (metrics.Result, int, error) {
-	ck, err := segmentation.LoadCheckpoint(e.path)
+	ck, err := segmentation.OpenCheckpoint(e.path, e.imp)
 	if err != nil {
 		return metrics.Result{}, 0, err
+	}
+	if ck.State.Imported != nil && e.data == "" {
+		return metrics.Result{}, 0, usageError{fmt.Errorf("--data: %s was trained with PyTorch, so there is no run data to default to", e.path)}
 	}
 	cfg := ck.State.Config
 	if e.data != "" {
@@ -135,6 +148,9 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 	_, val, err := segmentation.OpenData(cfg)
 	if err != nil {
 		return metrics.Result{}, 0, err
+	}
+	if n := len(ck.State.Classes); n > 0 && n != len(val.Classes()) {
+		return metrics.Result{}, 0, fmt.Errorf("%s has %d classes, the dataset %d", e.path, n, len(val.Classes()))
 	}
 	_, net, err := segmentation.LoadModel(ck, len(val.Classes()))
 	if err != nil {
