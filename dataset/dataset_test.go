@@ -355,3 +355,33 @@ func TestInfo(t *testing.T) {
 		t.Errorf("unknown dataset: %v", err)
 	}
 }
+
+// mmseg's data/VOCdevkit holds VOC2012 and VOC2010 (Pascal Context, whose directory has VOC's
+// files too): each directory is recognised as its dataset, the devkit is ambiguous, and a named
+// layout finds its directory in it.
+func TestDetectVOCdevkit(t *testing.T) {
+	devkit := t.TempDir()
+	if _, err := tree.Write(dataset.VOC, filepath.Join(devkit, "VOC2012")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.Write(dataset.PascalContext59, filepath.Join(devkit, "VOC2010")); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(devkit, "VOC2010", "ImageSets", "Segmentation"), 0o755)
+	if f, err := dataset.Detect(filepath.Join(devkit, "VOC2010")); err != nil || f.Name != dataset.PascalContext59 {
+		t.Errorf("VOC2010: %+v, %v", f, err)
+	}
+	if f, err := dataset.Detect(filepath.Join(devkit, "VOC2012")); err != nil || f.Name != dataset.VOC {
+		t.Errorf("VOC2012: %+v, %v", f, err)
+	}
+	_, err := dataset.Detect(devkit)
+	if err == nil || !strings.Contains(err.Error(), devkit+" holds more than one dataset: pascal_context_59 (JPEGImages/, SegmentationClassContext/ in "+
+		filepath.Join(devkit, "VOC2010")+"), voc (JPEGImages/, ImageSets/Segmentation/ in "+filepath.Join(devkit, "VOC2012")+")") {
+		t.Errorf("the devkit: %v", err)
+	}
+	for _, name := range []string{dataset.VOC, dataset.PascalContext59} {
+		if d, err := dataset.Open(name, devkit, "val", dataset.Options{}); err != nil || d.Len() != 2 {
+			t.Errorf("%s in the devkit: %v", name, err)
+		}
+	}
+}

@@ -49,52 +49,49 @@ type Found struct {
 	By   string // the files that gave it away
 }
 
-// layoutCheck recognises one layout: by returns what matched ("" when it does not).
+// layoutCheck recognises a layout by files in its directory: root or one in it.
 type layoutCheck struct {
 	name, lookedFor string
-	by              func(root string) string
+	dir             func(root string) string
+	files           []string // a trailing / asks for a directory
 }
 
-// The checks in order: Pascal Context before VOC, since a VOC2010 root holds both.
 var layoutChecks = []layoutCheck{
-	{Folder, "images/, masks/ and classes.txt (folder)", func(r string) string {
-		return allOf(r, "images/", "masks/", "classes.txt")
-	}},
-	{Cityscapes, "leftImg8bit/ and gtFine/ (Cityscapes)", func(r string) string {
-		return allOf(r, "leftImg8bit/", "gtFine/")
-	}},
-	{ADE20K, "[ADEChallengeData2016/]images/training/ and annotations/training/ (ADE20K)", func(r string) string {
-		return allOf(adeRoot(r), "images/training/", "annotations/training/")
-	}},
-	{PascalContext59, "[VOC2010/]JPEGImages/ and SegmentationClassContext/ (Pascal Context)", func(r string) string {
-		return allOf(contextRoot(r), "JPEGImages/", "SegmentationClassContext/")
-	}},
-	{VOC, "[VOC2012/]JPEGImages/ and ImageSets/Segmentation/ (VOC 2012)", func(r string) string {
-		if isDir(filepath.Join(r, "VOC2012", "JPEGImages")) {
-			r = filepath.Join(r, "VOC2012")
-		}
-		return allOf(r, "JPEGImages/", "ImageSets/Segmentation/")
-	}},
-	{CamVid, "[CamVid/]train/ and trainannot/ (CamVid, SegNet's layout)", func(r string) string {
-		return allOf(camVidRoot(r), "train/", "trainannot/")
-	}},
+	{Folder, "images/, masks/ and classes.txt (folder)", same, []string{"images/", "masks/", "classes.txt"}},
+	{Cityscapes, "leftImg8bit/ and gtFine/ (Cityscapes)", same, []string{"leftImg8bit/", "gtFine/"}},
+	{ADE20K, "[ADEChallengeData2016/]images/training/ and annotations/training/ (ADE20K)", adeRoot,
+		[]string{"images/training/", "annotations/training/"}},
+	{PascalContext59, "[VOC2010/]JPEGImages/ and SegmentationClassContext/ (Pascal Context)", contextRoot,
+		[]string{"JPEGImages/", "SegmentationClassContext/"}},
+	{VOC, "[VOC2012/]JPEGImages/ and ImageSets/Segmentation/ (VOC 2012)", vocRoot, []string{"JPEGImages/", "ImageSets/Segmentation/"}},
+	{CamVid, "[CamVid/]train/ and trainannot/ (CamVid, SegNet's layout)", camVidRoot, []string{"train/", "trainannot/"}},
 }
 
-// allOf returns the names (relative to root, or with root's last elements when it was a
-// sub-directory) when all exist under root, and "" otherwise; a trailing / asks for a directory.
-func allOf(root string, names ...string) string {
+func same(root string) string { return root }
+
+// vocRoot is the VOC2012 directory of a VOC root: root or the one in it.
+func vocRoot(root string) string {
+	if sub := filepath.Join(root, "VOC2012"); isDir(filepath.Join(sub, "JPEGImages")) {
+		return sub
+	}
+	return root
+}
+
+// allOf reports whether all the names exist in dir.
+func allOf(dir string, names []string) bool {
 	for _, n := range names {
-		path := filepath.Join(root, n)
+		path := filepath.Join(dir, n)
 		if strings.HasSuffix(n, "/") && !isDir(path) || !strings.HasSuffix(n, "/") && !isFile(path) {
-			return ""
+			return false
 		}
 	}
-	return strings.Join(names, ", ") + " in " + root
+	return true
 }
 
 // Detect recognises the layout of the dataset at root by its files. Pascal Context is taken as
 // its 59-class version (mmseg's and HRNet's usual one; --dataset pascal_context for 60). A root
-// that matches nothing is an error listing what was looked for.
+// that matches nothing is an error listing what was looked for; one that holds two datasets
+// (a VOCdevkit with VOC2012 and VOC2010) is an error naming both.
 func Detect(root string) (Found, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -103,15 +100,29 @@ func Detect(root string) (Found, error) {
 	if !st.IsDir() {
 		return Found{}, fmt.Errorf("%s is not a directory: --data takes a dataset's root directory", root)
 	}
-	var looked []string
+	var looked, names []string
+	var found []Found
+	dirs := map[string]string{}
 	for _, c := range layoutChecks {
-		if by := c.by(root); by != "" {
-			return Found{Name: c.name, By: by}, nil
-		}
 		looked = append(looked, c.lookedFor)
+		dir := c.dir(root)
+		// A VOC2010 directory with Pascal Context's masks holds VOC's files too: it is Pascal Context.
+		if !allOf(dir, c.files) || c.name == VOC && dirs[PascalContext59] == dir {
+			continue
+		}
+		dirs[c.name] = dir
+		found = append(found, Found{Name: c.name, By: strings.Join(c.files, ", ") + " in " + dir})
+		names = append(names, c.name+" ("+found[len(found)-1].By+")")
 	}
-	return Found{}, fmt.Errorf("%s: no dataset layout recognised; looked for %s (or name the layout with --dataset)",
-		root, strings.Join(looked, "; "))
+	switch len(found) {
+	case 0:
+		return Found{}, fmt.Errorf("%s: no dataset layout recognised; looked for %s (or name the layout with --dataset)",
+			root, strings.Join(looked, "; "))
+	case 1:
+		return found[0], nil
+	}
+	return Found{}, fmt.Errorf("%s holds more than one dataset: %s; give the root of one, or name the layout with --dataset",
+		root, strings.Join(names, ", "))
 }
 
 // pairUp matches images with masks by id; an image without a mask, or a mask without an
