@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/importer"
 	"github.com/segkit/segkit/nn"
-	"github.com/segkit/segkit/voc"
 	"github.com/segkit/segkit/weights"
 )
 
@@ -77,23 +77,10 @@ func ImportModel(path string, opt ImportOptions) (*Import, error) {
 	if m.Family == importer.Backbone {
 		return nil, fmt.Errorf("%s: an ImageNet HRNet-%s backbone without a segmentation head: fine-tune from it with segtrain --pretrained", path, m.Config)
 	}
-	names := m.Names
-	switch {
-	case opt.Classes != nil && len(opt.Classes) != m.Classes:
-		return nil, fmt.Errorf("%s: %d class names given for a model with %d classes", path, len(opt.Classes), m.Classes)
-	case opt.Classes != nil:
-		names = opt.Classes
-	case names == nil && m.Classes == len(voc.ClassNames):
-		names = voc.ClassNames
-	case names == nil:
-		names = make([]string, m.Classes)
-		for i := range names {
-			names[i] = fmt.Sprintf("class %d", i)
-		}
+	cfg, names, palette, err := importSettings(m, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	cfg := DefaultConfig()
-	cfg.Model, cfg.Resize, cfg.Crop = m.Config, string(hrnet.Fixed), testCrop(m.Classes)
-	cfg.AlignCorners, cfg.Convention = m.AlignCorners, m.Convention
 	_, net, err := newModel(cfg, m.Classes)
 	if err != nil {
 		return nil, err
@@ -101,7 +88,7 @@ func ImportModel(path string, opt ImportOptions) (*Import, error) {
 	if rep := weights.Apply(net.Params, m.Tensors, nil); !rep.OK() || len(rep.Unexpected) > 0 {
 		return nil, fmt.Errorf("%s: the %s checkpoint does not fit HRNetV2-%s: %v", path, m.Family, m.Config, rep)
 	}
-	st := State{BestMIoU: -1, Config: cfg, Classes: names, Palette: m.Palette,
+	st := State{BestMIoU: -1, Config: cfg, Classes: names, Palette: palette,
 		Imported: &Imported{From: path, Family: string(m.Family), Container: m.Container, ABN: m.ABN, Report: m.Report.String()}}
 	return &Import{Net: net, State: st, Model: m}, nil
 }
@@ -118,12 +105,42 @@ func (im *Import) Checkpoint() *Checkpoint {
 // Save writes the imported model as a segkit checkpoint.
 func (im *Import) Save(path string) error { return SaveCheckpoint(path, im.Net.Params, im.State) }
 
-// testCrop is the crop whose test scale (4·crop × crop, voc.DefaultAugment) is mmseg's for the
-// dataset a class count suggests: Cityscapes (19) is tested at 2048×1024, VOC, ADE20K and the
-// rest at 2048×512.
-func testCrop(classes int) int {
-	if classes == 19 {
-		return 1024
+// importSettings are an imported model's settings, class names and colours: the test protocol
+// (mmseg's recipe) and default names and colours of the dataset its class count suggests; names
+// from opt or the file come first.
+func importSettings(m *importer.Model, opt ImportOptions) (Config, []string, [][3]uint8, error) {
+	cfg, info := DefaultConfig(), dataset.Info{}
+	if name, ok := datasetByClasses[m.Classes]; ok {
+		r, err := RecipeFor(name)
+		if err != nil {
+			return Config{}, nil, nil, err
+		}
+		cfg = r.Config
+		info, _ = dataset.Lookup(name)
 	}
-	return 512
+	names, palette := m.Names, m.Palette
+	switch {
+	case opt.Classes != nil && len(opt.Classes) != m.Classes:
+		return Config{}, nil, nil, fmt.Errorf("%d class names given for a model with %d classes", len(opt.Classes), m.Classes)
+	case opt.Classes != nil:
+		names = opt.Classes
+	case names == nil && info.Classes != nil:
+		names = info.Classes
+	case names == nil:
+		names = make([]string, m.Classes)
+		for i := range names {
+			names[i] = fmt.Sprintf("class %d", i)
+		}
+	}
+	if palette == nil && info.Classes != nil {
+		palette = info.Colors()
+	}
+	cfg.Model, cfg.Resize = m.Config, string(hrnet.Fixed)
+	cfg.AlignCorners, cfg.Convention = m.AlignCorners, m.Convention
+	return cfg, names, palette, nil
 }
+
+// datasetByClasses are the datasets whose models a class count suggests (mmseg's and the
+// official zoo: VOC, Cityscapes, ADE20K, Pascal Context 60 and 59; CamVid).
+var datasetByClasses = map[int]string{21: dataset.VOC, 19: dataset.Cityscapes, 150: dataset.ADE20K,
+	60: dataset.PascalContext, 59: dataset.PascalContext59, 11: dataset.CamVid}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,4 +171,42 @@ func TestPretrainedIntoDynOPool(t *testing.T) {
 	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err == nil || !strings.Contains(err.Error(), "--model w18_small_v1") {
 		t.Errorf("an HRNetV2-w18_small_v1 file into a w18_small_v2 run: %v", err)
 	}
+}
+
+// A model's class count suggests its dataset: its recipe's test protocol, and its names and
+// colours where the file has none; the file's names, or the user's, come first.
+func TestImportSettings(t *testing.T) {
+	for _, c := range []struct {
+		classes   int
+		fileNames []string
+		opt       ImportOptions
+		dataset   string
+		name0     string
+		slide     bool
+	}{
+		{19, nil, ImportOptions{}, "cityscapes", "road", false},
+		{150, nil, ImportOptions{}, "ade20k", "wall", false},
+		{59, nil, ImportOptions{}, "pascal_context_59", "aeroplane", true},
+		{21, nil, ImportOptions{}, "voc", "background", false},
+		{19, nil, ImportOptions{Classes: make19("x")}, "cityscapes", "x0", false},
+		{8, []string{"a", "b", "c", "d", "e", "f", "g", "h"}, ImportOptions{}, "", "a", false},
+		{7, nil, ImportOptions{}, "", "class 0", false},
+	} {
+		cfg, names, palette, err := importSettings(&importer.Model{Classes: c.classes, Names: c.fileNames}, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Dataset != c.dataset || len(names) != c.classes || names[0] != c.name0 || (cfg.EvalMode == EvalSlide) != c.slide ||
+			(c.dataset != "" && len(palette) != c.classes) {
+			t.Errorf("%d classes: dataset %q, names %v…, %d colours, eval mode %q", c.classes, cfg.Dataset, names[0], len(palette), cfg.EvalMode)
+		}
+	}
+}
+
+func make19(prefix string) []string {
+	out := make([]string, 19)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
 }

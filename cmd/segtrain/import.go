@@ -53,6 +53,15 @@ segpredict compute what PyTorch computes. ImageNet backbones are for segtrain --
 		}
 		fmt.Fprintf(w, "  forward: %s, align_corners=%v, BN: %s\n", conv, st.Config.AlignCorners, map[bool]string{true: "InPlaceABN (|γ|+eps folded)", false: "plain"}[m.ABN])
 		fmt.Fprintf(w, "  classes: %s\n", strings.Join(st.Classes, ", "))
+		test, mode := st.Config.WithDefaults(), "whole"
+		if test.EvalMode == segmentation.EvalSlide {
+			mode = fmt.Sprintf("slide %d×%d windows", test.Crop, test.Crop)
+		}
+		of := "segkit's default"
+		if test.Dataset != "" {
+			of = test.Dataset + "'s recipe, from the class count"
+		}
+		fmt.Fprintf(w, "  test protocol: %s, %s (%s; --mode overrides it in eval and segpredict, --scale in segpredict)\n", fmt.Sprintf("scale %dx%d", test.TestScale[0], test.TestScale[1]), mode, of)
 		fmt.Fprintf(w, "wrote %s\n", out)
 		return nil
 	}
