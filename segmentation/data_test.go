@@ -31,9 +31,13 @@ func TestLayoutsTrain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := r.Config.ScaleCrop(32, 32)
+			cropW, resize := 32, "fixed"
+			if name == dataset.CamVid { // CamVid's crops are not square: 32×48, with DynOPool's per-axis sizes
+				cropW, resize = 48, "dynopool"
+			}
+			c := r.Config.ScaleCrop(32, cropW)
 			c.Dataset, c.Data = "", root // recognised by its files
-			c.Model, c.Resize, c.Batch, c.Iters, c.EvalEvery, c.CkptEvery = "w18_small_v1", "fixed", 2, 1, 0, 0
+			c.Model, c.Resize, c.Batch, c.Iters, c.EvalEvery, c.CkptEvery = "w18_small_v1", resize, 2, 1, 0, 0
 			c.Split, c.ValSplit = datasettest.Splits[name][0], datasettest.Splits[name][1]
 			c.Out, c.Name = t.TempDir(), "run"
 			var out bytes.Buffer
@@ -61,7 +65,10 @@ func TestLayoutsTrain(t *testing.T) {
 			if err := json.Unmarshal(raw, &saved); err != nil {
 				t.Fatal(err)
 			}
-			want := r.Config.ScaleCrop(32, 32).WithDefaults()
+			want := r.Config.ScaleCrop(32, cropW).WithDefaults()
+			if sum.Crop != 32 || sum.CropW != cropW || name == dataset.CamVid && sum.Sizes[0] != [2]int{8, 12} {
+				t.Errorf("crop %dx%d, branch sizes %v", sum.Crop, sum.CropW, sum.Sizes)
+			}
 			if saved.Dataset != name || saved.IgnoreIndex == nil || *saved.IgnoreIndex != info.Void || saved.ReduceZero != info.ReduceZero ||
 				saved.Scale != want.Scale || saved.TestScale != want.TestScale || saved.EvalMode != want.EvalMode || saved.RatioRange != [2]float64{0.5, 2} {
 				t.Errorf("config.json: %s", raw)
