@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +57,48 @@ func TestImport(t *testing.T) {
 	if _, err := run("import", "../../importer/testdata/mmseg_0x.pth", "--class-names", names, "--align-corners", "-o", out); err == nil ||
 		!strings.Contains(err.Error(), "--align-corners") {
 		t.Errorf("--align-corners on an mmseg file: %v", err)
+	}
+}
+
+// eval takes a PyTorch model with --data: here mmseg's fixture (8 classes) on a folder dataset
+// of 8 classes, reported under the dataset's names.
+func TestEvalPyTorchModel(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"images", "masks"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := "sea\nland\nc\nd\ne\nf\ng\nh\n"
+	files := map[string]string{"classes.txt": names, "val.txt": "a\nb\n", "train.txt": "a\nb\n"}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range []string{"a", "b"} {
+		img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(p*(i+3)) | 3
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "images", id+".png"), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		labels := make([]uint8, 40*30)
+		for p := range labels {
+			labels[p] = uint8(p % 8)
+		}
+		writeMask(t, filepath.Join(dir, "masks", id+".png"), 40, 30, labels)
+	}
+	out, err := run("eval", "--checkpoint", "../../importer/testdata/mmseg_0x.pth", "--data", dir, "--split", "val")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "sea") || !strings.Contains(out, "mIoU") {
+		t.Errorf("the table lacks the dataset's classes:\n%s", out)
 	}
 }
