@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/segkit/segkit/internal/pickle"
@@ -206,8 +207,12 @@ func (f *torchFile) readRecord(rec *zip.File, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("record %s: %w", rec.Name, err)
 	}
 	defer rc.Close()
-	buf := make([]byte, rec.UncompressedSize64)
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	// A compressed record's declared size may lie: grow with what it really holds.
+	buf, err := io.ReadAll(io.LimitReader(rc, int64(min(rec.UncompressedSize64, math.MaxInt64))))
+	if err == nil && uint64(len(buf)) != rec.UncompressedSize64 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", rec.Name, err)
 	}
 	if err := atEOF(rc); err != nil {
@@ -509,6 +514,7 @@ func (f *torchFile) check(s *storage) error {
 // memory at once). check has been called.
 func (f *torchFile) floats(s *storage) ([]float32, error) {
 	var r io.Reader
+	grow := int64(0) // elements to allocate at first: all of them, but for compressed records
 	if f.legacy {
 		r = io.NewSectionReader(f.r, f.offsets[s.key], s.numel*s.dtype.size)
 	} else {
@@ -518,8 +524,14 @@ func (f *torchFile) floats(s *storage) ([]float32, error) {
 		}
 		defer rc.Close()
 		r = rc
+		if f.records[f.prefix+"data/"+s.key].Method != zip.Store { // declared sizes may lie
+			grow = min(s.numel, 1<<20)
+		}
 	}
-	out := make([]float32, s.numel)
+	if grow == 0 {
+		grow = s.numel
+	}
+	out := make([]float32, 0, grow)
 	size := s.dtype.size
 	buf := make([]byte, 64<<10)
 	for done := int64(0); done < s.numel; {
@@ -528,7 +540,8 @@ func (f *torchFile) floats(s *storage) ([]float32, error) {
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, fmt.Errorf("storage %s: %w", s.key, err)
 		}
-		dst := out[done : done+n]
+		out = slices.Grow(out, int(n))[:done+n]
+		dst := out[done:]
 		switch s.dtype.name {
 		case "float32":
 			for i := range dst {

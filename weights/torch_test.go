@@ -3,9 +3,11 @@ package weights
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -462,6 +464,125 @@ func TestTruncatedFixtures(t *testing.T) {
 			if _, err := readBytes(raw[:n]); err == nil {
 				t.Errorf("%s cut at %d of %d: no error", name, n, len(raw))
 			}
+		}
+	}
+}
+
+// Compressed records (a re-zipped file) read too; one whose header claims more than its data
+// holds is an error, and memory follows the data, not the claim.
+func TestDeflatedRecords(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, r := range []record{
+		{"a/data.pkl", stateDict(pstr("w"), rebuild(pidZip("FloatStorage", "0", 4), 0, []int64{2, 2}, []int64{1, 2}))},
+		{"a/data/0", floatsLE(1, 2, 3, 4)},
+	} {
+		f, err := zw.CreateHeader(&zip.FileHeader{Name: r.name, Method: zip.Deflate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(r.data)
+	}
+	zw.Close()
+	if f, err := readBytes(buf.Bytes()); err != nil || !slices.Equal(f.Tensors["w"].Data, []float32{1, 3, 2, 4}) {
+		t.Fatalf("deflated: %v", err)
+	}
+
+	// 64 KiB of noise deflated, declared as 64 MiB (within deflate's 1032-fold limit).
+	noise := make([]byte, 64<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, flate.BestSpeed)
+	fw.Write(noise)
+	fw.Close()
+	const claim = 64 << 20
+	buf.Reset()
+	zw = zip.NewWriter(&buf)
+	f, _ := zw.CreateHeader(&zip.FileHeader{Name: "a/data.pkl", Method: zip.Store})
+	f.Write(stateDict(pstr("w"), rebuild(pidZip("FloatStorage", "0", claim/4), 0, []int64{4}, []int64{1})))
+	raw, err := zw.CreateRaw(&zip.FileHeader{Name: "a/data/0", Method: zip.Deflate,
+		CompressedSize64: uint64(comp.Len()), UncompressedSize64: claim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Write(comp.Bytes())
+	zw.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = readBytes(buf.Bytes())
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "storage 0") {
+		t.Errorf("a record holding less than it claims: %v", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 32<<20 {
+		t.Errorf("allocated %d MiB for a 64 MiB claim backed by 64 KiB", d>>20)
+	}
+}
+
+// What else a state dict's pickle may hold: Parameters, tensor subclasses, cuda storages,
+// storages saved on their own, bare values.
+func TestStateDictEntries(t *testing.T) {
+	hooks := pk(0x89, "ccollections\nOrderedDict\n)R")
+	param := pk("ctorch._utils\n_rebuild_parameter\n(", rebuild(pidZip("FloatStorage", "0", 4), 0, []int64{4}, []int64{1}), hooks, "tR")
+	subclass := pk("ctorch._utils\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\ncmy\nTensor\n(",
+		pidZip("FloatStorage", "0", 4), pint(1), ptuple(2), ptuple(1), hooks, "t}tR")
+	sd := stateDict(
+		pstr("param"), param,
+		pstr("subclass"), subclass,
+		pstr("cuda"), rebuild(pk("(", pstr("storage"), "ctorch.cuda\nHalfStorage\n", pstr("1"), pstr("cuda:0"), pint(2), "tQ"), 0, []int64{2}, []int64{1}),
+		pstr("bytes"), rebuild(pk("(", pstr("storage"), "ctorch.storage\nUntypedStorage\n", pstr("2"), pstr("cpu"), pint(3), "tQ"), 0, []int64{3}, []int64{1}),
+		pstr("untyped"), pk("(", pstr("storage"), "ctorch.storage\nUntypedStorage\n", pstr("3"), pstr("cpu"), pint(3), "tQ"),
+		pstr("none"), pk("N"),
+		pstr("step"), pint(3),
+		pk("K", 1), rebuild(pidZip("FloatStorage", "0", 4), 0, []int64{1}, []int64{1}), // not a name
+	)
+	f, err := readBytes(zipFile(t, record{"a/data.pkl", pk(0x80, 2, "}(", pstr("model"), sd[2:len(sd)-1], "u.")},
+		record{"a/data/0", floatsLE(1, 2, 3, 4)}, record{"a/data/1", []byte{0x00, 0x3c, 0x00, 0xc0}},
+		record{"a/data/2", []byte{1, 2, 3}}, record{"a/data/3", []byte{1, 2, 3}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Tensor{"param": {[]int{4}, []float32{1, 2, 3, 4}}, "subclass": {[]int{2}, []float32{2, 3}}, "cuda": {[]int{2}, []float32{1, -2}}}
+	if !reflect.DeepEqual(f.Tensors, want) || !slices.Equal(f.Integer, []string{"bytes"}) || f.Container != "checkpoint" {
+		t.Errorf("got %v, integer %q, container %q", f.Tensors, f.Integer, f.Container)
+	}
+}
+
+// Classes and palette in the forms mmseg writes them; anything else is left out, not an error.
+func TestMetaForms(t *testing.T) {
+	dict := func(kv ...any) *pickle.Dict {
+		d := &pickle.Dict{}
+		for i := 0; i < len(kv); i += 2 {
+			d.Set(kv[i], kv[i+1])
+		}
+		return d
+	}
+	u8 := &pickle.DType{Str: "u1", Kind: 'u', Size: 1, Order: '|'}
+	arr := &pickle.NDArray{Shape: []int{2, 3}, DType: u8, Raw: []byte{1, 2, 3, 4, 5, 6}}
+	row := func(vs ...any) *pickle.List { return &pickle.List{Items: vs} }
+	for _, c := range []struct {
+		name    string
+		meta    *pickle.Dict
+		classes []string
+		palette [][3]uint8
+	}{
+		{"0.x ndarray palette", dict("CLASSES", pickle.Tuple{"a", "b"}, "PALETTE", arr), []string{"a", "b"}, [][3]uint8{{1, 2, 3}, {4, 5, 6}}},
+		{"1.x tuples", dict("dataset_meta", dict("classes", &pickle.List{Items: []any{"x"}}, "palette", row(pickle.Tuple{int64(9), int64(8), int64(7)}))),
+			[]string{"x"}, [][3]uint8{{9, 8, 7}}},
+		{"rows of arrays", dict("PALETTE", row(&pickle.NDArray{Shape: []int{3}, DType: u8, Raw: []byte{7, 7, 7}})), nil, [][3]uint8{{7, 7, 7}}},
+		{"out of range", dict("CLASSES", pickle.Tuple{"a", int64(1)}, "PALETTE", row(row(int64(256), int64(0), int64(0)))), nil, nil},
+		{"short row", dict("PALETTE", row(row(int64(1), int64(2)))), nil, nil},
+		{"float values", dict("PALETTE", row(row(1.5, 2.0, 3.0))), nil, nil},
+		{"None", dict("CLASSES", nil, "PALETTE", nil), nil, nil},
+		{"wrong array shape", dict("PALETTE", &pickle.NDArray{Shape: []int{6}, DType: u8, Raw: []byte{1, 2, 3, 4, 5, 6}}), nil, nil},
+	} {
+		classes, palette := readMeta(dict("meta", c.meta))
+		if !slices.Equal(classes, c.classes) || !reflect.DeepEqual(palette, c.palette) {
+			t.Errorf("%s: %q %v, want %q %v", c.name, classes, palette, c.classes, c.palette)
 		}
 	}
 }
