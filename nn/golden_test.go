@@ -150,11 +150,11 @@ func TestBatchNormGolden(t *testing.T) {
 
 func TestBilinearGolden(t *testing.T) {
 	var cases []struct {
-		Name     string
-		X, Y, DX golden.Tensor
-		GradY    golden.Tensor `json:"grad_y"`
-		OutSize      [2]int `json:"out_size"`
-		AlignCorners bool   `json:"align_corners"`
+		Name         string
+		X, Y, DX     golden.Tensor
+		GradY        golden.Tensor `json:"grad_y"`
+		OutSize      [2]int        `json:"out_size"`
+		AlignCorners bool          `json:"align_corners"`
 	}
 	check := func(path string) {
 		for _, c := range cases {
