@@ -159,6 +159,9 @@ func TestSafetensors(t *testing.T) {
 	if _, ok := got["steps"]; ok {
 		t.Error("an integer tensor was read as weights")
 	}
+	if f, err := Read(path); err != nil || f.Container != "safetensors" || !slices.Equal(f.Integer, []string{"steps"}) {
+		t.Errorf("Read: %+v, %v", f, err)
+	}
 }
 
 // Whatever a .pth file holds, reading it is an error or a result, never a crash, and never
