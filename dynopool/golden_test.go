@@ -141,7 +141,7 @@ func TestGolden(t *testing.T) {
 			for _, e := range errs {
 				worst = max(worst, e)
 			}
-			if worst > 1e-4 {
+			if !(worst <= 1e-4) {
 				t.Errorf("%s %s: relative errors y, dx, d(alpha|sizes) = %.2g", path, c.Name, errs)
 			} else {
 				t.Logf("%s %s: max relative error %.2g", path, c.Name, worst)

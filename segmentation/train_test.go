@@ -14,6 +14,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/voc"
 )
@@ -117,7 +118,7 @@ func TestSchedule(t *testing.T) {
 		it   int
 		want float64
 	}{{0, 0.001}, {9, 0.01}, {10, (0.01-1e-4)*math.Pow(0.99, 0.9) + 1e-4}, {500, (0.01-1e-4)*math.Pow(0.5, 0.9) + 1e-4}, {1000, 1e-4}} {
-		if got := c.Schedule(tc.it); math.Abs(got-tc.want) > 1e-15 {
+		if got := c.Schedule(tc.it); !numcheck.Close(got, tc.want, 1e-15) {
 			t.Errorf("iteration %d: lr %v, want %v", tc.it, got, tc.want)
 		}
 	}
