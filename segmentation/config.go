@@ -43,7 +43,8 @@ type Config struct {
 	Seed       uint64  `json:"seed" yaml:"seed"`
 	Workers    int     `json:"workers" yaml:"workers"`
 	LogEvery   int     `json:"log_every" yaml:"log_every"`
-	DemoImages int     `json:"demo_images" yaml:"demo_images"` // demo dataset size (train + val)
+	DemoImages int     `json:"demo_images" yaml:"demo_images"`                 // demo dataset size (train + val)
+	DemoSize   int     `json:"demo_size,omitempty" yaml:"demo_size,omitempty"` // demo images' side; 0: the crop
 	SkipBad    bool    `json:"skip_bad" yaml:"skip_bad"`
 	SkipNaN    bool    `json:"skip_nan" yaml:"skip_nan"` // skip a batch whose loss or gradients are not finite
 	// Forward conventions of a model imported from PyTorch (segtrain import): align_corners in

@@ -139,7 +139,11 @@ func OpenData(c Config) (train, val dataset.Dataset, err error) {
 func (c Config) openData() (Data, Config, error) {
 	if c.Data == "" {
 		n := max(c.DemoImages, 10)
-		d := voc.Demo{Seed: 1000 + c.Seed, N: n, Size: c.Crop}
+		size := c.DemoSize
+		if size == 0 {
+			size = c.Crop
+		}
+		d := voc.Demo{Seed: 1000 + c.Seed, N: n, Size: size}
 		var tr, va []int
 		for i := 0; i < n; i++ {
 			if i < n/5 {

@@ -1,0 +1,122 @@
+package segmentation
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A sweep of 2 budgets × 1 scale × 2 seeds: its directory, the summary's numbers equal to the
+// runs' own metrics.json, the plot; a second call skips the finished runs; an interrupted run is
+// resumed; another plan in the same directory is refused.
+func TestSweep(t *testing.T) {
+	c := tinyConfig(t)
+	c.Iters, c.DemoImages, c.AlphaLR = 3, 10, 0.05
+	dir := filepath.Join(t.TempDir(), "sweep")
+	var out strings.Builder
+	s := &Sweep{Base: c, Budgets: []float64{0.5, 1}, Scales: []float64{1}, Seeds: 2, Dir: dir, Out: &out}
+	plan := s.Plan()
+	if len(plan) != 6 || plan[0].Name != "dynopool_budget0.5_seed0" || plan[5].Name != "fixed_scale1_seed1" {
+		t.Fatalf("plan %v", plan)
+	}
+	// The first run was interrupted after 2 of its 3 iterations.
+	first := &Run{Cfg: plan[0].Config, Out: &strings.Builder{}, NoBar: true, StopAt: 2}
+	if _, err := first.Train(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Run()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "dynopool_budget0.5_seed0: resuming") {
+		t.Errorf("the interrupted run was not resumed:\n%s", out.String())
+	}
+	if l := losses(t, filepath.Join(dir, plan[0].Name)); len(l) != 3 {
+		t.Errorf("the resumed run logged iterations %v, want 1–3 once each", l)
+	}
+	for _, f := range []string{"sweep.json", "summary.json", "summary.csv", "frontier.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if len(rep.Rows) != 3 {
+		t.Fatalf("%d rows, want 3:\n%s", len(rep.Rows), rep.Table())
+	}
+	for _, row := range rep.Rows {
+		var ious []float64
+		for _, run := range plan {
+			if run.Kind != row.Kind || run.Value != row.Value {
+				continue
+			}
+			var m struct{ MIoU float64 }
+			raw, err := os.ReadFile(filepath.Join(dir, run.Name, "metrics.json"))
+			if err != nil || json.Unmarshal(raw, &m) != nil {
+				t.Fatalf("%s: %v", run.Name, err)
+			}
+			ious = append(ious, m.MIoU)
+		}
+		mean := (ious[0] + ious[1]) / 2
+		std := math.Abs(ious[0]-ious[1]) / math.Sqrt2
+		if row.Seeds != 2 || math.Abs(row.MIoU-mean) > 1e-12 || math.Abs(row.MIoUStd-std) > 1e-12 || !(row.GMACs > 0) || !(row.ImagesPerS > 0) ||
+			len(row.Sizes) != 2 || len(row.Sizes[0]) != 4 {
+			t.Errorf("row %+v; the runs' mIoU %v", row, ious)
+		}
+	}
+	// Pareto: no row is dominated by another on the front.
+	for _, a := range rep.Rows {
+		for _, b := range rep.Rows {
+			if a.Pareto && b.GMACs <= a.GMACs && b.MIoU >= a.MIoU && (b.GMACs < a.GMACs || b.MIoU > a.MIoU) {
+				t.Errorf("%+v is on the front but %+v dominates it", a, b)
+			}
+		}
+	}
+	stamp, _ := os.Stat(filepath.Join(dir, plan[3].Name, "metrics.json"))
+	out.Reset()
+	if _, err := s.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "finished before, skipped"); n != 6 {
+		t.Errorf("second call skipped %d of 6 runs:\n%s", n, out.String())
+	}
+	if again, _ := os.Stat(filepath.Join(dir, plan[3].Name, "metrics.json")); !again.ModTime().Equal(stamp.ModTime()) {
+		t.Error("a finished run was trained again")
+	}
+	other := *s
+	other.Seeds = 3
+	var se SettingError
+	if _, err := other.Run(); !errors.As(err, &se) || !strings.Contains(err.Error(), "holds another sweep") {
+		t.Errorf("another plan in the same directory: %v", err)
+	}
+	if _, err := ReportSweep(dir); err != nil {
+		t.Errorf("--report: %v", err)
+	}
+}
+
+// A baseline's input scale resizes the images for training and evaluation; the demo dataset's
+// images keep their size.
+func TestInputScaled(t *testing.T) {
+	c := DemoConfig()
+	half := c.InputScaled(0.5)
+	if half.Crop != 48 || half.CropW != 0 || half.Scale != [2]int{192, 48} || half.TestScale != [2]int{192, 48} || half.DemoSize != 96 {
+		t.Errorf("half: crop %d×%d, scale %v, test scale %v, demo size %d", half.Crop, half.CropW, half.Scale, half.TestScale, half.DemoSize)
+	}
+	city, err := RecipeFor("cityscapes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	city.Config.Data = "data/cityscapes"
+	q := city.Config.InputScaled(0.75)
+	if q.Crop != 384 || q.CropW != 768 || q.Scale != [2]int{1536, 768} || q.TestScale != [2]int{1536, 768} || q.DemoSize != 0 {
+		t.Errorf("Cityscapes × 0.75: crop %d×%d, scale %v, test scale %v, demo size %d", q.Crop, q.CropW, q.Scale, q.TestScale, q.DemoSize)
+	}
+	for _, bad := range []Sweep{{Seeds: 1}, {Budgets: []float64{0}, Seeds: 1}, {Scales: []float64{-1}, Seeds: 1}, {Budgets: []float64{1}}} {
+		var se SettingError
+		if err := bad.Validate(); !errors.As(err, &se) {
+			t.Errorf("%+v: %v, want a SettingError", bad, err)
+		}
+	}
+}
