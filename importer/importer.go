@@ -199,11 +199,10 @@ func detect(t map[string]weights.Tensor) (Family, error) {
 			return "", fmt.Errorf("an mmseg FCN head with num_convs > 1: only the HRNet configs' single 1×1 conv (num_convs=1) is supported")
 		case hasPrefix("decode_head.conv_cat."):
 			return "", fmt.Errorf("an mmseg FCN head with concat_input=True: only the HRNet configs' head (concat_input=False) is supported")
+		case !hasPrefix("decode_head."):
+			return Backbone, nil // a backbone alone, in mmseg's names
 		case !has("decode_head.conv_seg.weight"):
-			if hasPrefix("decode_head.") {
-				return "", fmt.Errorf("an mmseg model whose decode head is not an FCNHead (no decode_head.conv_seg): only FCN-HRNet is supported")
-			}
-			return "", fmt.Errorf("an mmseg HRNet backbone without a decode head: use it with --pretrained as an ImageNet backbone is not possible either (backbone.* names); export the backbone's state_dict without the prefix")
+			return "", fmt.Errorf("an mmseg model whose decode head is not an FCNHead (no decode_head.conv_seg): only FCN-HRNet is supported")
 		case !has("decode_head.convs.0.conv.weight"):
 			return "", fmt.Errorf("an mmseg FCN head without convs.0 (num_convs=0): only the HRNet configs' head is supported")
 		}
@@ -299,6 +298,7 @@ var classification = []string{"incre_modules.", "downsamp_modules.", "final_laye
 
 func (m *Model) mapBackbone(t map[string]weights.Tensor) error {
 	for name, v := range t {
+		name = strings.TrimPrefix(name, "backbone.")
 		if slices.ContainsFunc(classification, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			m.Report.Dropped = append(m.Report.Dropped, name)
 			continue

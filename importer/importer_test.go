@@ -277,11 +277,18 @@ func TestBackbone(t *testing.T) {
 	for _, k := range []string{"incre_modules.0.0.conv1.weight", "downsamp_modules.0.0.weight", "final_layer.0.weight", "classifier.weight", "classifier.bias"} {
 		tensors[k] = weights.Tensor{Shape: []int{1}, Data: []float32{0}}
 	}
-	m, err := Convert(&weights.File{Tensors: tensors}, Options{})
-	if err != nil {
-		t.Fatal(err)
+	prefixed := map[string]weights.Tensor{}
+	for k, v := range tensors {
+		prefixed["backbone."+k] = v
 	}
-	if m.Family != Backbone || m.Config != "w18_small_v1" || m.Classes != 0 || len(m.Report.Dropped) != 5 || m.ABN {
-		t.Errorf("backbone: %s %s, %d classes, dropped %v, ABN %v", m.Family, m.Config, m.Classes, m.Report.Dropped, m.ABN)
+	for _, ts := range []map[string]weights.Tensor{tensors, prefixed} { // timm's and official names; mmseg's
+		m, err := Convert(&weights.File{Tensors: ts}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Family != Backbone || m.Config != "w18_small_v1" || m.Classes != 0 || len(m.Report.Dropped) != 5 || m.ABN ||
+			m.Tensors["conv1.weight"].Data == nil {
+			t.Errorf("backbone: %s %s, %d classes, dropped %v, ABN %v", m.Family, m.Config, m.Classes, m.Report.Dropped, m.ABN)
+		}
 	}
 }
