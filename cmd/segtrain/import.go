@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/segkit/segkit/segmentation"
 )
@@ -27,6 +28,13 @@ segpredict compute what PyTorch computes. ImageNet backbones are for segtrain --
 		Args: cobra.ExactArgs(1),
 	}
 	imp := segmentation.AddImportFlags(cmd.Flags())
+	// --classes is --class-names here (in eval, --classes counts the classes of saved masks).
+	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "classes" {
+			name = "class-names"
+		}
+		return pflag.NormalizedName(name)
+	})
 	cmd.Flags().StringVarP(&out, "out", "o", "", "the segkit checkpoint to write (.safetensors)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if out == "" {

@@ -22,7 +22,7 @@ func TestImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "o.safetensors")
-	log, err := run("import", "../../importer/testdata/official_abn.pth", "--align-corners", "--class-names", names, "-o", out)
+	log, err := run("import", "../../importer/testdata/official_abn.pth", "--align-corners", "--classes", names, "-o", out)
 	if err != nil {
 		t.Fatal(err)
 	}
