@@ -26,6 +26,8 @@ type bnState struct {
 	dgamma, dbeta   []float32
 	train, relu     bool
 	eps, momentum   float32
+	sync            *Shard // SyncBN: statistics over the ranks' whole batch (nil: this process's)
+	syncScratch
 }
 
 func (s *bnState) kernel(x tensor.Shape) kernels.BatchNorm {
@@ -41,7 +43,7 @@ func (s *bnState) check(x, gamma, beta tensor.Shape) error {
 	if len(gamma) != 1 || gamma[0] != c || len(beta) != 1 || beta[0] != c || len(s.runMean) != c {
 		return fmt.Errorf("batch norm over %d channels got weight %v, bias %v, %d running statistics", c, gamma, beta, len(s.runMean))
 	}
-	if s.train && x[0]*x[2]*x[3] < 2 {
+	if s.train && s.sync == nil && x[0]*x[2]*x[3] < 2 {
 		return fmt.Errorf("batch norm in training mode needs more than one value per channel, got input %v", x)
 	}
 	return nil
@@ -71,6 +73,9 @@ func (k batchNorm) Run(out G.Value, in []G.Value) error {
 	x, gamma, beta, y := Floats(in[0]), Floats(in[1]), Floats(in[2]), Floats(out)
 	if len(st.saved.Mean) != bn.C {
 		st.saved = kernels.Stats{Mean: make([]float32, bn.C), InvStd: make([]float32, bn.C)}
+	}
+	if st.train && st.sync != nil {
+		return st.sync.forwardBN(st, bn, x, gamma, beta, y)
 	}
 	if st.train {
 		bn.ForwardTrain(x, gamma, beta, y, st.saved, st.runMean, st.runVar, st.momentum)
@@ -135,6 +140,9 @@ func (k bnBackward) Run(out G.Value, in []G.Value) error {
 	var y []float32
 	if st.relu {
 		y = Floats(in[3])
+	}
+	if st.train && st.sync != nil {
+		return st.sync.backwardBN(st, bn, Floats(in[0]), y, Floats(in[1]), Floats(in[2]), Floats(out))
 	}
 	bn.Backward(Floats(in[0]), y, Floats(in[1]), Floats(in[2]), st.saved, st.train, Floats(out), st.dgamma, st.dbeta)
 	return nil

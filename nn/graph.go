@@ -35,6 +35,7 @@ type Graph struct {
 	params   []*Param // trainable parameters, parallel to grads
 	grads    G.Nodes
 	prog     *program
+	shard    *graphShard // a rank's part of a data-parallel step (nil: the whole batch)
 }
 
 // imageLabels is the shape of labels for every pixel of inputs x.
@@ -46,7 +47,7 @@ func imageLabels(x tensor.Shape) tensor.Shape {
 }
 
 // build builds the graph; a training graph resizes the logits to the labels' N×H×W.
-func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *arena) (*Graph, error) {
+func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *arena, shard *Shard) (*Graph, error) {
 	start := time.Now()
 	if len(x) != 4 {
 		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
@@ -69,9 +70,20 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 		n, h, w := labels[0], labels[1], labels[2]
 		gr.labels = G.NewTensor(b.g, tensor.Int32, 3, G.WithShape(n, h, w), G.WithName("labels"))
 		up := b.Resize("upsample_logits", gr.logits, h, w)
-		gr.ce = b.Apply("loss", crossEntropy{}, up, gr.labels)
+		ce := crossEntropy{}
+		if shard.active() {
+			gr.shard = &graphShard{nterms: len(b.losses)}
+			ce.shard = &gr.shard.ce
+		}
+		gr.ce = b.Apply("loss", ce, up, gr.labels)
 		gr.loss = gr.ce
 		for _, term := range b.losses {
+			if gr.shard != nil { // the extra terms count once: on rank 0
+				if shard.Comm.Rank() != 0 {
+					continue
+				}
+				gr.shard.terms = append(gr.shard.terms, term)
+			}
 			if b.err == nil {
 				var err error
 				if gr.loss, err = G.Add(gr.loss, term); err != nil {
@@ -100,6 +112,9 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 	var err error
 	if gr.prog, err = compile(b.g, outputs, mem); err != nil {
 		return nil, err
+	}
+	if gr.shard != nil {
+		shard.attach(gr)
 	}
 	gr.BuildTime = time.Since(start)
 	return gr, nil
@@ -179,6 +194,9 @@ type Net struct {
 	Params  *Params
 	Keep    int                                  // graphs kept; 0 means 2
 	OnBuild func(key string, took time.Duration) // called after each (re)build, if set
+	// Shard, with more than one rank, makes training steps one rank's part of a data-parallel
+	// step (shard.go).
+	Shard *Shard
 
 	graphs []*Graph // most recently used first
 	mem    arena    // shared by the graphs, which never run at the same time
@@ -206,6 +224,9 @@ func (n *Net) graph(mode Mode, x, labels tensor.Shape) (*Graph, error) {
 	if k, ok := n.Model.(GraphKeyer); ok && len(x) == 4 {
 		key += " " + k.GraphKey(n.Params, x[2], x[3])
 	}
+	if mode == Training && n.Shard.active() {
+		key += " " + n.Shard.String()
+	}
 	for i, gr := range n.graphs {
 		if gr.Key == key {
 			copy(n.graphs[1:i+1], n.graphs[:i])
@@ -213,7 +234,7 @@ func (n *Net) graph(mode Mode, x, labels tensor.Shape) (*Graph, error) {
 			return gr, nil
 		}
 	}
-	gr, err := build(n.Model, n.Params, mode, x, labels, &n.mem)
+	gr, err := build(n.Model, n.Params, mode, x, labels, &n.mem, n.Shard)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +261,9 @@ func (n *Net) TrainStep(x, labels *tensor.Dense) (Losses, error) {
 	gr, err := n.graph(Training, x.Shape(), labels.Shape())
 	if err != nil {
 		return Losses{}, err
+	}
+	if gr.shard != nil {
+		return n.Shard.step(gr, n.Params, x, labels)
 	}
 	return gr.Step(x, labels)
 }

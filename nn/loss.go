@@ -25,10 +25,23 @@ func ceKernel(logits, labels tensor.Shape) (kernels.CrossEntropy, error) {
 }
 
 // crossEntropy: (logits N×C×H×W, labels N×H×W int32) → mean softmax cross-entropy over the
-// pixels not labelled IgnoreIndex.
-type crossEntropy struct{}
+// pixels not labelled IgnoreIndex; with shard (one rank of a data-parallel job), this rank's sum
+// divided by the labelled pixels of the whole batch.
+type crossEntropy struct{ shard *ceShard }
 
-func (crossEntropy) Describe() string     { return "CrossEntropy(ignore=255)" }
+// ceShard is the data-parallel cross-entropy's state: the whole batch's count, set before each
+// run, and this rank's summed loss, for the step to sum over the ranks.
+type ceShard struct {
+	denom int
+	sum   float64
+}
+
+func (k crossEntropy) Describe() string {
+	if k.shard != nil {
+		return fmt.Sprintf("CrossEntropy(ignore=255 shard=%p)", k.shard)
+	}
+	return "CrossEntropy(ignore=255)"
+}
 func (crossEntropy) Signature() []hm.Type { return []hm.Type{Tensor4, Labels, Scalar} }
 
 func (crossEntropy) Shape(in []tensor.Shape) (tensor.Shape, error) {
@@ -38,10 +51,18 @@ func (crossEntropy) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 
-func (crossEntropy) Run(out G.Value, in []G.Value) error {
+func (k crossEntropy) Run(out G.Value, in []G.Value) error {
 	ce, err := ceKernel(in[0].Shape(), in[1].Shape())
 	if err != nil {
 		return err
+	}
+	if sh := k.shard; sh != nil {
+		sum, _, err := ce.ForwardSum(Floats(in[0]), in[1].Data().([]int32), sh.denom, 1, nil)
+		if err != nil {
+			return err
+		}
+		sh.sum = sum
+		return SetScalar(out, float32(sum/float64(max(sh.denom, 1))))
 	}
 	loss, _, err := ce.Forward(Floats(in[0]), in[1].Data().([]int32), 1, nil)
 	if err != nil {
@@ -52,15 +73,20 @@ func (crossEntropy) Run(out G.Value, in []G.Value) error {
 
 func (crossEntropy) WRT() []bool { return []bool{true, false} }
 
-func (crossEntropy) Grads(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
-	d, err := Apply(crossEntropyGrad{}, in[0], in[1], g)
+func (k crossEntropy) Grads(in G.Nodes, _, g *G.Node) (G.Nodes, error) {
+	d, err := Apply(crossEntropyGrad{k.shard}, in[0], in[1], g)
 	return G.Nodes{d, nil}, err
 }
 
 // crossEntropyGrad: (logits, labels, g) → g·∂loss/∂logits.
-type crossEntropyGrad struct{}
+type crossEntropyGrad struct{ shard *ceShard }
 
-func (crossEntropyGrad) Describe() string     { return "CrossEntropyGrad(ignore=255)" }
+func (k crossEntropyGrad) Describe() string {
+	if k.shard != nil {
+		return fmt.Sprintf("CrossEntropyGrad(ignore=255 shard=%p)", k.shard)
+	}
+	return "CrossEntropyGrad(ignore=255)"
+}
 func (crossEntropyGrad) Signature() []hm.Type { return []hm.Type{Tensor4, Labels, Scalar, Tensor4} }
 
 func (crossEntropyGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
@@ -70,13 +96,17 @@ func (crossEntropyGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }
 
-func (crossEntropyGrad) Run(out G.Value, in []G.Value) error {
+func (k crossEntropyGrad) Run(out G.Value, in []G.Value) error {
 	ce, err := ceKernel(in[0].Shape(), in[1].Shape())
 	if err != nil {
 		return err
 	}
 	g, err := ScalarValue(in[2])
 	if err != nil {
+		return err
+	}
+	if k.shard != nil {
+		_, _, err = ce.ForwardSum(Floats(in[0]), in[1].Data().([]int32), k.shard.denom, g, Floats(out))
 		return err
 	}
 	_, _, err = ce.Forward(Floats(in[0]), in[1].Data().([]int32), g, Floats(out))

@@ -22,6 +22,17 @@ type CrossEntropy struct {
 // receives scale·∂loss/∂logits. With no counted pixel the loss is 0 and the gradient is zero
 // (PyTorch would return NaN, which would poison the weights).
 func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, dlogits []float32) (float32, int, error) {
+	total, count, err := ce.ForwardSum(logits, labels, 0, scale, dlogits)
+	if err != nil || count == 0 {
+		return 0, count, err
+	}
+	return float32(total / float64(count)), count, nil
+}
+
+// ForwardSum returns the summed (not averaged) loss of the counted pixels and their number;
+// dlogits, when not nil, receives scale/denom·∂sum/∂logits, where denom 0 means the count (the
+// mean's gradient). A rank of a data-parallel job passes the count of the whole batch as denom.
+func (ce CrossEntropy) ForwardSum(logits []float32, labels []int32, denom int, scale float32, dlogits []float32) (float64, int, error) {
 	count := 0
 	for i, l := range labels {
 		if l == ce.Ignore {
@@ -32,14 +43,17 @@ func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, 
 		}
 		count++
 	}
-	if count == 0 {
+	if denom == 0 {
+		denom = count
+	}
+	if count == 0 || denom == 0 {
 		if dlogits != nil {
 			clear(dlogits)
 		}
-		return 0, 0, nil
+		return 0, count, nil
 	}
 	pixels := ce.N * ce.HW
-	g := float32(float64(scale) / float64(count))
+	g := float32(float64(scale) / float64(denom))
 	sum := func(lo, hi int) float64 { return ce.pixelLosses(logits, labels, g, dlogits, lo, hi) }
 	if useAVX512() {
 		sum = func(lo, hi int) float64 {
@@ -56,7 +70,7 @@ func (ce CrossEntropy) Forward(logits []float32, labels []int32, scale float32, 
 	for _, s := range parts {
 		total += s
 	}
-	return float32(total / float64(count)), count, nil
+	return total, count, nil
 }
 
 // pixelLosses returns the summed loss of pixels [lo, hi) and adds g·(softmax − one-hot) to
