@@ -86,6 +86,18 @@ func (k sample) Run(out G.Value, in []G.Value) error {
 
 func (k sample) WRT() []bool { return []bool{true, true, true} }
 
+// SampleOp is what the sampling op computes in a trace (nn.Trace): its input resized to OH×OW,
+// each cell the max (Mean: the mean) of four bilinear queries at the centres of its sub-cells.
+// The size vectors only carry gradients to the alphas, so a trace reads the tensor alone.
+type SampleOp struct {
+	OH, OW int
+	Mean   bool
+}
+
+func (k sample) Trace() (any, []bool) {
+	return SampleOp{OH: k.oh, OW: k.ow, Mean: k.mean}, []bool{true, false, false}
+}
+
 // Stateful: the backward reads the winning queries the forward recorded.
 func (sample) Stateful() {}
 

@@ -44,6 +44,7 @@ type Builder struct {
 	// into those: convs holds the inputs of every convolution, folded those of every fused
 	// conv + BN without ReLU.
 	convs, folded map[*G.Node]fusedConv
+	names         map[*G.Node]string // the layer that made each node (for traces)
 }
 
 // foldInference enables the folding (tests turn it off to build the unfused reference).
@@ -57,7 +58,7 @@ type fusedConv struct {
 // NewBuilder starts a graph drawing parameters from params; Net and Build use it, and tests or
 // tools that assemble graphs of their own (then run them with Compile).
 func NewBuilder(params *Params, train bool) *Builder {
-	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{},
+	return &Builder{g: G.NewGraph(), params: params, train: train, bound: map[*Param]*G.Node{}, names: map[*G.Node]string{},
 		convs: map[*G.Node]fusedConv{}, folded: map[*G.Node]fusedConv{}}
 }
 
@@ -146,6 +147,9 @@ func (b *Builder) Apply(layer string, k Kernel, in ...*G.Node) *G.Node {
 			shapes[i] = x.Shape()
 		}
 		return b.Fail(fmt.Errorf("layer %s (%s) on inputs %v: %w", layer, k.Describe(), shapes, err))
+	}
+	if _, ok := b.names[n]; !ok { // gorgonia merges equal nodes: the first name stays
+		b.names[n] = layer
 	}
 	return n
 }

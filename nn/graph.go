@@ -55,16 +55,9 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 	if mode == Training && (len(labels) != 3 || labels[0] != x[0]) {
 		return nil, fmt.Errorf("labels must be N×H×W with N = %d, got shape %v", x[0], labels)
 	}
-	b := NewBuilder(params, mode == Training)
-	if a, ok := model.(CornerAligner); ok {
-		b.alignCorners = a.AlignsCorners()
-	}
 	gr := &Graph{Mode: mode}
-	gr.input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
-	gr.logits = model.Forward(b, gr.input)
-	if b.err == nil && gr.logits == nil {
-		b.Fail(fmt.Errorf("model returned no logits"))
-	}
+	b, input, logits, _ := forward(model, params, mode, x)
+	gr.input, gr.logits = input, logits
 	outputs := G.Nodes{gr.logits}
 	if mode == Training && b.err == nil {
 		n, h, w := labels[0], labels[1], labels[2]
@@ -118,6 +111,24 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 	}
 	gr.BuildTime = time.Since(start)
 	return gr, nil
+}
+
+// forward starts a graph for input shape x and adds the model to it; the error is also the
+// builder's (build reports it after adding the training part).
+func forward(model Model, params *Params, mode Mode, x tensor.Shape) (b *Builder, input, logits *G.Node, err error) {
+	if len(x) != 4 {
+		return nil, nil, nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
+	}
+	b = NewBuilder(params, mode == Training)
+	if a, ok := model.(CornerAligner); ok {
+		b.alignCorners = a.AlignsCorners()
+	}
+	input = G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(x...), G.WithName("input"))
+	logits = model.Forward(b, input)
+	if b.err == nil && logits == nil {
+		b.Fail(fmt.Errorf("model returned no logits"))
+	}
+	return b, input, logits, b.err
 }
 
 // Program runs a gorgonia graph of our (or gorgonia's) ops with the engine's executor.
