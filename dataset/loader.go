@@ -29,6 +29,10 @@ type Loader struct {
 	Seed    uint64
 	Workers int  // 0 means 2
 	SkipBad bool // replace samples that fail to load by the next one (reported in Skipped)
+	// Shard of Shards (0 of 0 or 1: everything) is the share of every batch this process loads,
+	// a rank of a data-parallel run: Batch/Shards samples, those at positions Shard·Batch/Shards
+	// onward of the batch. The shares, in rank order, are the batch one process would load.
+	Shard, Shards int
 
 	mu      sync.Mutex
 	skipped []string
@@ -78,9 +82,18 @@ func (l *Loader) example(order []int, epoch, pos int) (voc.Example, error) {
 	return voc.Example{}, fmt.Errorf("no sample of the dataset could be read")
 }
 
-// load builds batch index of epoch.
+// share returns the number of samples this process loads per batch and the first one's offset.
+func (l *Loader) share() (n, first int) {
+	if l.Shards <= 1 {
+		return l.Batch, 0
+	}
+	n = l.Batch / l.Shards
+	return n, l.Shard * n
+}
+
+// load builds (this process's share of) batch index of epoch.
 func (l *Loader) load(order []int, epoch, index int) (Batch, error) {
-	n := l.Batch
+	n, first := l.share()
 	examples := make([]voc.Example, n)
 	errs := make([]error, n)
 	workers := l.Workers
@@ -93,7 +106,7 @@ func (l *Loader) load(order []int, epoch, index int) (Batch, error) {
 		go func(w int) {
 			defer wg.Done()
 			for k := w; k < n; k += workers {
-				examples[k], errs[k] = l.example(order, epoch, index*n+k)
+				examples[k], errs[k] = l.example(order, epoch, index*l.Batch+first+k)
 			}
 		}(w)
 	}
@@ -142,6 +155,10 @@ func (l *Loader) Stream(epoch, from int) *Stream {
 		per := l.BatchesPerEpoch()
 		if per == 0 {
 			s.out <- result{err: fmt.Errorf("%d samples make no batch of %d", l.Data.Len(), l.Batch)}
+			return
+		}
+		if l.Shards > 1 && (l.Batch%l.Shards != 0 || l.Shard < 0 || l.Shard >= l.Shards) {
+			s.out <- result{err: fmt.Errorf("share %d of %d of a batch of %d: the batch must divide into the shares", l.Shard, l.Shards, l.Batch)}
 			return
 		}
 		for e, i := epoch, from; ; i++ {

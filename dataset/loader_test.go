@@ -77,3 +77,56 @@ func TestLoaderSkipBad(t *testing.T) {
 		t.Errorf("skipped %q, want demo_00003 once", sk)
 	}
 }
+
+// The shares of a batch, concatenated in rank order, are the batch, bit for bit, for 1, 2 and
+// 4 shares, over an epoch boundary; a batch that does not divide is an error.
+func TestLoaderShards(t *testing.T) {
+	d := voc.Demo{Seed: 7, N: 10, Size: 40}
+	mk := func(shard, shards int) *dataset.Stream {
+		l := &dataset.Loader{Data: d, Aug: voc.DefaultAugment(32), Batch: 4, Seed: 9, Shard: shard, Shards: shards}
+		return l.Stream(0, 1)
+	}
+	whole := mk(0, 0)
+	defer whole.Close()
+	var want []dataset.Batch
+	for range 3 { // batches (0,1), (1,0), (1,1)
+		b, err := whole.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b)
+	}
+	for _, shards := range []int{1, 2, 4} {
+		var x []float32
+		var labels []int32
+		var ids []string
+		streams := make([]*dataset.Stream, shards)
+		for r := range streams {
+			streams[r] = mk(r, shards)
+			defer streams[r].Close()
+		}
+		for i, w := range want {
+			x, labels, ids = x[:0], labels[:0], ids[:0]
+			for r, s := range streams {
+				b, err := s.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.X.Shape()[0] != 4/shards || b.Epoch != w.Epoch || b.Index != w.Index {
+					t.Fatalf("%d shares: share %d of batch %d is %v at (%d, %d)", shards, r, i, b.X.Shape(), b.Epoch, b.Index)
+				}
+				x = append(x, b.X.Float32s()...)
+				labels = append(labels, b.Labels.Data().([]int32)...)
+				ids = append(ids, b.IDs...)
+			}
+			if !slices.Equal(x, w.X.Float32s()) || !slices.Equal(labels, w.Labels.Data().([]int32)) || !slices.Equal(ids, w.IDs) {
+				t.Errorf("%d shares: batch %d (%v) is not the shares' concatenation (%v)", shards, i, w.IDs, ids)
+			}
+		}
+	}
+	bad := (&dataset.Loader{Data: d, Aug: voc.DefaultAugment(32), Batch: 4, Seed: 9, Shard: 0, Shards: 3}).Stream(0, 0)
+	defer bad.Close()
+	if _, err := bad.Next(); err == nil || !strings.Contains(err.Error(), "must divide") {
+		t.Errorf("3 shares of 4: %v", err)
+	}
+}
