@@ -50,6 +50,10 @@ func (c *Confusion) Merge(o *Confusion) {
 	}
 }
 
+// Counts is the matrix itself (ground truth × prediction, row-major), for callers that combine
+// matrices of their own, e.g. summed over the ranks of a data-parallel evaluation.
+func (c *Confusion) Counts() []int64 { return c.counts }
+
 // ClassResult is one class's IoU and accuracy; nil where undefined: IoU for a class in neither
 // ground truth nor prediction, Acc for a class not in the ground truth.
 type ClassResult struct {
