@@ -8,13 +8,11 @@ import (
 	"github.com/segkit/segkit/internal/numcheck"
 )
 
-// TestBatchNormPaths compares the AVX-512 batch norm (training and eval forward, backward in
+// TestBatchNormPaths compares the C batch norm of every path the CPU runs (training and eval forward, backward in
 // both modes, with and without ReLU) with the Go one, on planes smaller than a vector, off the
 // vector width and over several summation blocks.
 func TestBatchNormPaths(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512")
-	}
+	needCPaths(t)
 	rng := rand.New(rand.NewPCG(2, 7))
 	for _, s := range [][3]int{{2, 3, 1}, {2, 5, 37}, {3, 4, 1000}, {2, 17, 256}} {
 		for _, relu := range []bool{false, true} {
@@ -26,8 +24,8 @@ func TestBatchNormPaths(t *testing.T) {
 			}
 			gamma, beta := randSlice(rng, b.C), randSlice(rng, b.C)
 			type out struct{ y, ye, dx, dxe, dg, db, mean, inv, rm, rv []float32 }
-			var o [2]out
-			onBothPaths(func(i int) {
+			o := make([]out, len(cpuPaths()))
+			last := onPaths(func(i int) {
 				r := out{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, b.C),
 					make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C), make([]float32, b.C)}
 				for c := range r.rv {
@@ -43,16 +41,19 @@ func TestBatchNormPaths(t *testing.T) {
 				b.Backward(x, mask, dy, gamma, st, true, r.dx, r.dg, r.db)
 				b.Backward(x, mask, dy, gamma, st, false, r.dxe, make([]float32, b.C), make([]float32, b.C))
 				o[i] = r
-			})
-			for _, f := range []struct {
-				name      string
-				got, want []float32
-			}{{"y", o[0].y, o[1].y}, {"eval y", o[0].ye, o[1].ye}, {"dx", o[0].dx, o[1].dx}, {"eval dx", o[0].dxe, o[1].dxe},
-				{"dgamma", o[0].dg, o[1].dg}, {"dbeta", o[0].db, o[1].db}, {"mean", o[0].mean, o[1].mean},
-				{"invstd", o[0].inv, o[1].inv}, {"running mean", o[0].rm, o[1].rm}, {"running var", o[0].rv, o[1].rv}} {
-				worst, peak := numcheck.MaxDiff(f.got, f.want)
-				if !(worst <= 1e-5*peak+1e-7) { // the floor: gradients that cancel to ~0 (two values per channel)
-					t.Errorf("%s relu=%v: %s differs by %.3g (scale %.3g)", fmt.Sprint(s), relu, f.name, worst, peak)
+			}) - 1
+			for i, g := range o[:last] {
+				w := o[last]
+				for _, f := range []struct {
+					name      string
+					got, want []float32
+				}{{"y", g.y, w.y}, {"eval y", g.ye, w.ye}, {"dx", g.dx, w.dx}, {"eval dx", g.dxe, w.dxe},
+					{"dgamma", g.dg, w.dg}, {"dbeta", g.db, w.db}, {"mean", g.mean, w.mean},
+					{"invstd", g.inv, w.inv}, {"running mean", g.rm, w.rm}, {"running var", g.rv, w.rv}} {
+					worst, peak := numcheck.MaxDiff(f.got, f.want)
+					if !(worst <= 1e-5*peak+1e-7) { // the floor: gradients that cancel to ~0 (two values per channel)
+						t.Errorf("%s %s relu=%v: %s differs by %.3g (scale %.3g)", isaNames[cpuPaths()[i]], fmt.Sprint(s), relu, f.name, worst, peak)
+					}
 				}
 			}
 		}

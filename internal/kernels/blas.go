@@ -10,6 +10,7 @@ void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float a
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
 int segkit_has_avx512(void);
+int segkit_has_avx2_fma(void);
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                        const float *add, int relu);
@@ -18,38 +19,85 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
                   const float *shift, const float *add, int relu);
 void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                              const float *dy, long q0, long nq, float *dw, float beta);
+void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+                       const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
+                       const float *shift, const float *add, int relu);
+void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                            const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                            const float *add, int relu);
+void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                                  const float *dy, long q0, long nq, float *dw, float beta);
 */
 import "C"
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"unsafe"
 )
 
-// avx512 records whether our AVX-512 kernels (*_avx512.c: GEMM, implicit-GEMM and Winograd
-// convolutions, batch norm, resizing, DynOPool sampling, cross-entropy, elementwise) run: where
-// the CPU has AVX-512F, unless SEGKIT_AVX512=off forces OpenBLAS and the Go kernels, to compare
-// or to test them. It is decided at the first kernel call, not at package initialisation: `go
-// test` keys its cache only on environment variables read while tests run, so a value read
-// earlier would let `SEGKIT_AVX512=off go test` replay the AVX-512 results.
-var avx512 struct {
-	once sync.Once
-	on   bool
+// isa is a set of kernels: the C ones for a CPU family, or the portable Go ones (with OpenBLAS).
+type isa int
+
+const (
+	isaPortable isa = iota // Go and OpenBLAS: any CPU
+	isaAVX2                // *_avx2.c: AVX2 and FMA (x86-64 since Haswell and Zen)
+	isaAVX512              // *_avx512.c: AVX-512F
+)
+
+var isaNames = [...]string{isaPortable: "portable", isaAVX2: "avx2", isaAVX512: "avx512"}
+
+// kernelISA records which kernels run: the best the CPU has, or a lesser one that SEGKIT_ISA
+// (avx512, avx2 or portable; SEGKIT_AVX512=off is an alias of portable) asks for, to compare or to
+// test them. It is decided at the first kernel call, not at package initialisation: `go test`
+// keys its cache only on environment variables read while tests run, so a value read earlier
+// would let `SEGKIT_ISA=portable go test` replay the AVX-512 results.
+var kernelISA struct {
+	once  sync.Once
+	level isa
 }
 
-func useAVX512() bool {
-	avx512.once.Do(func() { avx512.on = C.segkit_has_avx512() != 0 && os.Getenv("SEGKIT_AVX512") != "off" })
-	return avx512.on
-}
-
-// Path names the kernels in use: "avx512" or "portable" (OpenBLAS and Go).
-func Path() string {
-	if useAVX512() {
-		return "avx512"
+// cpuISA returns the best kernels the CPU runs.
+func cpuISA() isa {
+	switch {
+	case C.segkit_has_avx512() != 0:
+		return isaAVX512
+	case C.segkit_has_avx2_fma() != 0:
+		return isaAVX2
 	}
-	return "portable"
+	return isaPortable
 }
+
+// requestedISA returns the kernels the environment asks for, capped at those the CPU has; an
+// unknown name is reported and ignored.
+func requestedISA(best isa) isa {
+	want := os.Getenv("SEGKIT_ISA")
+	if want == "" && os.Getenv("SEGKIT_AVX512") == "off" {
+		want = "portable"
+	}
+	if want == "" {
+		return best
+	}
+	for l, name := range isaNames {
+		if name == want {
+			return min(isa(l), best)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "segkit: SEGKIT_ISA=%q is not avx512, avx2 or portable; running %s\n", want, isaNames[best])
+	return best
+}
+
+func level() isa {
+	kernelISA.once.Do(func() { kernelISA.level = requestedISA(cpuISA()) })
+	return kernelISA.level
+}
+
+func useAVX512() bool { return level() == isaAVX512 }
+func useAVX2() bool   { return level() == isaAVX2 }
+
+// Path names the kernels in use: "avx512", "avx2" or "portable" (OpenBLAS and Go).
+func Path() string { return isaNames[level()] }
 
 const (
 	cblasRowMajor = 101
@@ -150,8 +198,13 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	pa, pb, pc := ptr(a), ptr(b), ptr(c)
-	if useAVX512() {
+	switch level() {
+	case isaAVX512:
 		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
+			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+		return
+	case isaAVX2:
+		C.segkit_avx2_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
 			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
 		return
 	}
@@ -220,9 +273,19 @@ func ParallelSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 // SetBLASThreads sets how many threads OpenBLAS uses for one GEMM.
 func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
+// implicitConv reports whether the convolution runs as an implicit GEMM (a C GEMM packing the
+// patch matrix straight from the image) rather than im2col and a GEMM.
+func (c Conv) implicitConv() bool { return level() != isaPortable && !c.pointwise() }
+
 // implicitGemm computes output pixels [q0, q0+nq) of image x's convolution (y and ep's Add
-// start at pixel q0) with the AVX-512 GEMM packing the patch matrix straight from x.
+// start at pixel q0) with the C GEMM packing the patch matrix straight from x.
 func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine) {
+	if useAVX2() {
+		C.segkit_avx2_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+			C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
+			ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+		return
+	}
 	C.segkit_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
 		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
@@ -231,6 +294,13 @@ func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine) {
 // implicitFilterGrad sets (beta 0) or adds to (beta 1) dw the filter gradient of output pixels
 // [q0, q0+nq) of image x (dy starts at pixel q0), packing the patches straight from x.
 func (c Conv) implicitFilterGrad(x, dy []float32, q0, nq int, dw []float32, beta float32) {
+	if useAVX2() {
+		C.segkit_avx2_conv_filter_grad(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+			C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(dy), C.long(q0), C.long(nq), ptr(dw), C.float(beta))
+		return
+	}
 	C.segkit_conv_filter_grad(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(dy), C.long(q0), C.long(nq), ptr(dw), C.float(beta))
 }
+
+func (l isa) String() string { return isaNames[l] }

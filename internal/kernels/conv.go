@@ -128,7 +128,7 @@ func (c Conv) forward(x, w []float32, ep Affine, y []float32) {
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
 	c.eachBlock(func(wk, n, o0, o1 int) {
 		nb := (o1 - o0) * ow
-		if useAVX512() && !c.pointwise() {
+		if c.implicitConv() {
 			c.implicitGemm(x[n*in:(n+1)*in], w, o0*ow, nb, y[n*out+o0*ow:], ep.from(n*out+o0*ow))
 			return
 		}
@@ -196,7 +196,7 @@ func (c Conv) BackwardFilter(x, dy, dw, dbias []float32) {
 		if !used[wk] {
 			used[wk], beta = true, 0
 		}
-		if useAVX512() && !c.pointwise() {
+		if c.implicitConv() {
 			c.implicitFilterGrad(x[n*in:(n+1)*in], dy[n*out+o0*ow:], o0*ow, (o1-o0)*ow, part, beta)
 			return
 		}

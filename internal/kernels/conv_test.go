@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/segkit/segkit/internal/numcheck"
@@ -38,31 +39,14 @@ func direct(c Conv, x, w, dy []float32) (y, dx, dw []float64) {
 	return y, dx, dw
 }
 
-// The kernels against the definition, in float64. The shapes cover every path: im2col or the
-// implicit GEMM (patch rows within, across and wider than a packed panel) in one or many
-// blocks (with per-goroutine filter gradients summed), pointwise, the flipped-filter data
-// gradient of stride-1 convolutions and col2im for strided ones.
+// The kernels of every path the CPU runs against the definition, in float64, on convShapes.
 func TestConvAlgorithmsMatchDefinition(t *testing.T) {
+	onPaths(func(i int) { t.Run(isaNames[cpuPaths()[i]], testConvAlgorithms) })
+}
+
+func testConvAlgorithms(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
-	shapes := []Conv{
-		{N: 2, C: 3, H: 7, W: 9, K: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 1, C: 5, H: 8, W: 8, K: 6, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 1, C: 2, H: 5, W: 6, K: 3, Kernel: 3, Stride: 1, Pad: 0, Dilation: 1},
-		{N: 2, C: 2, H: 4, W: 3, K: 2, Kernel: 3, Stride: 1, Pad: 2, Dilation: 1},
-		{N: 1, C: 3, H: 1, W: 1, K: 2, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 1, C: 2, H: 1, W: 6, K: 2, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 2, C: 3, H: 9, W: 8, K: 4, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1},
-		{N: 1, C: 4, H: 9, W: 9, K: 3, Kernel: 3, Stride: 1, Pad: 2, Dilation: 2},
-		{N: 2, C: 4, H: 5, W: 5, K: 3, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
-		{N: 1, C: 4, H: 7, W: 7, K: 3, Kernel: 1, Stride: 2, Pad: 0, Dilation: 1},
-		{N: 2, C: 64, H: 40, W: 37, K: 5, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 1, C: 70, H: 33, W: 30, K: 7, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1},
-		{N: 1, C: 9, H: 70, W: 64, K: 4, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
-		{N: 2, C: 3, H: 9, W: 150, K: 13, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-		{N: 1, C: 5, H: 20, W: 90, K: 8, Kernel: 3, Stride: 2, Pad: 3, Dilation: 2},
-		{N: 2, C: 120, H: 10, W: 12, K: 7, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
-	}
-	for _, c := range shapes {
+	for _, c := range convShapes {
 		name := fmt.Sprintf("%+v", c)
 		oh, ow := c.OutSize()
 		x, w := randSlice(rng, c.N*c.C*c.H*c.W), randSlice(rng, c.K*c.C*c.Kernel*c.Kernel)
@@ -80,6 +64,58 @@ func TestConvAlgorithmsMatchDefinition(t *testing.T) {
 		}
 		if e := numcheck.RelErr(dw, wantDw); e > 1e-5 {
 			t.Errorf("%s: filter gradient relative error %.2g", name, e)
+		}
+	}
+}
+
+// convShapes cover every path: im2col or the implicit GEMM (patch rows within, across and wider
+// than a packed panel of either GEMM) in one or many blocks (with per-goroutine filter gradients
+// summed), pointwise, the flipped-filter data gradient of stride-1 convolutions and col2im for
+// strided ones.
+var convShapes = []Conv{
+	{N: 2, C: 3, H: 7, W: 9, K: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 1, C: 5, H: 8, W: 8, K: 6, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 1, C: 2, H: 5, W: 6, K: 3, Kernel: 3, Stride: 1, Pad: 0, Dilation: 1},
+	{N: 2, C: 2, H: 4, W: 3, K: 2, Kernel: 3, Stride: 1, Pad: 2, Dilation: 1},
+	{N: 1, C: 3, H: 1, W: 1, K: 2, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 1, C: 2, H: 1, W: 6, K: 2, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 2, C: 3, H: 9, W: 8, K: 4, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1},
+	{N: 1, C: 4, H: 9, W: 9, K: 3, Kernel: 3, Stride: 1, Pad: 2, Dilation: 2},
+	{N: 2, C: 4, H: 5, W: 5, K: 3, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
+	{N: 1, C: 4, H: 7, W: 7, K: 3, Kernel: 1, Stride: 2, Pad: 0, Dilation: 1},
+	{N: 2, C: 64, H: 40, W: 37, K: 5, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 1, C: 70, H: 33, W: 30, K: 7, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1},
+	{N: 1, C: 9, H: 70, W: 64, K: 4, Kernel: 1, Stride: 1, Pad: 0, Dilation: 1},
+	{N: 2, C: 3, H: 9, W: 150, K: 13, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+	{N: 1, C: 5, H: 20, W: 90, K: 8, Kernel: 3, Stride: 2, Pad: 3, Dilation: 2},
+	{N: 2, C: 120, H: 10, W: 12, K: 7, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1},
+}
+
+// TestConvPathsAgree checks that the AVX2 convolutions (forward with a fused epilogue, data and
+// filter gradients) equal the AVX-512 ones bit for bit, where the CPU runs both.
+func TestConvPathsAgree(t *testing.T) {
+	if cpuISA() < isaAVX512 {
+		t.Skip("needs a CPU with AVX-512 (and so AVX2)")
+	}
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, c := range convShapes {
+		oh, ow := c.OutSize()
+		x, w := randSlice(rng, c.N*c.C*c.H*c.W), randSlice(rng, c.K*c.C*c.Kernel*c.Kernel)
+		dy := randSlice(rng, c.N*c.K*oh*ow)
+		ep := Affine{Scale: randSlice(rng, c.K), Shift: randSlice(rng, c.K), Add: randSlice(rng, len(dy)), ReLU: true}
+		var y, dx, dw [2][]float32
+		for i, p := range []isa{isaAVX512, isaAVX2} {
+			saved := level()
+			kernelISA.level = p
+			y[i], dx[i], dw[i] = make([]float32, len(dy)), make([]float32, len(x)), make([]float32, len(w))
+			c.ForwardAffine(x, w, ep, y[i])
+			c.BackwardData(w, dy, dx[i])
+			c.BackwardFilter(x, dy, dw[i], nil)
+			kernelISA.level = saved
+		}
+		if !slices.Equal(y[0], y[1]) || !slices.Equal(dx[0], dx[1]) || !slices.Equal(dw[0], dw[1]) {
+			t.Errorf("%+v: AVX2 differs from AVX-512 (forward %v, data gradient %v, filter gradient %v equal)", c,
+				slices.Equal(y[0], y[1]), slices.Equal(dx[0], dx[1]), slices.Equal(dw[0], dw[1]))
 		}
 	}
 }

@@ -6,12 +6,10 @@ import (
 	"testing"
 )
 
-// TestElementwisePaths checks the AVX-512 sum (two to seven inputs, with and without ReLU) and
+// TestElementwisePaths checks the C sum of every path the CPU runs (two to seven inputs, with and without ReLU) and
 // ReLU gradient against the Go ones, bit for bit: the sums run in the same order.
 func TestElementwisePaths(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512")
-	}
+	needCPaths(t)
 	rng := rand.New(rand.NewPCG(6, 1))
 	for _, n := range []int{1, 15, 17, 5000, 70001} {
 		xs := make([][]float32, 7)
@@ -20,44 +18,48 @@ func TestElementwisePaths(t *testing.T) {
 		}
 		for k := 2; k <= len(xs); k++ {
 			for _, relu := range []bool{false, true} {
-				var y [2][]float32
-				onBothPaths(func(i int) {
+				y := make([][]float32, len(cpuPaths()))
+				last := onPaths(func(i int) {
 					y[i] = make([]float32, n)
 					Sum(xs[:k], y[i], relu)
-				})
-				if !slices.Equal(y[0], y[1]) {
-					t.Errorf("n=%d, %d inputs, relu=%v: sums differ", n, k, relu)
+				}) - 1
+				for i := range last {
+					if !slices.Equal(y[i], y[last]) {
+						t.Errorf("%s n=%d, %d inputs, relu=%v: sums differ", isaNames[cpuPaths()[i]], n, k, relu)
+					}
 				}
 			}
 		}
-		var dx [2][]float32
+		dx := make([][]float32, len(cpuPaths()))
 		y := make([]float32, n)
 		Sum(xs[:2], y, true)
-		onBothPaths(func(i int) {
+		last := onPaths(func(i int) {
 			dx[i] = make([]float32, n)
 			ReLUBackward(y, xs[2], dx[i])
-		})
-		if !slices.Equal(dx[0], dx[1]) {
-			t.Errorf("n=%d: ReLU gradients differ", n)
+		}) - 1
+		for i := range last {
+			if !slices.Equal(dx[i], dx[last]) {
+				t.Errorf("%s n=%d: ReLU gradients differ", isaNames[cpuPaths()[i]], n)
+			}
 		}
 	}
 }
 
-// TestMomentumPaths checks the AVX-512 SGD step against the Go one, bit for bit.
+// TestMomentumPaths checks the C SGD step of every path the CPU runs against the Go one, bit for bit.
 func TestMomentumPaths(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512")
-	}
+	needCPaths(t)
 	rng := rand.New(rand.NewPCG(6, 2))
 	for _, n := range []int{1, 17, 100003} {
 		w0, g, v0 := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
-		var w, v [2][]float32
-		onBothPaths(func(i int) {
+		w, v := make([][]float32, len(cpuPaths())), make([][]float32, len(cpuPaths()))
+		last := onPaths(func(i int) {
 			w[i], v[i] = slices.Clone(w0), slices.Clone(v0)
 			Momentum(w[i], g, v[i], 0.01, 5e-4, 0.9)
-		})
-		if !slices.Equal(w[0], w[1]) || !slices.Equal(v[0], v[1]) {
-			t.Errorf("n=%d: AVX-512 step differs from Go's", n)
+		}) - 1
+		for i := range last {
+			if !slices.Equal(w[i], w[last]) || !slices.Equal(v[i], v[last]) {
+				t.Errorf("%s n=%d: step differs from Go's", isaNames[cpuPaths()[i]], n)
+			}
 		}
 	}
 }

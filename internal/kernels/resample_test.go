@@ -8,13 +8,11 @@ import (
 	"github.com/segkit/segkit/internal/numcheck"
 )
 
-// TestResampleAVX512MatchesGo checks the AVX-512 forward and the C backward against the Go ones
+// TestResampleCMatchesGo checks the C forward of every path the CPU runs and the C backward against the Go ones
 // bit for bit (values, winners, input and size gradients), max and mean, on queries on pixel centres (alpha 2), shrinking, growing, border
 // clamping, single rows and columns and widths off the vector width; ties included.
-func TestResampleAVX512MatchesGo(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512")
-	}
+func TestResampleCMatchesGo(t *testing.T) {
+	needCPaths(t)
 	rng := rand.New(rand.NewPCG(8, 8))
 	for _, s := range [][4]int{{8, 8, 4, 4}, {37, 53, 13, 29}, {5, 7, 9, 11}, {1, 1, 1, 1}, {1, 40, 1, 17}, {40, 1, 23, 1}, {64, 64, 32, 32}, {30, 100, 11, 67}} {
 		for _, mean := range []bool{false, true} {
@@ -27,47 +25,52 @@ func TestResampleAVX512MatchesGo(t *testing.T) {
 				}
 			}
 			dy := randSlice(rng, r.Planes*r.OH*r.OW)
-			var y, dx [2][]float32
-			var won [2][]uint8
-			var dIn, dOut [2][2]float64
-			onBothPaths(func(i int) {
+			n := len(cpuPaths())
+			y, dx, won := make([][]float32, n), make([][]float32, n), make([][]uint8, n)
+			dIn, dOut := make([][2]float64, n), make([][2]float64, n)
+			last := onPaths(func(i int) {
 				y[i], won[i] = make([]float32, r.Planes*r.OH*r.OW), make([]uint8, r.Planes*r.OH*r.OW)
 				r.Forward(x, y[i], won[i])
 				dx[i] = make([]float32, len(x))
 				dIn[i], dOut[i] = r.Backward(x, dy, dx[i], won[i])
-			})
-			if !slices.Equal(y[0], y[1]) || (!mean && !slices.Equal(won[0], won[1])) {
-				t.Errorf("%v mean=%v: AVX-512 forward differs from Go's", s, mean)
-			}
-			if !slices.Equal(dx[0], dx[1]) || dIn[0] != dIn[1] || dOut[0] != dOut[1] {
-				t.Errorf("%v mean=%v: C backward differs from Go's: size gradients %v %v, want %v %v", s, mean, dIn[0], dOut[0], dIn[1], dOut[1])
+			}) - 1
+			for i := range last {
+				path := isaNames[cpuPaths()[i]]
+				if !slices.Equal(y[i], y[last]) || (!mean && !slices.Equal(won[i], won[last])) {
+					t.Errorf("%s %v mean=%v: forward differs from Go's", path, s, mean)
+				}
+				if !slices.Equal(dx[i], dx[last]) || dIn[i] != dIn[last] || dOut[i] != dOut[last] {
+					t.Errorf("%s %v mean=%v: C backward differs from Go's: size gradients %v %v, want %v %v", path, s, mean, dIn[i], dOut[i], dIn[last], dOut[last])
+				}
 			}
 		}
 	}
 }
 
-// TestBilinearPaths checks the AVX-512 bilinear resize against the Go one: the forward bit for
+// TestBilinearPaths checks the C bilinear resize of every path the CPU runs against the Go one: the forward bit for
 // bit, the (differently summed) backward to float32 rounding; up, down, to one pixel and back.
 func TestBilinearPaths(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512")
-	}
+	needCPaths(t)
 	rng := rand.New(rand.NewPCG(4, 9))
 	for _, s := range [][4]int{{16, 16, 64, 64}, {37, 21, 128, 100}, {64, 48, 17, 13}, {1, 1, 5, 7}, {5, 7, 1, 1}, {9, 33, 9, 33}} {
 		for _, align := range []bool{false, true} {
 			b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3], AlignCorners: align}
 			x, dy := randSlice(rng, b.Planes*b.H*b.W), randSlice(rng, b.Planes*b.OH*b.OW)
-			var y, dx [2][]float32
-			onBothPaths(func(i int) {
+			n := len(cpuPaths())
+			y, dx := make([][]float32, n), make([][]float32, n)
+			last := onPaths(func(i int) {
 				y[i], dx[i] = make([]float32, len(dy)), make([]float32, len(x))
 				b.Forward(x, y[i])
 				b.Backward(dy, dx[i])
-			})
-			if !slices.Equal(y[0], y[1]) {
-				t.Errorf("%v align_corners=%v: AVX-512 forward differs from Go's", s, align)
-			}
-			if worst, peak := numcheck.MaxDiff(dx[0], dx[1]); !(worst <= 1e-5*peak) {
-				t.Errorf("%v align_corners=%v: backward differs by %.3g (scale %.3g)", s, align, worst, peak)
+			}) - 1
+			for i := range last {
+				path := isaNames[cpuPaths()[i]]
+				if !slices.Equal(y[i], y[last]) {
+					t.Errorf("%s %v align_corners=%v: forward differs from Go's", path, s, align)
+				}
+				if worst, peak := numcheck.MaxDiff(dx[i], dx[last]); !(worst <= 1e-5*peak) {
+					t.Errorf("%s %v align_corners=%v: backward differs by %.3g (scale %.3g)", path, s, align, worst, peak)
+				}
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,8 +38,12 @@ func naiveGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 
 // TestSgemm checks every transpose combination, edge tiles (m, n not multiples of the register
 // tile, k across cache blocks), strides wider than the matrices, alpha and beta, and that C's
-// padding columns are never written.
+// padding columns are never written, on every path the CPU runs.
 func TestSgemm(t *testing.T) {
+	onPaths(func(i int) { t.Run(isaNames[cpuPaths()[i]], testSgemm) })
+}
+
+func testSgemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	shapes := [][3]int{{1, 1, 1}, {6, 64, 256}, {7, 65, 257}, {18, 100, 27}, {5, 1000, 600}, {13, 3, 5}, {64, 17, 513}}
 	for _, sh := range shapes {
@@ -87,11 +92,47 @@ func TestSgemm(t *testing.T) {
 
 // TestSgemmBetaZeroIgnoresC checks that beta = 0 overwrites C without reading it (NaN stays out).
 func TestSgemmBetaZeroIgnoresC(t *testing.T) {
-	a, b := []float32{1, 2}, []float32{3, 4}
-	c := []float32{float32(math.NaN())}
-	Sgemm(false, false, 1, 1, 2, 1, a, 2, b, 1, 0, c, 1)
-	if c[0] != 11 {
-		t.Fatalf("got %v, want 11", c[0])
+	onPaths(func(i int) {
+		a, b := []float32{1, 2}, []float32{3, 4}
+		c := []float32{float32(math.NaN())}
+		Sgemm(false, false, 1, 1, 2, 1, a, 2, b, 1, 0, c, 1)
+		if c[0] != 11 {
+			t.Errorf("%s: got %v, want 11", isaNames[cpuPaths()[i]], c[0])
+		}
+	})
+}
+
+// TestSgemmPathsAgree checks that the AVX2 GEMM equals the AVX-512 one bit for bit (the same FMA
+// chain per element, the same k blocking), epilogues included, where the CPU runs both.
+func TestSgemmPathsAgree(t *testing.T) {
+	if cpuISA() < isaAVX512 {
+		t.Skip("needs a CPU with AVX-512 (and so AVX2)")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, sh := range [][3]int{{1, 1, 1}, {7, 65, 257}, {18, 100, 27}, {13, 1000, 600}, {64, 17, 513}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			a, b, c0 := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, m*n)
+			lda, ldb := k, n
+			if tr[0] {
+				lda = m
+			}
+			if tr[1] {
+				ldb = k
+			}
+			ep := Affine{Scale: randSlice(rng, m), Shift: randSlice(rng, m), Add: randSlice(rng, m*n), ReLU: true}
+			var got [2][]float32
+			for i, p := range []isa{isaAVX512, isaAVX2} {
+				saved := level()
+				kernelISA.level = p
+				got[i] = slices.Clone(c0)
+				sgemm(tr[0], tr[1], m, n, k, 0.5, a, lda, b, ldb, 0.25, got[i], n, ep)
+				kernelISA.level = saved
+			}
+			if !slices.Equal(got[0], got[1]) {
+				t.Errorf("%v trans %v: AVX2 GEMM differs from AVX-512's", sh, tr)
+			}
+		}
 	}
 }
 
@@ -122,22 +163,65 @@ func BenchmarkSgemmShapes(b *testing.B) {
 	}
 }
 
-// onBothPaths runs run(0) on the AVX-512 kernels and run(1) on the portable Go ones, for tests
-// that compare the two (they skip without AVX-512).
-func onBothPaths(run func(path int)) {
-	useAVX512()
-	defer func() { avx512.on = true }()
-	for i, avx := range []bool{true, false} {
-		avx512.on = avx
+// cpuPaths lists the kernels this CPU runs, best first: the last is the portable one.
+func cpuPaths() []isa {
+	var ps []isa
+	for l := cpuISA(); l >= isaPortable; l-- {
+		ps = append(ps, l)
+	}
+	return ps
+}
+
+// onPaths runs run(i) on each of cpuPaths()'s kernels in turn, whatever the environment selects
+// (tests compare every other path with the last, portable one), and returns how many ran.
+func onPaths(run func(i int)) int {
+	saved := level()
+	defer func() { kernelISA.level = saved }()
+	ps := cpuPaths()
+	for i, p := range ps {
+		kernelISA.level = p
 		run(i)
+	}
+	return len(ps)
+}
+
+// needCPaths skips tests that compare C kernels with the Go ones on CPUs that have none.
+func needCPaths(t *testing.T) {
+	if len(cpuPaths()) < 2 {
+		t.Skip("no C kernels for this CPU")
 	}
 }
 
-// The kernels follow SEGKIT_AVX512 as read when the tests run: the portable pass of
-// scripts/test.sh must run the portable kernels (and so must not replay a cached AVX-512 run).
+// The kernels follow SEGKIT_ISA (or SEGKIT_AVX512=off) as read when the tests run: the passes of
+// scripts/test.sh on the other paths must run those kernels (and so must not replay a cached run).
 func TestPathFollowsEnvironment(t *testing.T) {
-	if os.Getenv("SEGKIT_AVX512") == "off" && Path() != "portable" {
-		t.Fatalf("SEGKIT_AVX512=off but the kernels run %s", Path())
+	want := os.Getenv("SEGKIT_ISA")
+	if want == "" && os.Getenv("SEGKIT_AVX512") == "off" {
+		want = "portable"
 	}
-	t.Logf("kernels: %s", Path())
+	for _, p := range cpuPaths() {
+		if isaNames[p] == want && Path() != want {
+			t.Fatalf("SEGKIT_ISA=%s but the kernels run %s", want, Path())
+		}
+	}
+	t.Logf("kernels: %s (this CPU: %v)", Path(), cpuPaths())
+}
+
+// TestRequestedISA checks the environment's choice: capped at what the CPU has, the alias, and
+// unknown names ignored.
+func TestRequestedISA(t *testing.T) {
+	for _, c := range []struct {
+		isa, avx512 string
+		best, want  isa
+	}{
+		{"", "", isaAVX512, isaAVX512}, {"avx2", "", isaAVX512, isaAVX2}, {"portable", "", isaAVX2, isaPortable},
+		{"avx512", "", isaAVX2, isaAVX2}, {"", "off", isaAVX512, isaPortable}, {"avx2", "off", isaAVX512, isaAVX2},
+		{"sse", "", isaAVX2, isaAVX2}, {"avx2", "", isaPortable, isaPortable},
+	} {
+		t.Setenv("SEGKIT_ISA", c.isa)
+		t.Setenv("SEGKIT_AVX512", c.avx512)
+		if got := requestedISA(c.best); got != c.want {
+			t.Errorf("SEGKIT_ISA=%q SEGKIT_AVX512=%q on %s: %s, want %s", c.isa, c.avx512, isaNames[c.best], isaNames[got], isaNames[c.want])
+		}
+	}
 }

@@ -1,0 +1,197 @@
+// Implicit-GEMM convolution and filter gradient on the AVX2 GEMM (sgemm_avx2.c), as
+// conv_avx512.c: B panels are packed straight from the image, the patch matrix never formed.
+
+#if defined(__x86_64__)
+
+#include <string.h>
+
+#include "gemm_avx2.h"
+
+typedef struct {
+	long C, H, W, k, s, p, d, OH, OW;
+} geometry;
+
+static geometry make_geometry(long C, long H, long W, long k, long s, long p, long d) {
+	geometry g = {C, H, W, k, s, p, d, (H + 2 * p - d * (k - 1) - 1) / s + 1, (W + 2 * p - d * (k - 1) - 1) / s + 1};
+	return g;
+}
+
+// A patch row (input channel, kernel tap): its input plane and the tap's offsets from an output
+// pixel's scaled position (divisions done once per row, not per pixel).
+typedef struct {
+	const float *plane;
+	long ky, kx;
+} patch_row;
+
+static patch_row patch_row_of(const geometry *g, const float *x, long row) {
+	long kk = g->k * g->k;
+	patch_row r = {x + row / kk * g->H * g->W, row % kk / g->k * g->d - g->p, row % g->k * g->d - g->p};
+	return r;
+}
+
+// Runs of consecutive output pixels by output row: run i covers [at[i], at[i+1]) of the pixels
+// from q, starting at output pixel (oy[i], ox[i]).
+typedef struct {
+	long at[NR + 1], oy[NR], ox[NR];
+	int n;
+} runs;
+
+static void split_runs(const geometry *g, long q, long count, runs *r) {
+	r->n = 0;
+	for (long l = 0; l < count; r->n++) {
+		int i = r->n;
+		r->at[i] = l, r->oy[i] = (q + l) / g->OW, r->ox[i] = (q + l) % g->OW;
+		l += g->OW - r->ox[i] < count - l ? g->OW - r->ox[i] : count - l;
+	}
+	r->at[r->n] = count;
+}
+
+// Per-thread copy of the filter gradient's A rows.
+static _Thread_local float *abuf;
+static _Thread_local long abuf_cap;
+
+// gather writes o[t] = src[ix0 + t·s] for t in [0, len), zero outside [0, W).
+AVX2_INLINE void gather(float *o, const float *src, long ix0, long len, long s, long W) {
+	if (s != 1) {
+		for (long t = 0; t < len; t++) {
+			long ix = ix0 + t * s;
+			o[t] = ix >= 0 && ix < W ? src[ix] : 0;
+		}
+		return;
+	}
+	long lo = ix0 < 0 ? -ix0 : 0, hi = W - ix0 < len ? W - ix0 : len;
+	if (lo >= hi) {
+		for (long t = 0; t < len; t++) o[t] = 0;
+		return;
+	}
+	long t = 0;
+	for (; t < lo; t++) o[t] = 0;
+	for (; t + 8 <= hi; t += 8) _mm256_storeu_ps(o + t, _mm256_loadu_ps(src + ix0 + t));
+	for (; t < hi; t++) o[t] = src[ix0 + t];
+	for (; t < len; t++) o[t] = 0;
+}
+
+// pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
+// matrix of image x as panels of NR columns, zero-padded.
+AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long kc, long q0, long nc, float *dst) {
+	patch_row rows[KC];
+	for (long r = 0; r < kc; r++) rows[r] = patch_row_of(g, x, r0 + r);
+	for (long j0 = 0; j0 < nc; j0 += NR) {
+		long w = nc - j0 < NR ? nc - j0 : NR;
+		float *d = dst + j0 * kc;
+		runs rn;
+		split_runs(g, q0 + j0, w, &rn);
+		for (long r = 0; r < kc; r++) {
+			float *out = d + r * NR;
+			for (long t = w; t < NR; t++) out[t] = 0;
+			for (int i = 0; i < rn.n; i++) {
+				long iy = rn.oy[i] * g->s + rows[r].ky, ix0 = rn.ox[i] * g->s + rows[r].kx;
+				long len = rn.at[i + 1] - rn.at[i];
+				float *o = out + rn.at[i];
+				if (iy < 0 || iy >= g->H) {
+					memset(o, 0, sizeof(float) * len);
+					continue;
+				}
+				const float *src = rows[r].plane + iy * g->W;
+				if (len == NR && g->s == 1 && ix0 >= 0 && ix0 + NR <= g->W) { // the usual case
+					_mm256_store_ps(o, _mm256_loadu_ps(src + ix0));
+					_mm256_store_ps(o + 8, _mm256_loadu_ps(src + ix0 + 8));
+					continue;
+				}
+				gather(o, src, ix0, len, g->s, g->W);
+			}
+		}
+	}
+}
+
+// segkit_avx2_conv_sgemm is segkit_conv_sgemm (conv_avx512.c) on AVX2+FMA.
+void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                            const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                            const float *add, int relu) {
+	geometry g = make_geometry(C, H, W, k, s, p, d);
+	long rows = C * k * k, ldc = g.OH * g.OW;
+	epilogue ep = {scale, shift, add, relu};
+	const epilogue *last = scale || shift || add || relu ? &ep : 0;
+	float *bp = segkit_avx2_pack_buffer();
+	for (long jc = 0; jc < nq; jc += NC) {
+		long nc = nq - jc < NC ? nq - jc : NC;
+		for (long pc = 0; pc < rows; pc += KC) {
+			long kc = rows - pc < KC ? rows - pc : KC;
+			pack_patches(&g, x, pc, kc, q0 + jc, nc, bp);
+			segkit_avx2_gemm_block(K, nc, kc, w + pc, rows, 1, bp, y + jc, ldc, jc, 1, pc == 0 ? 0 : 1,
+			                       pc + kc == rows ? last : 0);
+		}
+	}
+}
+
+// patch_row8 returns a patch row's values at 8 pixels (runs rn, split_runs of 8 or fewer), zero
+// outside the image and past the pixels.
+AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) {
+	if (rn->n == 1 && rn->at[1] == 8 && g->s == 1) { // the usual case: one whole vector
+		long iy = rn->oy[0] + row.ky, ix0 = rn->ox[0] + row.kx;
+		if (iy < 0 || iy >= g->H) return _mm256_setzero_ps();
+		if (ix0 >= 0 && ix0 + 8 <= g->W) return _mm256_loadu_ps(row.plane + iy * g->W + ix0);
+	}
+	float t[8] = {0};
+	for (int i = 0; i < rn->n; i++) {
+		long iy = rn->oy[i] * g->s + row.ky;
+		if (iy < 0 || iy >= g->H) continue;
+		gather(t + rn->at[i], row.plane + iy * g->W, rn->ox[i] * g->s + row.kx, rn->at[i + 1] - rn->at[i], g->s, g->W);
+	}
+	return _mm256_loadu_ps(t);
+}
+
+// pack_patches_t writes the transposed patch matrix, rows [q0, q0+kc) (output pixels, kc ≤ KC)
+// and columns [r0, r0+nc) (patch rows), as panels of NR columns, zero-padded: 8 pixels of 8
+// patch rows are loaded (row segments of the image) and transposed in registers.
+AVX2 static void pack_patches_t(const geometry *g, const float *x, long q0, long kc, long r0, long nc, float *dst) {
+	runs chunks[KC / 8]; // the pixels, 8 at a time
+	for (long c = 0; c * 8 < kc; c++) split_runs(g, q0 + c * 8, kc - c * 8 < 8 ? kc - c * 8 : 8, &chunks[c]);
+	for (long j0 = 0; j0 < nc; j0 += NR) {
+		long live = nc - j0 < NR ? nc - j0 : NR; // patch rows of this panel
+		patch_row rows[NR];
+		for (long j = 0; j < live; j++) rows[j] = patch_row_of(g, x, r0 + j0 + j);
+		for (long c = 0; c * 8 < kc; c++) {
+			const runs *ck = &chunks[c];
+			float *d = dst + j0 * kc + c * 8 * NR;
+			for (long jb = 0; jb < NR; jb += 8) {
+				__m256 v[8], o[8];
+#pragma GCC unroll 8
+				for (int jj = 0; jj < 8; jj++)
+					v[jj] = jb + jj < live ? patch_row8(g, ck, rows[jb + jj]) : _mm256_setzero_ps();
+				transpose8(v, o);
+				for (long t = 0; t < ck->at[ck->n]; t++) _mm256_store_ps(d + t * NR + jb, o[t]);
+			}
+		}
+	}
+}
+
+// segkit_avx2_conv_filter_grad is segkit_conv_filter_grad (conv_avx512.c) on AVX2+FMA.
+void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                                  const float *dy, long q0, long nq, float *dw, float beta) {
+	geometry g = make_geometry(C, H, W, k, s, p, d);
+	long rows = C * k * k, ld = g.OH * g.OW;
+	float *bp = segkit_avx2_pack_buffer();
+	for (long jc = 0; jc < rows; jc += NC) {
+		long nc = rows - jc < NC ? rows - jc : NC;
+		for (long pc = 0; pc < nq; pc += KC) {
+			long kc = nq - pc < KC ? nq - pc : KC;
+			pack_patches_t(&g, x, q0 + pc, kc, jc, nc, bp);
+			// dy's rows are OH·OW apart, often a power of two: copied together, they no longer
+			// compete for the same cache sets.
+			float *ap = segkit_grow(&abuf, &abuf_cap, K * kc);
+			for (long i = 0; i < K; i++) memcpy(ap + i * kc, dy + i * ld + pc, sizeof(float) * kc);
+			segkit_avx2_gemm_block(K, nc, kc, ap, kc, 1, bp, dw + jc, rows, jc, 1, pc == 0 ? beta : 1, 0);
+		}
+	}
+}
+
+#else
+
+void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                            const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
+                            const float *add, int relu) {}
+void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+                                  const float *dy, long q0, long nq, float *dw, float beta) {}
+
+#endif
