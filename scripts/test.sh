@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (scripts/setup.sh), then runs every test, and the
-# numeric packages again on the portable kernels (OpenBLAS and Go) that CPUs without AVX-512 run,
-# where this CPU has AVX-512 (elsewhere the first pass already ran them).
+# numeric packages again on the other kernels this CPU runs: AVX2 (CPUs without AVX-512) and the
+# portable ones (OpenBLAS and Go: other CPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 go vet ./...
 go test ./... "$@"
-# The numeric packages again on the portable kernels when the first pass ran the AVX-512 ones.
-# The kernels read SEGKIT_AVX512 while the tests run, so go test keys its cache on it; -count=1
-# runs this pass afresh anyway.
-if grep -qw avx512f /proc/cpuinfo; then
-  SEGKIT_AVX512=off go test -count=1 ./internal/kernels ./nn ./hrnet ./dynopool ./weights "$@"
-fi
+# The numeric packages again on every other path this CPU runs (the first pass ran its best):
+# AVX2 where it has AVX-512, portable (OpenBLAS and Go) where it has either. The kernels read
+# SEGKIT_ISA while the tests run, so go test keys its cache on it; -count=1 runs each afresh anyway.
+others=()
+if grep -qw avx512f /proc/cpuinfo; then others+=(avx2); fi
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then others+=(portable); fi
+for isa in "${others[@]}"; do
+  SEGKIT_ISA=$isa go test -count=1 ./internal/kernels ./nn ./hrnet ./dynopool ./weights "$@"
+done
