@@ -24,6 +24,7 @@ type program struct {
 	need   int   // values of arena this graph uses
 	gen    int   // the arena generation the values were bound at
 	peak   int   // bytes of results alive at the same time, at most (a lower bound on memory)
+	outs   []int // the outputs' indices (a device run downloads them)
 }
 
 func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
@@ -102,6 +103,9 @@ func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 type arena struct {
 	buf []float32
 	gen int // bumped when the buffer is replaced, so graphs re-point their tensors
+	// dev, when set, runs the graphs on a device (device.go): the plan's offsets then place
+	// results in one device arena, and buf stays empty.
+	dev *devState
 }
 
 // fit grows the buffer to at least n values.
@@ -126,6 +130,7 @@ func (p *program) plan(outputs G.Nodes) {
 	}
 	for _, o := range outputs {
 		last[p.index[o]] = len(p.nodes)
+		p.outs = append(p.outs, p.index[o])
 	}
 	const align = 16 // floats: 64-byte cache lines
 	var order []int
@@ -169,6 +174,9 @@ func (p *program) plan(outputs G.Nodes) {
 		p.need = max(p.need, off+sizes[i])
 		placed = append(placed, i)
 	}
+	if p.arena.dev != nil {
+		return // the device arena is sized when the program runs
+	}
 	p.arena.fit(p.need)
 	p.bind()
 }
@@ -190,6 +198,9 @@ func (p *program) bind() {
 var OpTimes map[string]time.Duration
 
 func (p *program) run() error {
+	if p.arena.dev != nil {
+		return p.arena.dev.run(p, false)
+	}
 	p.arena.fit(p.need)
 	if p.gen != p.arena.gen {
 		p.bind() // another graph grew a buffer this one uses

@@ -25,20 +25,26 @@ func (s *SGD) Step(params *Params) {
 		if p.Buffer || p.Grad == nil {
 			continue
 		}
-		grp, ok := s.Groups[p.Group]
-		if !ok {
-			grp = Group{LRMult: 1}
-		}
-		lr, wd, mu := float32(s.LR*grp.LRMult), float32(s.WeightDecay), float32(s.Momentum)
-		if grp.NoDecay {
-			wd = 0
-		}
+		lr, wd, mu := s.rates(p)
 		w := p.Data()
 		if p.Velocity == nil {
 			p.Velocity = make([]float32, len(w))
 		}
 		kernels.Momentum(w, p.Grad, p.Velocity, lr, wd, mu)
 	}
+}
+
+// rates returns p's learning rate, weight decay and momentum (shared with the device step).
+func (s *SGD) rates(p *Param) (lr, wd, mu float32) {
+	grp, ok := s.Groups[p.Group]
+	if !ok {
+		grp = Group{LRMult: 1}
+	}
+	lr, wd, mu = float32(s.LR*grp.LRMult), float32(s.WeightDecay), float32(s.Momentum)
+	if grp.NoDecay {
+		wd = 0
+	}
+	return lr, wd, mu
 }
 
 // PolyLR is mmsegmentation's poly schedule: (base − min)·(1 − iter/maxIter)^power + min.
