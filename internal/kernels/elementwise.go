@@ -4,6 +4,9 @@ package kernels
 void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
 void segkit_relu_backward(long n, const float *y, const float *dy, float *dx);
 void segkit_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
+void segkit_avx2_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
+void segkit_avx2_relu_backward(long n, const float *y, const float *dy, float *dx);
+void segkit_avx2_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
 */
 import "C"
 
@@ -11,7 +14,7 @@ import "math"
 
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
-	if useAVX512() && len(xs) > 1 {
+	if level() != isaPortable && len(xs) > 1 {
 		parallelFor(len(y), len(xs), func(lo, hi int) {
 			// Up to four inputs per pass, the running sum as the first input of the next.
 			first, rest := xs[0][lo:hi], xs[1:]
@@ -22,8 +25,13 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 					part[i] = rest[i][lo:hi]
 				}
 				rest = rest[k:]
-				C.segkit_sum4(C.long(hi-lo), cbool(relu && len(rest) == 0), ptr(y[lo:hi]), ptr(first), ptr(part[0]),
-					ptr(part[1]), ptr(part[2]))
+				n, r, yp, x0, x1, x2, x3 := C.long(hi-lo), cbool(relu && len(rest) == 0), ptr(y[lo:hi]), ptr(first),
+					ptr(part[0]), ptr(part[1]), ptr(part[2])
+				if useAVX2() {
+					C.segkit_avx2_sum4(n, r, yp, x0, x1, x2, x3)
+				} else {
+					C.segkit_sum4(n, r, yp, x0, x1, x2, x3)
+				}
 				first = y[lo:hi]
 			}
 		})
@@ -51,8 +59,12 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 
 // ReLUBackward writes dx = dy where y > 0, else 0.
 func ReLUBackward(y, dy, dx []float32) {
-	if useAVX512() {
+	if level() != isaPortable {
 		parallelFor(len(y), 1, func(lo, hi int) {
+			if useAVX2() {
+				C.segkit_avx2_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
+				return
+			}
 			C.segkit_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
 		})
 		return
@@ -109,8 +121,12 @@ func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
 // v = mu·v + g + wd·w, then w −= lr·v.
 func Momentum(w, g, v []float32, lr, wd, mu float32) {
 	parallelFor(len(w), 1, func(lo, hi int) {
-		if useAVX512() {
+		switch level() {
+		case isaAVX512:
 			C.segkit_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
+			return
+		case isaAVX2:
+			C.segkit_avx2_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
 			return
 		}
 		ws, gs, vs := w[lo:hi], g[lo:hi], v[lo:hi]
