@@ -14,6 +14,32 @@ if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_
   exit 1
 fi
 
+# clang compiles the CUDA kernels to PTX in the tests (internal/devkernels), with no NVIDIA
+# software; without it that one test skips, saying so, so a failed install is not an error.
+install_clang() {
+  local c
+  for c in clang-19 clang-15 clang; do
+    if command -v "$c" >/dev/null 2>&1; then
+      echo "setup: $c found (CUDA kernels to PTX)."
+      return 0
+    fi
+  done
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: clang is missing and this machine has no apt-get: the CUDA PTX check will skip." >&2
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: installing clang needs root: the CUDA PTX check will skip." >&2; return 0; }
+    sudo="sudo"
+  fi
+  echo "setup: installing clang-15 with apt-get (compiles the CUDA kernels to PTX in the tests)..."
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends clang-15; }; then
+    echo "setup: could not install clang-15: the CUDA PTX check will skip." >&2
+  fi
+}
+install_clang
+
 have_openblas() {
   # The linker needs libopenblas.so (the -dev package), not only the runtime library.
   for dir in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
