@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building segkit needs beyond Go: OpenBLAS (libopenblas-dev), which every
-# convolution's matrix product runs on. Safe to run again: it installs only what is missing.
+# convolution's matrix product runs on. With --onnxruntime (scripts/test.sh passes it) also
+# onnxruntime's CPU library, which the ONNX export tests run exported models in (nothing else
+# needs it). Safe to run again: it installs only what is missing.
 set -euo pipefail
+
+with_onnxruntime=false
+for arg in "$@"; do
+  case "$arg" in
+    --onnxruntime) with_onnxruntime=true ;;
+    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests)" >&2; exit 2 ;;
+  esac
+done
 
 need_go="1.26"
 if ! command -v go >/dev/null 2>&1; then
@@ -48,26 +58,75 @@ have_openblas() {
   return 1
 }
 
-if have_openblas; then
-  echo "setup: OpenBLAS found."
-  exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup: OpenBLAS (libopenblas.so) is missing and this machine has no apt-get." >&2
-  echo "       Install your system's OpenBLAS development package (e.g. 'dnf install openblas-devel'," >&2
-  echo "       'brew install openblas'), then run this again." >&2
-  exit 1
-fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-  if ! command -v sudo >/dev/null 2>&1; then
-    echo "setup: installing libopenblas-dev needs root; run as root or install sudo." >&2
+install_openblas() {
+  if have_openblas; then
+    echo "setup: OpenBLAS found."
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: OpenBLAS (libopenblas.so) is missing and this machine has no apt-get." >&2
+    echo "       Install your system's OpenBLAS development package (e.g. 'dnf install openblas-devel'," >&2
+    echo "       'brew install openblas'), then run this again." >&2
     exit 1
   fi
-  sudo="sudo"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "setup: installing libopenblas-dev needs root; run as root or install sudo." >&2
+      exit 1
+    fi
+    sudo="sudo"
+  fi
+  echo "setup: installing libopenblas-dev with apt-get (OpenBLAS, for matrix products)..."
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends libopenblas-dev
+  have_openblas || { echo "setup: libopenblas-dev installed but libopenblas.so was not found." >&2; exit 1; }
+  echo "setup: OpenBLAS installed."
+}
+
+# onnxruntime's CPU library (libonnxruntime.so.1) comes from the npm package onnxruntime-node,
+# whose tarball holds it: 'npm pack' downloads the tarball without running the package's install
+# script (which fetches GPU builds from elsewhere). The export tests look for it in the user's
+# cache (SEGKIT_ONNXRUNTIME_LIB names another) and skip, saying why, when it is missing (outside CI).
+ort_version=1.30.0
+install_onnxruntime() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/segkit/onnxruntime-$ort_version"
+  local lib="$dir/libonnxruntime.so.1" arch sum
+  if [ -f "$lib" ]; then
+    echo "setup: onnxruntime $ort_version found ($lib)."
+    return 0
+  fi
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) arch=x64 sum=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23 ;;
+    Linux-aarch64) arch=arm64 sum=1f549d46250b005580b597f4164984aaf75b3bcb9f3aeb07c7f8a8fe60b23c76 ;;
+    *) echo "setup: no onnxruntime library for $(uname -sm) here: the ONNX runtime tests will skip." >&2; return 0 ;;
+  esac
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is missing, so onnxruntime is not fetched: the ONNX runtime tests will skip" >&2
+    echo "       (install Node.js and npm, or set SEGKIT_ONNXRUNTIME_LIB to a libonnxruntime.so $ort_version)." >&2
+    return 0
+  fi
+  echo "setup: fetching onnxruntime $ort_version's CPU library (npm pack onnxruntime-node, 113 MB, once)..."
+  local tmp
+  tmp=$(mktemp -d)
+  local member="package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
+  if ! (cd "$tmp" && npm pack --silent "onnxruntime-node@$ort_version" >/dev/null && tar -xzf "onnxruntime-node-$ort_version.tgz" "$member"); then
+    rm -rf "$tmp"
+    echo "setup: could not fetch onnxruntime-node@$ort_version with npm: the ONNX runtime tests will skip." >&2
+    return 0
+  fi
+  if [ "$(sha256sum "$tmp/$member" | cut -d' ' -f1)" != "$sum" ]; then
+    rm -rf "$tmp"
+    echo "setup: onnxruntime-node@$ort_version's libonnxruntime.so.1 is not the expected file (sha256): not installed." >&2
+    return 1
+  fi
+  mkdir -p "$dir"
+  mv "$tmp/$member" "$lib.tmp" && mv "$lib.tmp" "$lib"
+  rm -rf "$tmp"
+  echo "setup: onnxruntime $ort_version installed ($lib)."
+}
+
+install_openblas
+if $with_onnxruntime; then
+  install_onnxruntime
 fi
-echo "setup: installing libopenblas-dev with apt-get (OpenBLAS, for matrix products)..."
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends libopenblas-dev
-have_openblas || { echo "setup: libopenblas-dev installed but libopenblas.so was not found." >&2; exit 1; }
-echo "setup: OpenBLAS installed."

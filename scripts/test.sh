@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing (scripts/setup.sh), then runs every test, and the
-# numeric packages again on the other kernels this CPU runs: AVX2 (CPUs without AVX-512) and the
-# portable ones (OpenBLAS and Go: other CPUs).
+# The test command: installs what is missing (scripts/setup.sh, with onnxruntime for the ONNX
+# export tests), then runs every test, and the numeric packages again on the other kernels this
+# CPU runs: AVX2 (CPUs without AVX-512) and the portable ones (OpenBLAS and Go: other CPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --onnxruntime
 go vet ./...
 go test ./... "$@"
 # The numeric packages again on every other path this CPU runs (the first pass ran its best):

@@ -58,11 +58,16 @@ func (a Augment) Train(s Sample, rng *rand.Rand) Example {
 // Test applies the evaluation transform to an image: rescale to fit Scale, normalise (no labels:
 // predictions are compared at the image's own size).
 func (a Augment) Test(img RGB) Example {
-	w, h := fit(img.W, img.H, float64(a.Scale[0]), float64(a.Scale[1]))
+	w, h := a.TestSize(img.W, img.H)
 	if w != img.W || h != img.H {
 		img = resizeRGB(img, w, h)
 	}
 	return a.finish("", img, Mask{}, img.H, img.W)
+}
+
+// TestSize is the size (w, h) the test transform rescales a w×h image to.
+func (a Augment) TestSize(w, h int) (int, int) {
+	return fit(w, h, float64(a.Scale[0]), float64(a.Scale[1]))
 }
 
 // fit returns the size that makes the long side fit long and the short side fit short, keeping

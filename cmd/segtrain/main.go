@@ -89,7 +89,7 @@ A longer --iters recomputes the poly schedule over the new total.`, demo.Crop, d
 		}
 		help(cmd, args)
 	})
-	root.AddCommand(newInfoCmd(), newEvalCmd(), newImportCmd(), newDataCmd(), newBenchCmd(), newRecipeCmd(), newSweepCmd())
+	root.AddCommand(newInfoCmd(), newEvalCmd(), newImportCmd(), newExportCmd(), newDataCmd(), newBenchCmd(), newRecipeCmd(), newSweepCmd())
 	markUsage(root)
 	return root
 }
