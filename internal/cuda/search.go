@@ -12,9 +12,9 @@ const EnvLibs = "SEGKIT_CUDA_LIBS"
 
 // Library is one shared library segkit loads, by its sonames in order of preference.
 type Library struct {
-	What    string   // "CUDA driver", for messages
-	Names   []string // sonames, preferred first
-	Wheel   []string // pip wheels' site-packages/nvidia/<dir>/lib directories that hold it
+	What  string   // "CUDA driver", for messages
+	Names []string // sonames, preferred first
+	Wheel []string // pip wheels' site-packages/nvidia/<dir>/lib directories that hold it
 }
 
 var (
