@@ -9,6 +9,10 @@ void segkit_resample_back_plane(long W, long OH, long OW, const float *src, cons
                                 const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
                                 const float *rmask, const int *ci0, const int *ci1, const float *ct,
                                 const float *cmask, float *grow, float *gcol);
+void segkit_avx2_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax,
+                          int mean, const int *ri0, const int *ri1, const float *rt, const int *cl0,
+                          const int *cl1, const float *clt, const int *cr0, const int *cr1, const float *crt,
+                          long p0, long p1, float *scratch);
 */
 import "C"
 
@@ -83,8 +87,8 @@ func lerp(a, b, t float32) float32 {
 // keeps the max (or mean) of its four queries.
 func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
-	if useAVX512() {
-		r.forwardAVX512(x, y, argmax, &rows, &cols)
+	if level() != isaPortable {
+		r.forwardC(x, y, argmax, &rows, &cols)
 		return
 	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
@@ -190,7 +194,7 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 			}
 			clear(dst)
 			clear(plane)
-			if useAVX512() {
+			if level() != isaPortable { // plain C: any x86-64
 				r.backPlaneC(src, g, dst, won, &rows, &cols, gRow, gCol)
 			} else {
 				r.backPlane(src, g, dst, won, &rows, &cols, gRow, gCol)
@@ -250,8 +254,8 @@ func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, 
 	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
 
-// forwardAVX512 is Forward by resample_avx512.c, 16 output cells at a time.
-func (r Resample) forwardAVX512(x, y []float32, argmax []uint8, rows, cols *axisTaps) {
+// forwardC is Forward by resample_avx512.c or resample_avx2.c, 16 or 8 output cells at a time.
+func (r Resample) forwardC(x, y []float32, argmax []uint8, rows, cols *axisTaps) {
 	// The cells' left and right queries, each as its own tap list.
 	side := func(s int) (i0, i1 []int32, t []float32) {
 		i0, i1, t = make([]int32, r.OW), make([]int32, r.OW), make([]float32, r.OW)
@@ -268,6 +272,12 @@ func (r Resample) forwardAVX512(x, y []float32, argmax []uint8, rows, cols *axis
 	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
 		scratch := make([]float32, 2*r.W)
+		if useAVX2() {
+			C.segkit_avx2_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
+				cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
+				C.long(lo), C.long(hi), ptr(scratch))
+			return
+		}
 		C.segkit_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
 			cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
 			C.long(lo), C.long(hi), ptr(scratch))
