@@ -20,6 +20,7 @@ import (
 
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -69,8 +70,8 @@ labelled phase=train or phase=infer, --op-times adds the time per kind of op. Co
 			if asJSON {
 				return json.NewEncoder(out).Encode(res)
 			}
-			fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
-				model, resize, batch, crop, crop, res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
+			fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d, %s kernels: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
+				model, resize, batch, crop, crop, res["kernels"], res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
 				res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
 			fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
 			for _, phase := range []string{"train", "infer"} {
@@ -162,7 +163,8 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 	macs := float64(m.MACs(net.Params, crop, crop))
 	tr, in := train.median.Seconds(), infer.median.Seconds()
 	res := map[string]any{
-		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters,
+		// kernels: avx512, avx2 or portable (SEGKIT_ISA picks a lesser one than the CPU's).
+		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters, "kernels": kernels.Path(),
 		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
 		"infer_ms": round1(in * 1e3), "infer_images_per_s": round3(float64(batch) / in),
 		"peak_rss_mb": round1(float64(ru.Maxrss) / 1024), "activations_mb": round1(activations), "gmacs": round3(macs / 1e9),
