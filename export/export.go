@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime/debug"
 	"strings"
 
@@ -86,6 +87,9 @@ func DefaultSize(c segmentation.Config) (h, w int) {
 
 // Checkpoint reads a segkit checkpoint and exports its model.
 func Checkpoint(path string, opt Options) (*onnx.Model, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
 	ck, err := segmentation.LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (export reads segkit checkpoints; convert a PyTorch model with 'segtrain import' first)", err)
