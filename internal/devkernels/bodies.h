@@ -9,16 +9,26 @@
 #define SEGKIT_BODIES_H
 
 #if defined(__CUDACC__) || defined(__CUDA__)
-#define SK_FN __device__ static inline
-#ifdef SK_NO_CUDA_MATH /* clang without NVIDIA's headers: libdevice's names, resolved by NVRTC's linker never */
+#ifdef SK_NO_CUDA_MATH
+/* clang without NVIDIA's headers (the PTX check): the built-in variables, attributes and
+ * libdevice's names that NVRTC provides itself. */
+#include <__clang_cuda_builtin_vars.h>
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+extern "C" __device__ void __syncthreads(void);
 extern "C" __device__ double __nv_exp(double);
 extern "C" __device__ double __nv_log(double);
 #define sk_exp __nv_exp
 #define sk_log __nv_log
+#define sk_atomic_add_int(p, v) __nvvm_atom_add_gen_i((p), (v))
 #else
 #define sk_exp exp
 #define sk_log log
+#define sk_atomic_add_int(p, v) atomicAdd((p), (v))
 #endif
+#define sk_sync() __syncthreads()
+#define SK_FN __device__ static inline
 #else
 #include <math.h>
 #define SK_FN static inline

@@ -170,8 +170,8 @@ func TestResampleEqualsCPU(t *testing.T) {
 	}
 }
 
-// Every kernel compiles to PTX with Debian's clang, without NVIDIA's software (sm_80; the
-// driver JIT-compiles it for newer GPUs, NVRTC compiles the same text for the GPU at hand).
+// Every kernel compiles to PTX with Debian's clang, without NVIDIA's software: the very text
+// NVRTC gets (Source), for sm_80 (the driver JIT-compiles that for newer GPUs).
 func TestKernelsCompileToPTX(t *testing.T) {
 	clang := ""
 	for _, c := range []string{"clang-19", "clang-15", "clang"} {
@@ -183,9 +183,13 @@ func TestKernelsCompileToPTX(t *testing.T) {
 	if clang == "" {
 		t.Skip("no clang on PATH (scripts/setup.sh installs clang-15): the CUDA kernels were not compiled to PTX")
 	}
-	out := filepath.Join(t.TempDir(), "kernels.ptx")
+	dir := t.TempDir()
+	src, out := filepath.Join(dir, "segkit.cu"), filepath.Join(dir, "segkit.ptx")
+	if err := os.WriteFile(src, []byte(Source()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(clang, "-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_80", "-nocudainc", "-nocudalib",
-		"-DSK_NO_CUDA_MATH", "-ffp-contract=off", "-O3", "-S", "-Werror", "-Wall", "-Wno-unknown-cuda-version", "-o", out, "kernels.cu")
+		"-DSK_NO_CUDA_MATH", "-ffp-contract=off", "-O3", "-S", "-Werror", "-Wall", "-Wno-unknown-cuda-version", "-o", out, src)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, b)
 	}

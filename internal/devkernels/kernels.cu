@@ -1,19 +1,7 @@
 // segkit's CUDA kernels: each a grid-stride loop over the per-element bodies of bodies.h, or a
 // fixed-shape reduction (deterministic: no floating-point atomics, so runs repeat bit for bit).
-// NVRTC compiles Source() (this file with bodies.h inlined); the CI check compiles this file
-// with clang -x cuda -nocudainc -DSK_NO_CUDA_MATH, which needs the declarations below.
-#ifdef SK_NO_CUDA_MATH
-#include <__clang_cuda_builtin_vars.h>
-#define __global__ __attribute__((global))
-#define __device__ __attribute__((device))
-#define __shared__ __attribute__((shared))
-#define sk_sync() __syncthreads()
-extern "C" __device__ void __syncthreads(void);
-#define sk_atomic_add_int(p, v) __nvvm_atom_add_gen_i((p), (v))
-#else
-#define sk_sync() __syncthreads()
-#define sk_atomic_add_int(p, v) atomicAdd((p), (v))
-#endif
+// NVRTC compiles Source() (this file with bodies.h inlined), and so does the CI check, with
+// clang -x cuda -nocudainc -DSK_NO_CUDA_MATH (bodies.h then declares what CUDA's headers would).
 #include "bodies.h"
 
 #define SK_LOOP(n) for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)blockDim.x * gridDim.x)
