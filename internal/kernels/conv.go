@@ -9,7 +9,7 @@ type Conv struct {
 	Kernel, Stride int
 	Pad, Dilation  int
 	// Winograd lets Forward use Winograd F(4×4, 3×3) where it applies and pays (3×3, stride 1,
-	// padding 1, AVX-512, enough tiles): 2.2–2.8× faster, with rounding that differs from the
+	// padding 1, AVX-512 or AVX2, enough tiles): 2.2–2.8× faster, with rounding that differs from the
 	// direct sum in the fifth digit (errors up to ~1.5e-5 of the output's largest value,
 	// measured). For inference.
 	Winograd bool

@@ -5,18 +5,22 @@ void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long 
 void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
                        const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
                        long k1);
+void segkit_avx2_wino_filter(long K, long C, const float *w, float *u, long k0, long k1);
+void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
+                            const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
+                            long k1);
 */
 import "C"
 
 // winogradTiles is the number of 4×4 output tiles per block (the GEMM panel width).
 const winogradTiles = 64
 
-// winograd reports whether Forward takes the Winograd path (winograd_avx512.c). Its GEMMs always
+// winograd reports whether Forward takes the Winograd path (winograd_avx512.c or _avx2.c). Its GEMMs always
 // compute whole blocks of winogradTiles tiles, and its transformed filter is 4× the filter's
 // size: with fewer tiles than one block, or blocks less than half full on average, it costs
 // more than the direct convolution saves (measured: 384 channels, 2×16×16 break even).
 func (c Conv) winograd() bool {
-	if !c.Winograd || !useAVX512() || c.Kernel != 3 || c.Stride != 1 || c.Pad != 1 || c.Dilation != 1 ||
+	if !c.Winograd || level() == isaPortable || c.Kernel != 3 || c.Stride != 1 || c.Pad != 1 || c.Dilation != 1 ||
 		c.C < 8 || c.K < 8 {
 		return false
 	}
@@ -37,7 +41,12 @@ func (c Conv) winogradTiles() (tiles, blocks int) {
 func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 	u := convScratch.get(36 * c.K * c.C)
 	pu, pw := ptr(u), ptr(w)
+	avx2 := useAVX2()
 	parallelFor(c.K, 36*c.C*4, func(lo, hi int) {
+		if avx2 {
+			C.segkit_avx2_wino_filter(C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
+			return
+		}
 		C.segkit_wino_filter(C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
 	})
 	sc, sh, add, relu := ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU)
@@ -50,6 +59,11 @@ func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 	parallelBlocks(blocks*parts, func(_, i int) {
 		t0, k0 := (i/parts)*winogradTiles, (i%parts)*step
 		nt, k1 := min(winogradTiles, tiles-t0), min(k0+step, c.K)
+		if avx2 {
+			C.segkit_avx2_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W), ptr(x), pu, sc, sh, add, relu,
+				ptr(y), C.long(t0), C.long(nt), C.long(k0), C.long(k1))
+			return
+		}
 		C.segkit_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W), ptr(x), pu, sc, sh, add, relu,
 			ptr(y), C.long(t0), C.long(nt), C.long(k0), C.long(k1))
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,9 +16,15 @@ import (
 // planes, several images and blocks, and channel counts off every vector width. Bounds are
 // relative to the output's largest magnitude.
 func TestWinograd(t *testing.T) {
-	if !useAVX512() {
-		t.Skip("no AVX-512: Forward never takes the Winograd path")
-	}
+	needCPaths(t) // the portable path has no Winograd
+	onPaths(func(i int) {
+		if p := cpuPaths()[i]; p != isaPortable {
+			t.Run(p.String(), testWinograd)
+		}
+	})
+}
+
+func testWinograd(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, s := range []struct{ n, c, k, h, w int }{
 		{1, 8, 8, 4, 4}, {2, 9, 13, 5, 7}, {1, 17, 18, 1, 1}, {1, 18, 8, 2, 3}, {3, 33, 20, 37, 29},
@@ -76,6 +83,32 @@ func BenchmarkConv3x3Forward(b *testing.B) {
 				}
 				reportGFLOPs(b, c.FLOPs(), time.Since(start))
 			})
+		}
+	}
+}
+
+// TestWinogradPathsAgree checks that the AVX2 Winograd convolution equals the AVX-512 one bit for
+// bit (the same transforms in the same operations, the same GEMM chains), where the CPU runs both:
+// partial tiles, runs split across tile rows and images, channel counts off both vector widths.
+func TestWinogradPathsAgree(t *testing.T) {
+	if cpuISA() < isaAVX512 {
+		t.Skip("needs a CPU with AVX-512 (and so AVX2)")
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, s := range []struct{ n, c, k, h, w int }{{2, 9, 13, 5, 7}, {3, 33, 20, 37, 29}, {1, 48, 48, 64, 64}, {1, 10, 70, 40, 3}, {2, 17, 9, 6, 9}} {
+		c := Conv{N: s.n, C: s.c, H: s.h, W: s.w, K: s.k, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Winograd: true}
+		x, w := randSlice(rng, s.n*s.c*s.h*s.w), randSlice(rng, s.k*s.c*9)
+		ep := Affine{Scale: randSlice(rng, s.k), Shift: randSlice(rng, s.k), Add: randSlice(rng, s.n*s.k*s.h*s.w), ReLU: true}
+		var y [2][]float32
+		for i, p := range []isa{isaAVX512, isaAVX2} {
+			saved := level()
+			kernelISA.level = p
+			y[i] = make([]float32, s.n*s.k*s.h*s.w)
+			c.forwardWinograd(x, w, ep, y[i])
+			kernelISA.level = saved
+		}
+		if !slices.Equal(y[0], y[1]) {
+			t.Errorf("%+v: AVX2 Winograd differs from AVX-512's", s)
 		}
 	}
 }
