@@ -36,6 +36,9 @@ type State struct {
 	// another count continues correctly, but not bit for bit as the run would have. 0: not recorded.
 	KernelWorkers int `json:"kernel_workers,omitempty"`
 	GOMAXPROCS    int `json:"gomaxprocs,omitempty"` // Workers' default
+	// Ranks is the number of processes of the data-parallel run that wrote it (0: one); a resume
+	// with another number continues the same training, not bit for bit.
+	Ranks int `json:"ranks,omitempty"`
 	// Palette colours the classes in segpredict's outputs (nil: VOC's palette).
 	Palette [][3]uint8 `json:"palette,omitempty"`
 	// Imported says where a model converted from PyTorch came from (nil: trained by segkit).

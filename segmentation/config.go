@@ -64,6 +64,11 @@ type Config struct {
 	NoPhotometric bool       `json:"no_photometric,omitempty" yaml:"no_photometric,omitempty"`
 	TestScale     [2]int     `json:"test_scale,omitempty" yaml:"test_scale,omitempty"` // evaluation rescale (long, short); zero: Scale
 	EvalMode      string     `json:"eval_mode,omitempty" yaml:"eval_mode,omitempty"`   // whole or slide (windows of the crop); "": whole
+
+	// NoSyncBN: in a data-parallel run (several ranks), batch norm normalises each rank's share
+	// with the share's statistics, instead of the whole batch's (SyncBN, the default): another
+	// training than one process's, as in mmseg without SyncBN.
+	NoSyncBN bool `json:"no_sync_bn,omitempty" yaml:"no_sync_bn,omitempty"`
 }
 
 // DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.

@@ -18,6 +18,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/importer"
@@ -48,6 +49,17 @@ func (c Config) Schedule(it int) float64 {
 
 // ErrInterrupted is returned by a run stopped through Run.Interrupt.
 var ErrInterrupted = errors.New("training interrupted")
+
+// ErrOtherRank is returned by the ranks of a data-parallel run that stop because another rank
+// failed where all of them learn of it (that rank returns, and reports, the cause).
+var ErrOtherRank = errors.New("stopped: another rank failed")
+
+// SharedError is an error that every rank of a data-parallel run meets at the same iteration
+// (an interrupt, a non-finite loss, a setting): the ranks end together, and rank 0 reports it.
+type SharedError struct{ Err error }
+
+func (e SharedError) Error() string { return e.Err.Error() }
+func (e SharedError) Unwrap() error { return e.Err }
 
 // Summary is what a finished run reports.
 type Summary struct {
@@ -104,7 +116,17 @@ type Run struct {
 	// Interrupt, when set (e.g. on Ctrl-C), stops the run after the current step with a checkpoint;
 	// Train then returns ErrInterrupted.
 	Interrupt *atomic.Bool
+	// Comm makes this process one rank of a data-parallel run when it has several ranks
+	// (package dist; nil: a single process). Every rank trains on its share of each batch and
+	// evaluates its share of the evaluation images; rank 0 alone reads the checkpoint to resume,
+	// writes the run directory, logs, plots and checkpoints, and prints.
+	Comm dist.Comm
+	// BeforeStep, when set, is called with each iteration (counted from 1) before it runs; tests
+	// make a rank fail at a given iteration with it.
+	BeforeStep func(iter int)
+	resumed    bool // continuing a checkpoint (which rank 0 read)
 	dir       string
+	data      Data
 	model     *hrnet.Model
 	net       *nn.Net
 	opt       *nn.SGD
@@ -159,8 +181,18 @@ func latestCheckpoint(path string) (string, error) {
 func (r *Run) Train() (Summary, error) {
 	start := time.Now()
 	defer r.close()
-	ck, err := r.resume()
-	if err != nil {
+	if r.Comm == nil {
+		r.Comm = dist.Single{}
+	}
+	if !r.lead() { // rank 0 speaks for the run
+		r.Out, r.NoBar = io.Discard, true
+	}
+	var ck *Checkpoint
+	var err error
+	if r.lead() {
+		ck, err = r.resume()
+	}
+	if err := r.shareStart(err); err != nil {
 		return Summary{}, err
 	}
 	if err := r.setup(ck); err != nil {
@@ -194,7 +226,7 @@ func (r *Run) resume() (*Checkpoint, error) {
 	if cfg.Iters < ck.State.Iter {
 		return nil, SettingError{fmt.Errorf("--iters %d: the run is already at iteration %d", cfg.Iters, ck.State.Iter)}
 	}
-	r.Cfg, r.state = cfg, ck.State
+	r.Cfg, r.state, r.resumed = cfg, ck.State, true
 	r.state.Config = cfg
 	r.dir = filepath.Dir(path)
 	// A write cut short (killed process) leaves only a temporary file: remove it.
@@ -211,6 +243,10 @@ func (r *Run) resume() (*Checkpoint, error) {
 			"split their sums differently, so the continuation is not bit-identical to an uninterrupted run on %d "+
 			"(resume with GOMAXPROCS=%d for that)\n", w, ck.State.GOMAXPROCS, kernels.Workers, w, w)
 	}
+	if was, now := max(ck.State.Ranks, 1), r.Comm.Size(); was != now {
+		r.printf("note: the checkpoint was written by %d rank(s), this run has %d: the same global batch of %d, split "+
+			"otherwise, so the continuation agrees with the run to float rounding, not bit for bit\n", was, now, cfg.Batch)
+	}
 	return ck, nil
 }
 
@@ -218,51 +254,31 @@ func (r *Run) resume() (*Checkpoint, error) {
 // log, the loader, the optimiser and the progress display.
 func (r *Run) setup(ck *Checkpoint) error {
 	if err := r.Cfg.Validate(); err != nil {
+		return r.same(err)
+	}
+	if n := r.Comm.Size(); r.Cfg.Batch%n != 0 {
+		return r.same(SettingError{fmt.Errorf("--batch %d: the global batch must divide among the %d ranks", r.Cfg.Batch, n)})
+	}
+	if err := r.agree(r.build(ck)); err != nil {
 		return err
 	}
-	data, c, err := r.Cfg.openData()
-	if err != nil {
+	if err := r.shareModel(); err != nil {
 		return err
 	}
-	// Every setting the run uses is explicit in config.json and the checkpoints, so that eval
-	// and segpredict reuse the dataset's test protocol.
-	c = c.WithDefaults()
-	r.Cfg, r.state.Config = c, c
-	train, val := data.Train, data.Val
-	r.train, r.val, r.classes = train, val, train.Classes()
-	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
-		return err
-	}
-	if ck != nil {
-		if err := ck.Restore(r.net.Params); err != nil {
+	c := r.Cfg
+	r.state.KernelWorkers, r.state.GOMAXPROCS, r.state.Ranks = kernels.Workers, runtime.GOMAXPROCS(0), r.Comm.Size()
+	if r.lead() {
+		if err := r.openLog(); err != nil {
 			return err
 		}
-		if len(r.Override) > 0 { // config.json says what the run now is
-			if err := writeJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
-				return err
-			}
-		}
-	} else {
-		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
-		if err := r.newRunDir(); err != nil {
-			return err
-		}
-		if c.Pretrained != "" {
-			if err := r.loadPretrained(c.Pretrained); err != nil {
-				return err
-			}
-		}
 	}
-	if r.state.Palette == nil {
-		r.state.Palette = data.Palette
-	}
-	r.state.KernelWorkers, r.state.GOMAXPROCS = kernels.Workers, runtime.GOMAXPROCS(0)
-	if err := r.openLog(); err != nil {
-		return err
-	}
-	r.writeLog(map[string]any{"iter": r.state.Iter, "kernel_workers": r.state.KernelWorkers, "gomaxprocs": r.state.GOMAXPROCS})
-	r.loader = &dataset.Loader{Data: train, Aug: c.TrainAugment(), Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad}
+	r.writeLog(map[string]any{"iter": r.state.Iter, "kernel_workers": r.state.KernelWorkers, "gomaxprocs": r.state.GOMAXPROCS, "ranks": r.state.Ranks})
+	r.loader = &dataset.Loader{Data: r.train, Aug: c.TrainAugment(), Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad,
+		Shard: r.Comm.Rank(), Shards: r.Comm.Size()}
 	r.stream = r.loader.Stream(r.state.Epoch, r.state.Batch)
+	if r.Comm.Size() > 1 {
+		r.net.Shard = &nn.Shard{Comm: r.Comm, SyncBN: !c.NoSyncBN}
+	}
 	r.opt = &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
 		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
 	r.net.OnBuild = func(key string, took time.Duration) {
@@ -276,11 +292,66 @@ func (r *Run) setup(ck *Checkpoint) error {
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("it"), progressbar.OptionFullWidth())
 		r.progress.Set(r.state.Iter)
 	}
-	r.printData(data)
+	r.printData(r.data)
+	if n := r.Comm.Size(); n > 1 {
+		bn := "SyncBN: batch norm over the whole batch"
+		if c.NoSyncBN {
+			bn = "batch norm over each rank's share (--no-sync-bn)"
+		}
+		r.printf("data parallel: %d ranks × %d images = batch %d; %s\n", n, c.Batch/n, c.Batch, bn)
+	}
 	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
-		r.dir, c.Model, c.Resize, len(r.classes), train.Len(), val.Len(), c.Iters)
+		r.dir, c.Model, c.Resize, len(r.classes), r.train.Len(), r.val.Len(), c.Iters)
 	r.tracker.Log = func(msg string) { r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg}) }
 	r.observeSizes()
+	return nil
+}
+
+// build opens the data and builds the model: from the checkpoint (rank 0) or, for a new run,
+// in a new run directory (rank 0) from the seed or the pretrained weights. Other ranks get the
+// weights from rank 0 (shareModel).
+func (r *Run) build(ck *Checkpoint) error {
+	data, c, err := r.Cfg.openData()
+	if err != nil {
+		return err
+	}
+	// Every setting the run uses is explicit in config.json and the checkpoints, so that eval
+	// and segpredict reuse the dataset's test protocol.
+	c = c.WithDefaults()
+	r.Cfg, r.state.Config = c, c
+	train, val := data.Train, data.Val
+	r.train, r.val, r.classes = train, val, train.Classes()
+	if r.model, r.net, err = newModel(c, len(r.classes)); err != nil {
+		return err
+	}
+	switch {
+	case !r.lead() && r.resumed: // rank 0 restored the checkpoint
+	case !r.lead():
+		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
+	case ck != nil:
+		if err := ck.Restore(r.net.Params); err != nil {
+			return err
+		}
+		if len(r.Override) > 0 { // config.json says what the run now is
+			if err := writeJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
+				return err
+			}
+		}
+	default:
+		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
+		if err := r.newRunDir(); err != nil {
+			return err
+		}
+		if c.Pretrained != "" {
+			if err := r.loadPretrained(c.Pretrained); err != nil {
+				return err
+			}
+		}
+	}
+	if r.state.Palette == nil {
+		r.state.Palette = data.Palette
+	}
+	r.data = data
 	return nil
 }
 
@@ -334,15 +405,25 @@ func (r *Run) loop() error {
 				return err
 			}
 		}
-		interrupted := r.Interrupt != nil && r.Interrupt.Load()
-		if (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop || interrupted {
+		scheduled := (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop
+		if scheduled {
+			if err := r.checkpoint(); err != nil {
+				return err
+			}
+		}
+		// After the scheduled checkpoint: a rank that fails later finds it whole.
+		interrupted, err := r.stopRequested()
+		if err != nil {
+			return err
+		}
+		if interrupted && !scheduled {
 			if err := r.checkpoint(); err != nil {
 				return err
 			}
 		}
 		if interrupted && !last {
 			r.printf("\ninterrupted at iteration %d; checkpoint saved\n", r.state.Iter)
-			return fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir)
+			return r.shared(fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir))
 		}
 	}
 	return nil
@@ -355,6 +436,9 @@ func (r *Run) step() (nn.Losses, error) {
 	c, it := r.Cfg, r.state.Iter
 	h, w := c.CropSize()
 	r.opt.LR = c.Schedule(it)
+	if r.BeforeStep != nil {
+		r.BeforeStep(it + 1)
+	}
 	b, err := r.stream.Next()
 	if err != nil {
 		return nn.Losses{}, err
@@ -370,7 +454,8 @@ func (r *Run) step() (nn.Losses, error) {
 		r.printf("iteration %d: %s; batch skipped\n", it+1, bad)
 		r.writeLog(map[string]any{"iter": it + 1, "skipped_batch": bad})
 	} else {
-		return losses, fmt.Errorf("iteration %d: %s; stopped, the last checkpoint is kept (lower --lr, or --skip-nan)", it+1, bad)
+		// The ranks sum the gradients first: every rank stops here.
+		return losses, r.shared(fmt.Errorf("iteration %d: %s; stopped, the last checkpoint is kept (lower --lr, or --skip-nan)", it+1, bad))
 	}
 	r.state.Iter++
 	r.state.Epoch, r.state.Batch = b.Epoch, b.Index+1
@@ -427,11 +512,13 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 			return sum, err
 		}
 		sum.Final = res
-		if err := writeJSON(filepath.Join(r.dir, "metrics.json"), map[string]any{
+		if r.lead() {
+			if err := writeJSON(filepath.Join(r.dir, "metrics.json"), map[string]any{
 			"mIoU": res.MIoU, "aAcc": res.AAcc, "mAcc": res.MAcc, "metrics": res, "best_miou": sum.BestMIoU,
 			"best_iter": sum.BestIter, "iters": sum.Iters, "gmacs": sum.GMACs, "branch_sizes": sum.Sizes,
-		}); err != nil {
-			return sum, err
+			}); err != nil {
+				return sum, err
+			}
 		}
 	}
 	if skipped := r.loader.Skipped(); len(skipped) > 0 {
@@ -537,6 +624,9 @@ func (r *Run) openLog() error {
 }
 
 func (r *Run) writeLog(entry map[string]any) {
+	if r.logFile == nil { // not rank 0
+		return
+	}
 	b, _ := json.Marshal(entry)
 	r.logFile.Write(append(b, '\n'))
 }
@@ -566,19 +656,36 @@ func (r *Run) observeSizes() {
 
 // evaluate runs the evaluation split, prints the table and keeps the best checkpoint.
 func (r *Run) evaluate() (metrics.Result, error) {
-	conf, err := r.Cfg.TestInference().Evaluate(r.net, r.val, nil)
+	val := r.val
+	if n := r.Comm.Size(); n > 1 { // image i on rank i mod n; the confusion counts are summed
+		var idx []int
+		for i := r.Comm.Rank(); i < r.val.Len(); i += n {
+			idx = append(idx, i)
+		}
+		val = subset{r.val, idx}
+	}
+	conf, err := r.Cfg.TestInference().Evaluate(r.net, val, nil)
 	if err != nil {
+		return metrics.Result{}, err
+	}
+	if err := r.Comm.SumInt64(conf.Counts()); err != nil {
 		return metrics.Result{}, err
 	}
 	res := conf.Result(r.classes)
 	r.printf("\niteration %d: mIoU %.2f aAcc %.2f mAcc %.2f, GMACs %.3f, branch sizes %v\n%s", r.state.Iter,
 		100*res.MIoU, 100*res.AAcc, 100*res.MAcc, r.gmacs(), r.branchSizes(), res.Table())
 	r.writeLog(map[string]any{"iter": r.state.Iter, "val_miou": res.MIoU, "val_aacc": res.AAcc, "val_macc": res.MAcc, "gmacs": r.gmacs()})
-	if err := WritePlots(r.dir, r.model.Resize == hrnet.DynOPool); err != nil {
-		r.printf("plots: %v\n", err) // a plot is not worth stopping a run for
+	if r.lead() {
+		if err := WritePlots(r.dir, r.model.Resize == hrnet.DynOPool); err != nil {
+			r.printf("plots: %v\n", err) // a plot is not worth stopping a run for
+		}
 	}
 	if res.MIoU > r.state.BestMIoU {
 		r.state.BestMIoU, r.state.BestIter = res.MIoU, r.state.Iter
+		if !r.lead() {
+			r.last = &res
+			return res, nil
+		}
 		if err := SaveCheckpoint(filepath.Join(r.dir, "best.safetensors"), r.net.Params, r.state); err != nil {
 			return res, err
 		}
@@ -597,6 +704,9 @@ func (r *Run) finalResult() (metrics.Result, error) {
 
 // checkpoint writes ckpt_iter_<n>.safetensors and keeps the newest Keep of them.
 func (r *Run) checkpoint() error {
+	if err := r.weightsAgree(); err != nil || !r.lead() {
+		return err
+	}
 	path := filepath.Join(r.dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", r.state.Iter))
 	if err := SaveCheckpoint(path, r.net.Params, r.state); err != nil {
 		return err

@@ -1,0 +1,199 @@
+package segmentation
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+)
+
+// The parts of a Run that concern its ranks (Run.Comm); with one rank each is a no-op.
+
+// lead reports whether this process is rank 0, the one that reads, writes and prints.
+func (r *Run) lead() bool { return r.Comm.Rank() == 0 }
+
+// shared marks err as met by every rank at the same point: rank 0 reports it, and the others
+// stop quietly (ErrOtherRank). A single process keeps err as it is.
+func (r *Run) shared(err error) error {
+	if r.Comm.Size() <= 1 {
+		return err
+	}
+	if !r.lead() {
+		return fmt.Errorf("%w (%v)", ErrOtherRank, err)
+	}
+	return SharedError{err}
+}
+
+// same is shared for errors every rank meets by itself (settings all ranks read alike).
+func (r *Run) same(err error) error {
+	if err == nil {
+		return nil
+	}
+	return r.shared(err)
+}
+
+// agree lets every rank learn whether any failed: a failed rank returns its error (marked
+// shared, so that its rank reports it and every rank ends without killing the others), the
+// others ErrOtherRank.
+func (r *Run) agree(err error) error {
+	if r.Comm.Size() <= 1 {
+		return err
+	}
+	failed := []int64{0}
+	if err != nil {
+		failed[0] = 1
+	}
+	if e := r.Comm.SumInt64(failed); e != nil {
+		return e
+	}
+	switch {
+	case err != nil:
+		return SharedError{err}
+	case failed[0] > 0:
+		return ErrOtherRank
+	}
+	return nil
+}
+
+// start is what rank 0 tells the other ranks before they build the model: the settings and
+// state (a resumed run's, from the checkpoint only rank 0 reads), or why it cannot start.
+type start struct {
+	Err     string `json:"err,omitempty"`
+	Setting bool   `json:"setting,omitempty"`
+	Resumed bool   `json:"resumed"`
+	Cfg     Config `json:"cfg"`
+	State   State  `json:"state"`
+}
+
+// shareStart sends rank 0's settings (and its error, if resuming failed) to every rank.
+func (r *Run) shareStart(err error) error {
+	if r.Comm.Size() <= 1 {
+		return err
+	}
+	var msg []byte
+	if r.lead() {
+		st := start{Resumed: r.resumed, Cfg: r.Cfg, State: r.state}
+		if err != nil {
+			st.Err = err.Error()
+			_, st.Setting = err.(SettingError)
+		}
+		if msg, err = json.Marshal(st); err != nil {
+			return err
+		}
+	}
+	msg, e := r.Comm.Broadcast(msg, 0)
+	if e != nil {
+		return e
+	}
+	if r.lead() {
+		if err != nil {
+			return SharedError{err}
+		}
+		return nil
+	}
+	var st start
+	if e := json.Unmarshal(msg, &st); e != nil {
+		return fmt.Errorf("the run's settings from rank 0: %w", e)
+	}
+	if st.Err != "" {
+		return fmt.Errorf("%w (rank 0: %s)", ErrOtherRank, st.Err)
+	}
+	r.Cfg, r.state, r.resumed = st.Cfg, st.State, st.Resumed
+	return nil
+}
+
+// shareModel gives every rank rank 0's parameters, buffers and momentum: the seed's, the
+// pretrained file's or the checkpoint's, which only rank 0 reads.
+func (r *Run) shareModel() error {
+	if r.Comm.Size() <= 1 {
+		return nil
+	}
+	params := r.net.Params.All()
+	velocity := make([]byte, len(params))
+	for i, p := range params {
+		if p.Velocity != nil {
+			velocity[i] = 1
+		}
+	}
+	velocity, err := r.Comm.Broadcast(velocity, 0)
+	if err != nil {
+		return err
+	}
+	if len(velocity) != len(params) {
+		return fmt.Errorf("rank 0's model has %d parameters, this rank's %d", len(velocity), len(params))
+	}
+	for i, p := range params {
+		if err := r.Comm.BroadcastFloat32(p.Data(), 0); err != nil {
+			return fmt.Errorf("parameter %s from rank 0: %w", p.Name, err)
+		}
+		if velocity[i] == 0 {
+			p.Velocity = nil
+			continue
+		}
+		if p.Velocity == nil {
+			p.Velocity = make([]float32, len(p.Data()))
+		}
+		if err := r.Comm.BroadcastFloat32(p.Velocity, 0); err != nil {
+			return fmt.Errorf("momentum of %s from rank 0: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+// stopRequested reports whether the run stops here: this rank's Interrupt, or any rank's.
+func (r *Run) stopRequested() (bool, error) {
+	stop := r.Interrupt != nil && r.Interrupt.Load()
+	if r.Comm.Size() <= 1 {
+		return stop, nil
+	}
+	v := []int64{0}
+	if stop {
+		v[0] = 1
+	}
+	if err := r.Comm.SumInt64(v); err != nil {
+		return false, err
+	}
+	return v[0] > 0, nil
+}
+
+// weightsAgree checks, before rank 0 writes a checkpoint, that every rank holds rank 0's
+// weights, buffers and momentum (a hash of their bits): ranks that drifted apart would make a
+// checkpoint of a model no rank trains.
+func (r *Run) weightsAgree() error {
+	if r.Comm.Size() <= 1 {
+		return nil
+	}
+	h := fnv.New64a()
+	var word [4]byte
+	add := func(v []float32) {
+		for _, x := range v {
+			binary.LittleEndian.PutUint32(word[:], math.Float32bits(x))
+			h.Write(word[:])
+		}
+	}
+	for _, p := range r.net.Params.All() {
+		add(p.Data())
+		add(p.Velocity)
+	}
+	mine := h.Sum(nil)
+	lead, err := r.Comm.Broadcast(mine, 0)
+	if err != nil {
+		return err
+	}
+	differ := []int64{0}
+	if string(lead) != string(mine) {
+		differ[0] = 1
+	}
+	if err := r.Comm.SumInt64(differ); err != nil {
+		return err
+	}
+	if differ[0] == 0 {
+		return nil
+	}
+	err = fmt.Errorf("iteration %d: %d rank(s) hold weights that differ from rank 0's: the ranks diverged, no checkpoint written", r.state.Iter, differ[0])
+	if string(lead) != string(mine) {
+		err = fmt.Errorf("iteration %d: this rank's weights differ from rank 0's: the ranks diverged, no checkpoint written", r.state.Iter)
+	}
+	return SharedError{err}
+}
