@@ -6,10 +6,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
@@ -17,6 +20,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/segmentation"
 )
 
@@ -27,6 +32,8 @@ type trainFlags struct {
 	configFile string
 	resume     string
 	noBar      bool
+	threads    int           // kernel threads of this process (0: all cores it may use)
+	timeout    time.Duration // a data-parallel rank's longest wait for the others
 	set        map[string]func(dst, src *segmentation.Config)
 }
 
@@ -96,6 +103,10 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	fs.StringVar(&t.configFile, "config", "", "YAML or JSON file of settings (flags override it)")
 	fs.StringVar(&t.resume, "resume", "", "continue a run: its directory or a checkpoint")
 	fs.BoolVar(&t.noBar, "no-bar", false, "print log lines instead of a progress bar")
+	fs.BoolVar(&c.NoSyncBN, "no-sync-bn", false, "under mpirun/srun with several ranks: batch norm over each rank's share, not the whole batch (SyncBN)")
+	t.set["no-sync-bn"] = func(dst, src *segmentation.Config) { dst.NoSyncBN = src.NoSyncBN }
+	fs.IntVar(&t.threads, "threads", 0, "kernel threads of this process (default: every core it may run on)")
+	fs.DurationVar(&t.timeout, "timeout", 10*time.Minute, "under mpirun/srun: how long a rank waits for the others before ending the job with an error")
 	return t
 }
 
@@ -180,7 +191,7 @@ func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
 	fs.Visit(func(f *pflag.Flag) {
 		key := strings.ReplaceAll(f.Name, "-", "_")
 		switch {
-		case f.Name == "resume" || f.Name == "no-bar":
+		case f.Name == "resume" || f.Name == "no-bar" || f.Name == "threads" || f.Name == "timeout":
 		case t.set[f.Name] != nil && slices.Contains(segmentation.ResumeSettings, key):
 			keys = append(keys, key)
 		default:
@@ -195,6 +206,13 @@ func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
 }
 
 func runTraining(cmd *cobra.Command, t *trainFlags) error {
+	if t.threads < 0 {
+		return usageError{fmt.Errorf("--threads %d: at least 1 (0: every core)", t.threads)}
+	}
+	if t.threads > 0 {
+		runtime.GOMAXPROCS(t.threads)
+		kernels.Workers = t.threads
+	}
 	run := &segmentation.Run{Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
 		Interrupt: &atomic.Bool{}}
 	var err error
@@ -211,9 +229,25 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		}
 		fmt.Fprint(cmd.OutOrStdout(), said)
 	}
-	// Ctrl-C (or SIGTERM): finish the step, write a checkpoint, exit; a second one exits at once.
+	// Several ranks (mpirun, srun): this process trains its share; without a launcher, alone.
+	comm, err := dist.Open(dist.Options{Timeout: t.timeout})
+	if err != nil {
+		return err
+	}
+	run.Comm = comm
+	if comm.Size() > 1 {
+		if cores := onlineCPUs(); runtime.GOMAXPROCS(0) == 1 && cores > 1 && t.threads == 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d runs 1 thread on a %d-core machine: the launcher bound it to one core "+
+				"(mpirun: --bind-to none, or --map-by slot:PE=<cores per rank>)\n", comm.Rank(), comm.Size(), cores)
+		}
+		if run.BeforeStep, err = faultHook(os.Getenv("SEGKIT_FAULT"), comm.Rank()); err != nil {
+			return err
+		}
+	}
+	// Ctrl-C, SIGTERM or SIGUSR1 (mpirun forwards it to every rank; Slurm's --signal sends it
+	// before the time limit): finish the step, write a checkpoint, exit; a second one exits at once.
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	defer func() { signal.Stop(signals); close(signals) }()
 	go func() {
 		if _, ok := <-signals; !ok {
@@ -227,6 +261,11 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		}
 	}()
 	sum, err := run.Train()
+	if comm.Size() > 1 {
+		err = endRank(cmd, comm, err)
+	} else if closeErr := comm.Close(); err == nil { // MPI with one rank: finalize
+		err = closeErr
+	}
 	if se := (segmentation.SettingError{}); errors.As(err, &se) {
 		return usageError{err}
 	}
@@ -242,6 +281,92 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	}
 	fmt.Fprintf(out, "branch sizes at the %s crop: %v, %.3f GMACs per image\nrun directory: %s\n", crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
+}
+
+// endRank ends this rank's part of a data-parallel run: an error every rank met together (an
+// interrupt, a NaN, a setting) or a stop because another rank failed ends every rank normally,
+// rank 0 reporting it; any other error is this rank's alone: it is reported, naming the rank,
+// and the job is aborted (mpirun then ends every rank and exits non-zero). Ranks other than 0
+// exit here; rank 0 returns what main reports.
+func endRank(cmd *cobra.Command, comm dist.Comm, err error) error {
+	var shared segmentation.SharedError
+	together := err == nil || errors.As(err, &shared) || errors.Is(err, segmentation.ErrOtherRank)
+	if !together {
+		fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d: %v\n", comm.Rank(), comm.Size(), err)
+		comm.Abort(err) // does not return
+	}
+	if closeErr := comm.Close(); err == nil {
+		err = closeErr
+	}
+	if comm.Rank() == 0 {
+		return err
+	}
+	code := 0
+	switch se := (segmentation.SettingError{}); {
+	case err == nil:
+	case errors.As(err, &se):
+		code = 2
+	default:
+		code = 1
+		if errors.As(err, &shared) { // this rank's own share of the failure
+			fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d: %v\n", comm.Rank(), comm.Size(), err)
+		}
+	}
+	os.Exit(code)
+	return nil
+}
+
+// faultHook parses SEGKIT_FAULT, the fault injection of the data-parallel tests:
+// "kill@ITER:RANK" makes rank RANK kill itself (SIGKILL) as iteration ITER begins,
+// "exit@ITER:RANK" makes it exit with status 3 there. Empty: no hook.
+func faultHook(spec string, rank int) (func(int), error) {
+	if spec == "" {
+		return nil, nil
+	}
+	var kind string
+	var at, who int
+	how, where, ok := strings.Cut(spec, "@")
+	if _, err := fmt.Sscanf(where, "%d:%d", &at, &who); !ok || err != nil || (how != "kill" && how != "exit") {
+		return nil, fmt.Errorf("SEGKIT_FAULT=%q: kill@ITER:RANK or exit@ITER:RANK", spec)
+	}
+	kind = how
+	if who != rank {
+		return nil, nil
+	}
+	return func(it int) {
+		if it != at {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "segtrain: rank %d: SEGKIT_FAULT %s at iteration %d\n", rank, kind, it)
+		if kind == "kill" {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		os.Exit(3)
+	}, nil
+}
+
+// onlineCPUs is the machine's number of cores (runtime.NumCPU is the cores this process may
+// use, which a launcher's binding narrows).
+func onlineCPUs() int {
+	raw, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(raw)), ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if found {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil {
+			return runtime.NumCPU()
+		}
+		n += b - a + 1
+	}
+	return n
 }
 
 // isTerminal reports whether w is a terminal (a progress bar only makes sense there).
