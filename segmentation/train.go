@@ -125,22 +125,22 @@ type Run struct {
 	// make a rank fail at a given iteration with it.
 	BeforeStep func(iter int)
 	resumed    bool // continuing a checkpoint (which rank 0 read)
-	dir       string
-	data      Data
-	model     *hrnet.Model
-	net       *nn.Net
-	opt       *nn.SGD
-	state     State
-	classes   []string
-	train     dataset.Dataset
-	val       dataset.Dataset
-	loader    *dataset.Loader
-	stream    *dataset.Stream
-	tracker   dynopool.Tracker
-	logFile   *os.File
-	progress  *progressbar.ProgressBar
-	meter     meter
-	last      *metrics.Result // the latest evaluation
+	dir        string
+	data       Data
+	model      *hrnet.Model
+	net        *nn.Net
+	opt        *nn.SGD
+	state      State
+	classes    []string
+	train      dataset.Dataset
+	val        dataset.Dataset
+	loader     *dataset.Loader
+	stream     *dataset.Stream
+	tracker    dynopool.Tracker
+	logFile    *os.File
+	progress   *progressbar.ProgressBar
+	meter      meter
+	last       *metrics.Result // the latest evaluation
 }
 
 // meter accumulates what the next log line reports.
@@ -514,8 +514,8 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 		sum.Final = res
 		if r.lead() {
 			if err := writeJSON(filepath.Join(r.dir, "metrics.json"), map[string]any{
-			"mIoU": res.MIoU, "aAcc": res.AAcc, "mAcc": res.MAcc, "metrics": res, "best_miou": sum.BestMIoU,
-			"best_iter": sum.BestIter, "iters": sum.Iters, "gmacs": sum.GMACs, "branch_sizes": sum.Sizes,
+				"mIoU": res.MIoU, "aAcc": res.AAcc, "mAcc": res.MAcc, "metrics": res, "best_miou": sum.BestMIoU,
+				"best_iter": sum.BestIter, "iters": sum.Iters, "gmacs": sum.GMACs, "branch_sizes": sum.Sizes,
 			}); err != nil {
 				return sum, err
 			}
