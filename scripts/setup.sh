@@ -2,14 +2,17 @@
 # Installs what building segkit needs beyond Go: OpenBLAS (libopenblas-dev), which every
 # convolution's matrix product runs on. With --onnxruntime (scripts/test.sh passes it) also
 # onnxruntime's CPU library, which the ONNX export tests run exported models in (nothing else
-# needs it). Safe to run again: it installs only what is missing.
+# needs it). With --mpi also Open MPI (libopenmpi-dev, openmpi-bin), which data-parallel
+# training (go build -tags mpi) and its tests need. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 with_onnxruntime=false
+with_mpi=false
 for arg in "$@"; do
   case "$arg" in
     --onnxruntime) with_onnxruntime=true ;;
-    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests)" >&2; exit 2 ;;
+    --mpi) with_mpi=true ;;
+    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI)" >&2; exit 2 ;;
   esac
 done
 
@@ -126,7 +129,28 @@ install_onnxruntime() {
   echo "setup: onnxruntime $ort_version installed ($lib)."
 }
 
+# Open MPI for data-parallel training (build tag mpi) and its tests: Debian's, found by pkg-config.
+install_openmpi() {
+  if pkg-config --exists ompi 2>/dev/null && command -v mpirun >/dev/null 2>&1; then
+    echo "setup: Open MPI found."
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || { echo "setup: Open MPI is missing and this machine has no apt-get: install your system's Open MPI (with mpi.h and mpirun)." >&2; return 1; }
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: installing Open MPI needs root; run as root or install sudo." >&2; return 1; }
+    sudo="sudo"
+  fi
+  echo "setup: installing libopenmpi-dev and openmpi-bin with apt-get (Open MPI, for data-parallel training)..."
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends libopenmpi-dev openmpi-bin pkg-config
+  echo "setup: Open MPI installed."
+}
+
 install_openblas
+if $with_mpi; then
+  install_openmpi
+fi
 if $with_onnxruntime; then
   install_onnxruntime
 fi
