@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/kernels"
 )
@@ -31,6 +32,9 @@ type Sweep struct {
 	Parallel int       // runs at once (the kernels' threads split between them); 0 or 1: one after another
 	Dir      string    // the sweep's directory: sweep.json and a directory per run
 	Out      io.Writer // one line per run started and finished
+	// Comm makes every run data-parallel over the job's ranks (mpirun, srun); rank 0 decides
+	// what to run, writes and measures. Nil: a single process.
+	Comm dist.Comm
 }
 
 // SweepRun is one training of a sweep.
@@ -119,6 +123,9 @@ func (s *Sweep) Validate() error {
 	if s.Parallel < 0 {
 		errs = append(errs, fmt.Errorf("--parallel %d: must not be negative", s.Parallel))
 	}
+	if s.Comm != nil && s.Comm.Size() > 1 && s.Parallel > 1 {
+		errs = append(errs, fmt.Errorf("--parallel %d: under mpirun each run is already data-parallel over the ranks", s.Parallel))
+	}
 	if len(errs) > 0 {
 		return SettingError{errors.Join(errs...)}
 	}
@@ -133,25 +140,16 @@ func (s *Sweep) Run() (*SweepReport, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	if s.Comm == nil {
+		s.Comm = dist.Single{}
+	}
+	if s.Comm.Size() > 1 {
+		return s.runRanks()
+	}
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
 	runs := s.Plan()
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	plan := sweepFile{Base: s.Base, Budgets: s.Budgets, Scales: s.Scales, Seeds: s.Seeds, Runs: runs}
-	path := filepath.Join(s.Dir, "sweep.json")
-	if raw, err := os.ReadFile(path); err == nil {
-		var old sweepFile
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		now, _ := json.Marshal(plan)
-		was, _ := json.Marshal(old)
-		if string(now) != string(was) {
-			return nil, SettingError{fmt.Errorf("%s holds another sweep (other settings, budgets, scales or seeds): give another --name, or the same flags to continue it", s.Dir)}
-		}
-	} else if err := writeJSON(path, plan); err != nil {
-		return nil, err
-	}
 	parallel := max(1, s.Parallel)
 	if parallel > 1 { // the kernels' threads, split between the runs
 		defer func(w int) { kernels.Workers = w }(kernels.Workers)
@@ -187,42 +185,162 @@ func (s *Sweep) Run() (*SweepReport, error) {
 	return ReportSweep(s.Dir)
 }
 
-// train runs (or resumes, or skips) one run, its output to its run.log, and measures it.
-func (s *Sweep) train(run SweepRun, mu *sync.Mutex) error {
-	dir := filepath.Join(s.Dir, run.Name)
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(s.Out, format, args...)
+// begin writes sweep.json, or checks that the directory's is this sweep's.
+func (s *Sweep) begin() error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "metrics.json")); err == nil {
-		say("%s: finished before, skipped\n", run.Name)
-		return measureOnce(dir)
+	plan := sweepFile{Base: s.Base, Budgets: s.Budgets, Scales: s.Scales, Seeds: s.Seeds, Runs: s.Plan()}
+	path := filepath.Join(s.Dir, "sweep.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return writeJSON(path, plan)
 	}
-	r := &Run{Cfg: run.Config, NoBar: true}
-	if _, err := latestCheckpoint(dir); err == nil {
-		r.Resume = dir
-		say("%s: resuming\n", run.Name)
-	} else if _, err := os.Stat(dir); err == nil {
-		if err := os.RemoveAll(dir); err != nil { // stopped before its first checkpoint
-			return err
+	var old sweepFile
+	if err := json.Unmarshal(raw, &old); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	now, _ := json.Marshal(plan)
+	was, _ := json.Marshal(old)
+	if string(now) != string(was) {
+		return SettingError{fmt.Errorf("%s holds another sweep (other settings, budgets, scales or seeds): give another --name, or the same flags to continue it", s.Dir)}
+	}
+	return nil
+}
+
+// runRanks is Run for one rank of a data-parallel job: the runs one after another, each over
+// every rank; rank 0 says what each run is (skipped, resumed, started) so that every rank
+// does the same whatever files it sees, and alone writes, measures and reports.
+func (s *Sweep) runRanks() (*SweepReport, error) {
+	lead := s.Comm.Rank() == 0
+	var err error
+	if lead {
+		err = s.begin()
+	}
+	if err := agree(s.Comm, err); err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	for _, run := range s.Plan() {
+		var act action
+		if lead {
+			if act, err = s.prepare(run, &mu); err != nil {
+				act = failedRun
+			}
+		}
+		b, berr := s.Comm.Broadcast([]byte{byte(act)}, 0)
+		if berr != nil {
+			return nil, berr
+		}
+		if act = action(b[0]); act == failedRun {
+			if err == nil {
+				err = fmt.Errorf("%s: rank 0 could not prepare it", run.Name)
+			}
+			return nil, err
+		}
+		if act == skipRun {
+			continue
+		}
+		r := &Run{Cfg: run.Config, NoBar: true, Comm: s.Comm, Out: io.Discard}
+		if act == resumeRun {
+			r.Resume = filepath.Join(s.Dir, run.Name)
+		}
+		if err := s.trainRun(r, run, &mu); err != nil {
+			return nil, err
 		}
 	}
-	if r.Resume == "" {
-		say("%s: training\n", run.Name)
+	if !lead {
+		return &SweepReport{}, nil
 	}
-	logf, err := os.OpenFile(filepath.Join(s.Dir, run.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return ReportSweep(s.Dir)
+}
+
+// agree makes rank 0's error every rank's.
+func agree(c dist.Comm, err error) error {
+	msg := ""
 	if err != nil {
+		msg = err.Error()
+	}
+	b, berr := c.Broadcast([]byte(msg), 0)
+	if berr != nil {
+		return berr
+	}
+	if c.Rank() == 0 {
 		return err
 	}
-	defer logf.Close()
-	r.Out = logf
+	if len(b) > 0 {
+		return errors.New(string(b))
+	}
+	return nil
+}
+
+// action is what a sweep does with one of its runs.
+type action byte
+
+const (
+	startRun action = iota
+	resumeRun
+	skipRun
+	failedRun
+)
+
+// train runs (or resumes, or skips) one run, its output to its log file, and measures it.
+func (s *Sweep) train(run SweepRun, mu *sync.Mutex) error {
+	act, err := s.prepare(run, mu)
+	if err != nil || act == skipRun {
+		return err
+	}
+	r := &Run{Cfg: run.Config, NoBar: true}
+	if act == resumeRun {
+		r.Resume = filepath.Join(s.Dir, run.Name)
+	}
+	return s.trainRun(r, run, mu)
+}
+
+// prepare decides what to do with a run: skip it when finished (measuring it if it was not),
+// resume it from its checkpoint, or start it (clearing a directory left without a checkpoint).
+func (s *Sweep) prepare(run SweepRun, mu *sync.Mutex) (action, error) {
+	dir := filepath.Join(s.Dir, run.Name)
+	if _, err := os.Stat(filepath.Join(dir, "metrics.json")); err == nil {
+		s.say(mu, "%s: finished before, skipped\n", run.Name)
+		return skipRun, measureOnce(dir)
+	}
+	if _, err := latestCheckpoint(dir); err == nil {
+		s.say(mu, "%s: resuming\n", run.Name)
+		return resumeRun, nil
+	}
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.RemoveAll(dir); err != nil { // stopped before its first checkpoint
+			return startRun, err
+		}
+	}
+	s.say(mu, "%s: training\n", run.Name)
+	return startRun, nil
+}
+
+// trainRun trains r (rank 0: with its output in the run's log file), then measures it.
+func (s *Sweep) trainRun(r *Run, run SweepRun, mu *sync.Mutex) error {
+	lead := r.Comm == nil || r.Comm.Rank() == 0
+	if lead {
+		logf, err := os.OpenFile(filepath.Join(s.Dir, run.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		r.Out = logf
+	}
 	sum, err := r.Train()
-	if err != nil {
+	if err != nil || !lead {
 		return err
 	}
-	say("%s: mIoU %.2f, %.3f GMACs at the crop, sizes %v (%.0f s)\n", run.Name, 100*sum.Final.MIoU, sum.GMACs, sum.Sizes, sum.Seconds)
-	return measureOnce(dir)
+	s.say(mu, "%s: mIoU %.2f, %.3f GMACs at the crop, sizes %v (%.0f s)\n", run.Name, 100*sum.Final.MIoU, sum.GMACs, sum.Sizes, sum.Seconds)
+	return measureOnce(filepath.Join(s.Dir, run.Name))
+}
+
+func (s *Sweep) say(mu *sync.Mutex, format string, args ...any) {
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Fprintf(s.Out, format, args...)
 }
 
 // measureOnce writes the run's evaluation measurements unless they are there.

@@ -3,11 +3,15 @@ package segmentation
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/segkit/segkit/dist"
 )
 
 // A sweep of 2 budgets × 1 scale × 2 seeds: its directory, the summary's numbers equal to the
@@ -118,5 +122,52 @@ func TestInputScaled(t *testing.T) {
 		if err := bad.Validate(); !errors.As(err, &se) {
 			t.Errorf("%+v: %v, want a SettingError", bad, err)
 		}
+	}
+}
+
+// Under a launcher each run of the sweep is data-parallel over the ranks: rank 0 says what to
+// run, writes and reports; the other ranks follow, whatever files they see.
+func TestSweepRanks(t *testing.T) {
+	c := tinyConfig(t)
+	c.Iters, c.DemoImages, c.Batch = 2, 10, 4 // two images per rank: batch norm needs more than one value
+	dir := filepath.Join(t.TempDir(), "sweep")
+	comms := dist.NewLocal(2, 0)
+	sweep := func() ([]*SweepReport, []error, string) {
+		reps, errs := make([]*SweepReport, 2), make([]error, 2)
+		var out strings.Builder
+		var wg sync.WaitGroup
+		for i, comm := range comms {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := io.Writer(io.Discard)
+				if i == 0 {
+					w = &out
+				}
+				s := &Sweep{Base: c, Budgets: []float64{0.5}, Scales: []float64{1}, Seeds: 1, Dir: dir, Out: w, Comm: comm}
+				reps[i], errs[i] = s.Run()
+			}()
+		}
+		wg.Wait()
+		return reps, errs, out.String()
+	}
+	reps, errs, out := sweep()
+	if errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	if len(reps[0].Rows) != 2 || len(reps[1].Rows) != 0 {
+		t.Errorf("rank 0 reports %d rows, rank 1 %d; want 2 and 0", len(reps[0].Rows), len(reps[1].Rows))
+	}
+	for _, name := range []string{"dynopool_budget0.5_seed0", "fixed_scale1_seed0"} {
+		if _, err := os.Stat(filepath.Join(dir, name, measureFile)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, errs, out = sweep(); errors.Join(errs...) != nil || strings.Count(out, "skipped") != 2 {
+		t.Errorf("again: %v\n%s", errors.Join(errs...), out)
+	}
+	bad := &Sweep{Base: c, Budgets: []float64{0.5}, Seeds: 1, Parallel: 2, Comm: comms[0]}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "already data-parallel") {
+		t.Errorf("--parallel under a launcher: %v", err)
 	}
 }

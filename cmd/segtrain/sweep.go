@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/segmentation"
 )
 
@@ -60,6 +62,9 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			fmt.Fprintf(out, "wrote %s\n", strings.Join([]string{"summary.json", "summary.csv", "frontier.png"}, ", "))
 			return nil
 		}
+		if err := t.applyThreads(); err != nil {
+			return err
+		}
 		for _, f := range []string{"resume", "resize"} {
 			if cmd.Flags().Changed(f) {
 				return usageError{fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
@@ -77,11 +82,24 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 		s := &segmentation.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
 			Dir: filepath.Join(cfg.Out, name), Out: out}
 		s.Base.Name = ""
+		// Under mpirun or srun every run is data-parallel over the ranks.
+		comm, err := dist.Open(dist.Options{Timeout: t.timeout})
+		if err != nil {
+			return err
+		}
+		if s.Comm = comm; comm.Rank() > 0 {
+			s.Out = io.Discard
+		}
 		if err := s.Validate(); err != nil {
 			return usageError{err}
 		}
-		fmt.Fprintf(out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
+		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
 		rep, err := s.Run()
+		if comm.Size() > 1 {
+			err = endRank(cmd, comm, err)
+		} else if closeErr := comm.Close(); err == nil {
+			err = closeErr
+		}
 		if se := (segmentation.SettingError{}); errors.As(err, &se) {
 			return usageError{err}
 		}

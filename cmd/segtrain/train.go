@@ -205,13 +205,21 @@ func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
 	return keys, nil
 }
 
-func runTraining(cmd *cobra.Command, t *trainFlags) error {
+// applyThreads sets this process's kernel threads from --threads.
+func (t *trainFlags) applyThreads() error {
 	if t.threads < 0 {
 		return usageError{fmt.Errorf("--threads %d: at least 1 (0: every core)", t.threads)}
 	}
 	if t.threads > 0 {
 		runtime.GOMAXPROCS(t.threads)
 		kernels.Workers = t.threads
+	}
+	return nil
+}
+
+func runTraining(cmd *cobra.Command, t *trainFlags) error {
+	if err := t.applyThreads(); err != nil {
+		return err
 	}
 	run := &segmentation.Run{Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
 		Interrupt: &atomic.Bool{}}
