@@ -3,16 +3,19 @@
 # convolution's matrix product runs on. With --onnxruntime (scripts/test.sh passes it) also
 # onnxruntime's CPU library, which the ONNX export tests run exported models in (nothing else
 # needs it). With --mpi also Open MPI (libopenmpi-dev, openmpi-bin), which data-parallel
-# training (go build -tags mpi) and its tests need. Safe to run again: it installs only what is missing.
+# training (go build -tags mpi) and its tests need; with --clang, clang (the CUDA kernels' PTX
+# check). The demo needs none of these. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 with_onnxruntime=false
 with_mpi=false
+with_clang=false
 for arg in "$@"; do
   case "$arg" in
     --onnxruntime) with_onnxruntime=true ;;
     --mpi) with_mpi=true ;;
-    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI)" >&2; exit 2 ;;
+    --clang) with_clang=true ;;
+    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI; --clang: also clang for the PTX check)" >&2; exit 2 ;;
   esac
 done
 
@@ -51,7 +54,6 @@ install_clang() {
     echo "setup: could not install clang-15: the CUDA PTX check will skip." >&2
   fi
 }
-install_clang
 
 have_openblas() {
   # The linker needs libopenblas.so (the -dev package), not only the runtime library.
@@ -148,6 +150,9 @@ install_openmpi() {
 }
 
 install_openblas
+if $with_clang; then
+  install_clang
+fi
 if $with_mpi; then
   install_openmpi
 fi

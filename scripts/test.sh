@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (scripts/setup.sh, with onnxruntime for the ONNX
-# export tests), then runs every test, and the numeric packages again on the other kernels this
+# export tests, Open MPI for the data-parallel ones, clang for the PTX check), then runs every test, and the numeric packages again on the other kernels this
 # CPU runs: AVX2 (CPUs without AVX-512) and the portable ones (OpenBLAS and Go: other CPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --onnxruntime --mpi
+scripts/setup.sh --onnxruntime --mpi --clang
 go vet ./...
 go test ./... "$@"
 # Data-parallel training under mpirun (build tag mpi, Open MPI): the binding and segtrain with
