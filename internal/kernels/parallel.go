@@ -2,11 +2,14 @@
 // batch normalisation, bilinear resizing, DynOPool's sampling, softmax cross-entropy and
 // elementwise helpers. Kernels work on plain slices; shapes are checked by the callers.
 //
-// On CPUs with AVX-512 the heavy kernels are C with AVX-512 intrinsics (*_avx512.c): our own GEMM,
-// convolutions as implicit GEMMs (the patch matrix packed straight from the image) or, for
-// inference, Winograd F(4×4, 3×3), with a fused per-channel epilogue (bias, folded batch norm,
-// residual sum, ReLU). Elsewhere (or with SEGKIT_AVX512=off) the Go kernels run, with im2col and
-// OpenBLAS for the GEMMs. Both are tested against the definitions and each other.
+// The heavy kernels are C with intrinsics for two x86-64 families, chosen at the first kernel
+// call by the CPU's features: AVX-512 (*_avx512.c) and AVX2 with FMA (*_avx2.c, the same
+// algorithms in 8-wide vectors). Both have our own GEMM, convolutions as implicit GEMMs (the patch
+// matrix packed straight from the image) or, for inference, Winograd F(4×4, 3×3), with a fused
+// per-channel epilogue (bias, folded batch norm, residual sum, ReLU). Elsewhere (arm64, older
+// x86) the portable Go kernels run, with im2col and OpenBLAS for the GEMMs. SEGKIT_ISA=avx512,
+// avx2 or portable picks a lesser path to compare or test it (SEGKIT_AVX512=off: portable);
+// Path names the one in use. Every path is tested against the definitions and the Go kernels.
 package kernels
 
 import (
