@@ -71,6 +71,27 @@ AVX2_INLINE void gather(float *o, const float *src, long ix0, long len, long s, 
 	for (; t < len; t++) o[t] = 0;
 }
 
+// window returns the lanes l of [a + 8·half, a + 8·half + 8) (as a maskload mask) with
+// lo ≤ l < hi.
+AVX2_INLINE __m256i window(long lo, long hi, int half) {
+	__m256i l = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 * half));
+	return _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_set1_epi32((int)lo - 1)),
+	                        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
+}
+
+// evens returns lanes 0, 2, …, 14 of the 16 floats a, b.
+AVX2_INLINE __m256 evens(__m256 a, __m256 b) {
+	__m256 t = _mm256_shuffle_ps(a, b, 0x88); // a0 a2 b0 b2 | a4 a6 b4 b6
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+
+// stride2 returns src[2l] for lanes l with lo ≤ 2l < hi (columns of a stride-2 patch row), zero
+// elsewhere: masked loads never fault, so src may point outside the image row.
+AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, int half) {
+	return evens(_mm256_maskload_ps(src + 16 * half, window(lo, hi, 2 * half)),
+	             _mm256_maskload_ps(src + 16 * half + 8, window(lo, hi, 2 * half + 1)));
+}
+
 // pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
 // matrix of image x as panels of NR columns, zero-padded.
 AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long kc, long q0, long nc, float *dst) {
@@ -89,13 +110,29 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 				long len = rn.at[i + 1] - rn.at[i];
 				float *o = out + rn.at[i];
 				if (iy < 0 || iy >= g->H) {
-					memset(o, 0, sizeof(float) * len);
+					_mm256_storeu_ps(o, _mm256_setzero_ps()); // as below: past the run is rewritten later
+					_mm256_storeu_ps(o + 8, _mm256_setzero_ps());
 					continue;
 				}
 				const float *src = rows[r].plane + iy * g->W;
 				if (len == NR && g->s == 1 && ix0 >= 0 && ix0 + NR <= g->W) { // the usual case
 					_mm256_store_ps(o, _mm256_loadu_ps(src + ix0));
 					_mm256_store_ps(o + 8, _mm256_loadu_ps(src + ix0 + 8));
+					continue;
+				}
+				if (g->s == 1) {
+					// Short runs (narrow images) and edges: masked loads (zeros outside the image and
+					// past the run; they never fault), stored whole. What lands past the run is
+					// rewritten by the runs and rows packed after it (the buffer has NR floats to spare).
+					long lo = ix0 < 0 ? -ix0 : 0, hi = g->W - ix0 < len ? g->W - ix0 : len;
+					_mm256_storeu_ps(o, _mm256_maskload_ps(src + ix0, window(lo, hi, 0)));
+					_mm256_storeu_ps(o + 8, _mm256_maskload_ps(src + ix0 + 8, window(lo, hi, 1)));
+					continue;
+				}
+				if (g->s == 2) { // as above, every other column
+					long lo = ix0 < 0 ? -ix0 : 0, hi = g->W - ix0 < 2 * len ? g->W - ix0 : 2 * len;
+					_mm256_storeu_ps(o, stride2(src + ix0, lo, hi, 0));
+					_mm256_storeu_ps(o + 8, stride2(src + ix0, lo, hi, 1));
 					continue;
 				}
 				gather(o, src, ix0, len, g->s, g->W);
@@ -131,6 +168,28 @@ AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) 
 		long iy = rn->oy[0] + row.ky, ix0 = rn->ox[0] + row.kx;
 		if (iy < 0 || iy >= g->H) return _mm256_setzero_ps();
 		if (ix0 >= 0 && ix0 + 8 <= g->W) return _mm256_loadu_ps(row.plane + iy * g->W + ix0);
+	}
+	if (g->s == 1) { // each run's lanes by a masked load (zeros elsewhere), OR-ed together
+		__m256 v = _mm256_setzero_ps();
+		for (int i = 0; i < rn->n; i++) {
+			long iy = rn->oy[i] + row.ky;
+			if (iy < 0 || iy >= g->H) continue;
+			long a = rn->at[i], b = rn->at[i + 1], base = rn->ox[i] + row.kx - a; // lane l reads column base + l
+			long lo = a > -base ? a : -base, hi = b < g->W - base ? b : g->W - base;
+			v = _mm256_or_ps(v, _mm256_maskload_ps(row.plane + iy * g->W + base, window(lo, hi, 0)));
+		}
+		return v;
+	}
+	if (g->s == 2) { // lane l reads column base + 2l
+		__m256 v = _mm256_setzero_ps();
+		for (int i = 0; i < rn->n; i++) {
+			long iy = rn->oy[i] * 2 + row.ky;
+			if (iy < 0 || iy >= g->H) continue;
+			long a = rn->at[i], b = rn->at[i + 1], base = rn->ox[i] * 2 + row.kx - 2 * a;
+			long lo = 2 * a > -base ? 2 * a : -base, hi = 2 * b < g->W - base ? 2 * b : g->W - base;
+			v = _mm256_or_ps(v, stride2(row.plane + iy * g->W + base, lo, hi, 0));
+		}
+		return v;
 	}
 	float t[8] = {0};
 	for (int i = 0; i < rn->n; i++) {
