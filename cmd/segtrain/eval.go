@@ -145,6 +145,7 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 	if e.split != "" {
 		cfg.ValSplit = e.split
 	}
+	cfg.Split = cfg.ValSplit // eval reads the evaluation split alone: a dataset may have no training split here
 	_, val, err := segmentation.OpenData(cfg)
 	if err != nil {
 		return metrics.Result{}, 0, err

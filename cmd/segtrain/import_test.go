@@ -70,7 +70,7 @@ func TestEvalPyTorchModel(t *testing.T) {
 		}
 	}
 	names := "sea\nland\nc\nd\ne\nf\ng\nh\n"
-	files := map[string]string{"classes.txt": names, "val.txt": "a\nb\n", "train.txt": "a\nb\n"}
+	files := map[string]string{"classes.txt": names, "val.txt": "a\nb\n"} // no training split: eval needs none
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
