@@ -2,16 +2,21 @@
 # Side-by-side speed table: `segtrain bench` against the PyTorch reference's bench.py, same machine,
 # same run. PyTorch's fixed model is the baseline for both of our modes (its DynOPool sampler is
 # written for clarity, not speed). Usage:
-#   scripts/bench.sh [MODEL...]        (default: w18_small_v2 w48; ITERS=3 BATCH=2 CROP=512)
-# Needs Debian's PyTorch (apt-get install python3-torch python3-numpy) and ../shared/reference
-# (or REFERENCE=dir).
+#   scripts/bench.sh [MODEL[:CROP:BATCH]...]
+# Default cases: w18_small_v2:512:2 w48:512:2 w18_small_v1:176:8 (a bare MODEL takes CROP and
+# BATCH, default 512 and 2). ITERS=3 timed steps per run; REPEAT=1 rounds, each running PyTorch
+# and our two modes back to back (on a busy machine, take REPEAT=3 or more: the table then shows
+# medians of the times and of each round's ratios). ISA=avx2 or portable runs our kernels of that
+# path (SEGKIT_ISA) and caps PyTorch's oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2), to measure on an
+# AVX-512 machine what CPUs without it get. Needs Debian's PyTorch (apt-get install python3-torch
+# python3-numpy) and ../shared/reference (or REFERENCE=dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ITERS=${ITERS:-3} BATCH=${BATCH:-2} CROP=${CROP:-512}
+ITERS=${ITERS:-3} BATCH=${BATCH:-2} CROP=${CROP:-512} REPEAT=${REPEAT:-1} ISA=${ISA:-}
 REFERENCE=${REFERENCE:-../shared/reference}
 PY=${PYTHON:-/usr/bin/python3}
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(w18_small_v2 w48)
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(w18_small_v2:512:2 w48:512:2 w18_small_v1:176:8)
 
 if [ ! -f "$REFERENCE/bench.py" ] || ! "$PY" -c 'import torch' 2>/dev/null; then
 	echo "scripts/bench.sh: needs $REFERENCE/bench.py and PyTorch for $PY" >&2
@@ -21,17 +26,42 @@ fi
 scripts/setup.sh >/dev/null
 go build -o bin/ ./cmd/segtrain
 
-field() { "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
-ratio() { "$PY" -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+ours_env=() ref_env=()
+case "$ISA" in
+"") ;;
+avx512) ours_env=(SEGKIT_ISA=avx512) ;;
+avx2 | portable) ours_env=(SEGKIT_ISA="$ISA") ref_env=(ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2) ;;
+*) echo "scripts/bench.sh: ISA must be avx512, avx2 or portable" >&2 && exit 2 ;;
+esac
+ref_isa=$([ ${#ref_env[@]} -gt 0 ] && echo "AVX2" || echo "best")
 
-echo "| model | resize | train ms (ours / PyTorch) | ratio | inference ms | ratio | peak RSS MB | ratio |"
-echo "|---|---|---|---|---|---|---|---|"
-for m in "${models[@]}"; do
-	ref=$("$PY" "$REFERENCE/bench.py" --config "$m" --resize fixed --batch "$BATCH" --crop "$CROP" --iters "$ITERS")
-	rt=$(field train_ms_per_step <<<"$ref") ri=$(field infer_ms_per_batch <<<"$ref") rr=$(field peak_rss_mb <<<"$ref")
-	for r in fixed dynopool; do
-		ours=$(bin/segtrain bench --model "$m" --resize "$r" --batch "$BATCH" --crop "$CROP" --iters "$ITERS" --json)
-		t=$(field train_step_ms <<<"$ours") i=$(field infer_ms <<<"$ours") s=$(field peak_rss_mb <<<"$ours")
-		echo "| $m | $r | $t / $rt | $(ratio "$t" "$rt") | $i / $ri | $(ratio "$i" "$ri") | $s / $rr | $(ratio "$s" "$rr") |"
+field() { "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
+# median prints the median of its arguments; ratio a b prints a/b.
+median() { "$PY" -c 'import statistics,sys; print("%g" % statistics.median(map(float, sys.argv[1:])))' "$@"; }
+ratio() { "$PY" -c 'import sys; print("%.3f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+fmt() { "$PY" -c 'import sys; print("%.0f" % float(sys.argv[1]))' "$1"; }
+
+echo "| model | crop × batch | resize | kernels (ours / PyTorch) | train ms (ours / PyTorch) | ratio | inference ms | ratio | peak RSS MB | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for c in "${cases[@]}"; do
+	IFS=: read -r m crop batch <<<"$c"
+	crop=${crop:-$CROP} batch=${batch:-$BATCH}
+	declare -A T=() I=() S=() RT=() RI=() RS=()
+	rt=() ri=() rr=() kernels=
+	for ((round = 0; round < REPEAT; round++)); do
+		ref=$(env "${ref_env[@]}" "$PY" "$REFERENCE/bench.py" --config "$m" --resize fixed --batch "$batch" --crop "$crop" --iters "$ITERS")
+		rt+=("$(field train_ms_per_step <<<"$ref")") ri+=("$(field infer_ms_per_batch <<<"$ref")") rr+=("$(field peak_rss_mb <<<"$ref")")
+		for r in fixed dynopool; do
+			ours=$(env "${ours_env[@]}" bin/segtrain bench --model "$m" --resize "$r" --batch "$batch" --crop "$crop" --iters "$ITERS" --json)
+			t=$(field train_step_ms <<<"$ours") i=$(field infer_ms <<<"$ours") s=$(field peak_rss_mb <<<"$ours")
+			kernels=$(field kernels <<<"$ours")
+			T[$r]+=" $t" I[$r]+=" $i" S[$r]+=" $s"
+			RT[$r]+=" $(ratio "$t" "${rt[-1]}")" RI[$r]+=" $(ratio "$i" "${ri[-1]}")" RS[$r]+=" $(ratio "$s" "${rr[-1]}")"
+		done
 	done
+	for r in fixed dynopool; do
+		# shellcheck disable=SC2086 # word splitting of the lists is intended
+		echo "| $m | ${crop}² × $batch | $r | $kernels / $ref_isa | $(fmt "$(median ${T[$r]})") / $(fmt "$(median "${rt[@]}")") | $(printf %.2f "$(median ${RT[$r]})") | $(fmt "$(median ${I[$r]})") / $(fmt "$(median "${ri[@]}")") | $(printf %.2f "$(median ${RI[$r]})") | $(fmt "$(median ${S[$r]})") / $(fmt "$(median "${rr[@]}")") | $(printf %.2f "$(median ${RS[$r]})") |"
+	done
+	unset T I S RT RI RS
 done
