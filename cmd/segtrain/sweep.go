@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -95,15 +94,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 		}
 		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
 		rep, err := s.Run()
-		if comm.Size() > 1 {
-			err = endRank(cmd, comm, err)
-		} else if closeErr := comm.Close(); err == nil {
-			err = closeErr
-		}
-		if se := (segmentation.SettingError{}); errors.As(err, &se) {
-			return usageError{err}
-		}
-		if err != nil {
+		if err := endJob(cmd, comm, err); err != nil {
 			return err
 		}
 		fmt.Fprint(out, "\n"+rep.Table())

@@ -269,15 +269,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		}
 	}()
 	sum, err := run.Train()
-	if comm.Size() > 1 {
-		err = endRank(cmd, comm, err)
-	} else if closeErr := comm.Close(); err == nil { // MPI with one rank: finalize
-		err = closeErr
-	}
-	if se := (segmentation.SettingError{}); errors.As(err, &se) {
-		return usageError{err}
-	}
-	if err != nil {
+	if err := endJob(cmd, comm, err); err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
@@ -289,6 +281,21 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	}
 	fmt.Fprintf(out, "branch sizes at the %s crop: %v, %.3f GMACs per image\nrun directory: %s\n", crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
+}
+
+// endJob ends this process's part of the job after its work returned err (endRank with several
+// ranks; MPI with one rank is finalized) and returns what main reports: a SettingError as a
+// usage error.
+func endJob(cmd *cobra.Command, comm dist.Comm, err error) error {
+	if comm.Size() > 1 {
+		err = endRank(cmd, comm, err)
+	} else if closeErr := comm.Close(); err == nil {
+		err = closeErr
+	}
+	if se := (segmentation.SettingError{}); errors.As(err, &se) {
+		return usageError{err}
+	}
+	return err
 }
 
 // endRank ends this rank's part of a data-parallel run: an error every rank met together (an
