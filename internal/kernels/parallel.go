@@ -20,6 +20,10 @@ import (
 // Workers is the number of goroutines a kernel splits its work over.
 var Workers = runtime.GOMAXPROCS(0)
 
+// recordSplit, when set (worksplit.go), replaces the goroutines of a parallel call: it gets
+// the call's goroutines and work items (item i runs on goroutine i % goroutines) and runs them.
+var recordSplit func(goroutines, items int, run func(goroutine, item int))
+
 // parallelFor runs fn over [0, n) split into at most Workers contiguous chunks, in parallel.
 // Small jobs (n*cost below a threshold) run on the calling goroutine.
 func parallelFor(n int, costPerItem int, fn func(lo, hi int)) {
@@ -33,8 +37,13 @@ func parallelFor(n int, costPerItem int, fn func(lo, hi int)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (n + w - 1) / w
+	if recordSplit != nil { // chunk i is goroutine i's whole share
+		parts := (n + chunk - 1) / chunk
+		recordSplit(parts, parts, func(_, i int) { fn(i*chunk, min(i*chunk+chunk, n)) })
+		return
+	}
+	var wg sync.WaitGroup
 	for lo := 0; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
@@ -55,6 +64,10 @@ func parallelBlocks(n int, fn func(worker, block int)) {
 		for b := 0; b < n; b++ {
 			fn(0, b)
 		}
+		return
+	}
+	if recordSplit != nil {
+		recordSplit(w, n, fn)
 		return
 	}
 	var wg sync.WaitGroup
