@@ -30,6 +30,8 @@ func newBenchCmd() *cobra.Command {
 		batch, crop, iters     int
 		classes                int
 		asJSON, opTimes        bool
+		sweep                  bool
+		splitWorkers           string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -39,7 +41,15 @@ logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD st
 stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
 GMACs, the GFLOP/s achieved and the Go heap allocated per iteration; --cpuprofile samples are
 labelled phase=train or phase=infer, --op-times adds the time per kind of op. Compare with
-../shared/reference/bench.py run with the same settings (scripts/bench.sh runs both).`,
+../shared/reference/bench.py run with the same settings (scripts/bench.sh runs both).
+
+--threads-sweep runs the bench at 1, 2, 4, … threads up to every core this process may use and
+reports each one's speed-up and parallel efficiency over 1 thread. It then models machines with
+more cores (--split-workers, by default 16 and 64): with the kernels' Workers set to each count,
+the code sizes its blocks and chunks as on that many cores; one training step and one inference
+run with every work item timed alone, and each op's expected load balance is the one-core time
+over workers × the busiest goroutine's share (items assigned as the code assigns them). With
+--json the sweep is one line: {"threads_sweep": [bench rows], "work_split": {…}}.`,
 		Example: "  segtrain bench --model w48 --resize fixed --batch 2 --crop 512 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,6 +61,9 @@ labelled phase=train or phase=infer, --op-times adds the time per kind of op. Co
 				return usageError{err}
 			}
 			m.Budget = dynopool.Budget{Lambda: 0.1, Hinge: true, Limit: 1}
+			if sweep {
+				return runThreadsSweep(cmd.OutOrStdout(), m, batch, crop, iters, splitWorkers, asJSON)
+			}
 			if profile != "" {
 				f, err := os.Create(profile)
 				if err != nil {
@@ -92,6 +105,8 @@ labelled phase=train or phase=infer, --op-times adds the time per kind of op. Co
 	f.BoolVar(&asJSON, "json", false, "print one JSON line")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) here")
 	f.BoolVar(&opTimes, "op-times", false, "also report the wall time per iteration of each kind of op")
+	f.BoolVar(&sweep, "threads-sweep", false, "time 1, 2, 4, … threads up to every core: speed-up and parallel efficiency, and the work split's expected load balance on --split-workers")
+	f.StringVar(&splitWorkers, "split-workers", "16,64", `with --threads-sweep: worker counts to model the kernels' load balance for ("": none)`)
 	return cmd
 }
 
@@ -126,7 +141,9 @@ func timeOps(on bool, iters int) func() map[string]float64 {
 	}
 }
 
-func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, error) {
+// benchSteps returns, on random data, a training step (SGD included; alphas not stepped) and an
+// inference forward, both on net.
+func benchSteps(m *hrnet.Model, batch, crop int) (net *nn.Net, train, infer func() error) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(batch, 3, crop, crop))
 	for i, v := 0, x.Float32s(); i < len(v); i++ {
@@ -137,23 +154,35 @@ func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any
 		lab[i] = int32(rng.IntN(m.Classes))
 	}
 	labels := tensor.New(tensor.WithShape(batch, crop, crop), tensor.WithBacking(lab))
-	net := nn.NewNet(m, 0)
+	net = nn.NewNet(m, 0)
 	opt := &nn.SGD{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, Groups: map[string]nn.Group{dynopool.Group: {LRMult: 0}}}
-	train, err := timed("train", iters, opTimes, func() error {
+	train = func() error {
 		_, err := net.TrainStep(x, labels)
 		if err == nil {
 			opt.Step(net.Params)
 		}
 		return err
-	})
+	}
+	var gr *nn.Graph
+	infer = func() error {
+		if gr == nil {
+			var err error
+			if gr, err = net.Graph(nn.Inference, x.Shape()); err != nil {
+				return err
+			}
+		}
+		return gr.Forward(x, nil)
+	}
+	return net, train, infer
+}
+
+func bench(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, error) {
+	net, step, forward := benchSteps(m, batch, crop)
+	train, err := timed("train", iters, opTimes, step)
 	if err != nil {
 		return nil, err
 	}
-	gr, err := net.Graph(nn.Inference, x.Shape())
-	if err != nil {
-		return nil, err
-	}
-	infer, err := timed("infer", iters, opTimes, func() error { return gr.Forward(x, nil) })
+	infer, err := timed("infer", iters, opTimes, forward)
 	if err != nil {
 		return nil, err
 	}
