@@ -35,8 +35,17 @@ type Loader struct {
 	Shard, Shards int
 
 	mu      sync.Mutex
-	skipped []string
+	skipped []Skip
 	seen    map[int]bool // dataset indices already in skipped: a bad file fails every epoch
+}
+
+// Skip is a sample that SkipBad left out: its dataset index, "id: problem", and the batch in
+// which it was first met.
+type Skip struct {
+	Index int    `json:"index"`
+	What  string `json:"what"`
+	Epoch int    `json:"epoch"`
+	Batch int    `json:"batch"`
 }
 
 // BatchesPerEpoch is the number of full batches in an epoch (the rest is dropped).
@@ -52,8 +61,26 @@ func (l *Loader) Order(epoch int) []int {
 func (l *Loader) Skipped() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := append([]string(nil), l.skipped...)
+	out := make([]string, len(l.skipped))
+	for i, s := range l.skipped {
+		out[i] = s.What
+	}
 	slices.Sort(out)
+	return out
+}
+
+// SkippedBefore lists the samples left out in the batches before batch index of epoch: those
+// a run trained on, not the batch the stream loaded ahead (met or not depending on timing).
+// Each sample once, in no particular order.
+func (l *Loader) SkippedBefore(epoch, index int) []Skip {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Skip
+	for _, s := range l.skipped {
+		if s.Epoch < epoch || s.Epoch == epoch && s.Batch < index {
+			out = append(out, s)
+		}
+	}
 	return out
 }
 
@@ -75,7 +102,8 @@ func (l *Loader) example(order []int, epoch, pos int) (voc.Example, error) {
 				l.seen = map[int]bool{}
 			}
 			l.seen[i] = true
-			l.skipped = append(l.skipped, fmt.Sprintf("%s: %v", l.Data.ID(i), err))
+			// Batches load one after another: the first meeting is in the earliest batch.
+			l.skipped = append(l.skipped, Skip{Index: i, What: fmt.Sprintf("%s: %v", l.Data.ID(i), err), Epoch: epoch, Batch: pos / l.Batch})
 		}
 		l.mu.Unlock()
 	}

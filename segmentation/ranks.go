@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
+
+	"github.com/segkit/segkit/dataset"
 )
 
 // The parts of a Run that concern its ranks (Run.Comm); with one rank each is a no-op.
@@ -196,4 +199,44 @@ func (r *Run) weightsAgree() error {
 		err = fmt.Errorf("iteration %d: this rank's weights differ from rank 0's: the ranks diverged, no checkpoint written", r.state.Iter)
 	}
 	return SharedError{err}
+}
+
+// skippedSamples lists the samples --skip-bad left out in the batches trained on ("id:
+// problem"), sorted, each once: with several ranks, the union of what each rank met loading its
+// shares, which is what one process loading whole batches lists. Every rank must call it.
+func (r *Run) skippedSamples() ([]string, error) {
+	if !r.Cfg.SkipBad {
+		return nil, nil
+	}
+	mine := r.loader.SkippedBefore(r.state.Epoch, r.state.Batch)
+	all := mine
+	if r.Comm.Size() > 1 {
+		msg, err := json.Marshal(mine)
+		if err != nil {
+			return nil, err
+		}
+		all = nil
+		for rank := 0; rank < r.Comm.Size(); rank++ { // a gather: each rank's list to every rank
+			b, err := r.Comm.Broadcast(msg, rank)
+			if err != nil {
+				return nil, err
+			}
+			var theirs []dataset.Skip
+			if err := json.Unmarshal(b, &theirs); err != nil {
+				return nil, fmt.Errorf("the samples rank %d skipped: %w", rank, err)
+			}
+			all = append(all, theirs...)
+		}
+	}
+	// A file two ranks met is the same sample: listed once, as the lowest rank met it.
+	seen := map[int]bool{}
+	var out []string
+	for _, s := range all {
+		if !seen[s.Index] {
+			seen[s.Index] = true
+			out = append(out, s.What)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -73,6 +73,7 @@ type Summary struct {
 	Sizes    [][2]int       `json:"branch_sizes"`
 	GMACs    float64        `json:"gmacs"`
 	Seconds  float64        `json:"seconds"`
+	Skipped  []string       `json:"skipped,omitempty"` // samples --skip-bad left out ("id: problem"), over every rank
 }
 
 // newModel builds the configured model for classes classes, with its parameters created (from
@@ -506,6 +507,12 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 	}
 	sum := Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, CropW: r.Cfg.CropW, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
 		Sizes: r.branchSizes(), GMACs: r.gmacs(), Seconds: time.Since(start).Seconds()}
+	// A collective: here, before anything that may end one rank early.
+	skipped, err := r.skippedSamples()
+	if err != nil {
+		return sum, err
+	}
+	sum.Skipped = skipped
 	if r.state.Iter == r.Cfg.Iters {
 		res, err := r.finalResult()
 		if err != nil {
@@ -521,7 +528,7 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 			}
 		}
 	}
-	if skipped := r.loader.Skipped(); len(skipped) > 0 {
+	if len(skipped) > 0 {
 		r.printf("skipped %d bad samples:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
 	}
 	return sum, nil
