@@ -23,6 +23,11 @@ type Comm interface {
 	SumFloat64(x []float64) error
 	SumFloat32(x []float32) error
 	SumInt64(x []int64) error
+	// SumFloat32Async starts SumFloat32(x) and returns at once; wait returns its error once x
+	// holds the sum (x must not be touched before). These sums are paired between the ranks by
+	// the order they are started in, apart from the other collectives, which may be called
+	// while one is in flight: gradient buckets are summed while the backward pass goes on.
+	SumFloat32Async(x []float32) (wait func() error)
 	// Broadcast returns root's b on every rank (the other ranks' b are ignored, any length).
 	Broadcast(b []byte, root int) ([]byte, error)
 	// BroadcastFloat32 copies root's x into every rank's x (all of the same length).
@@ -122,6 +127,7 @@ func (Single) Size() int                                 { return 1 }
 func (Single) SumFloat64([]float64) error                { return nil }
 func (Single) SumFloat32([]float32) error                { return nil }
 func (Single) SumInt64([]int64) error                    { return nil }
+func (Single) SumFloat32Async([]float32) func() error    { return func() error { return nil } }
 func (Single) Broadcast(b []byte, _ int) ([]byte, error) { return b, nil }
 func (Single) BroadcastFloat32([]float32, int) error     { return nil }
 func (Single) Abort(error)                               {}

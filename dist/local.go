@@ -15,11 +15,15 @@ func NewLocal(n int, timeout time.Duration) []Comm {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	j := &localJob{n: n, in: make([]any, n), timeout: timeout}
-	j.cond = sync.NewCond(&j.mu)
+	job := func() *localJob {
+		j := &localJob{n: n, in: make([]any, n), timeout: timeout}
+		j.cond = sync.NewCond(&j.mu)
+		return j
+	}
+	j, async := job(), job()
 	ranks := make([]Comm, n)
 	for r := range ranks {
-		ranks[r] = &localRank{job: j, rank: r}
+		ranks[r] = &localRank{job: j, async: async, rank: r}
 	}
 	return ranks
 }
@@ -38,8 +42,10 @@ type localJob struct {
 }
 
 type localRank struct {
-	job  *localJob
-	rank int
+	job   *localJob
+	async *localJob // the asynchronous sums' rounds, apart from the other collectives'
+	sums  asyncSums
+	rank  int
 }
 
 // exchange deposits v and returns every rank's contribution to this round.
@@ -92,8 +98,8 @@ func (j *localJob) exchange(rank int, v any) ([]any, error) {
 func (r *localRank) Rank() int { return r.rank }
 func (r *localRank) Size() int { return r.job.n }
 
-func localSum[T float32 | float64](r *localRank, x []T) error {
-	all, err := r.job.exchange(r.rank, slices.Clone(x))
+func localSum[T float32 | float64](r *localRank, j *localJob, x []T) error {
+	all, err := j.exchange(r.rank, slices.Clone(x))
 	if err != nil {
 		return err
 	}
@@ -107,8 +113,12 @@ func localSum[T float32 | float64](r *localRank, x []T) error {
 	return nil
 }
 
-func (r *localRank) SumFloat64(x []float64) error { return localSum(r, x) }
-func (r *localRank) SumFloat32(x []float32) error { return localSum(r, x) }
+func (r *localRank) SumFloat64(x []float64) error { return localSum(r, r.job, x) }
+func (r *localRank) SumFloat32(x []float32) error { return localSum(r, r.job, x) }
+
+func (r *localRank) SumFloat32Async(x []float32) func() error {
+	return r.sums.start(func() error { return localSum(r, r.async, x) })
+}
 
 func (r *localRank) SumInt64(x []int64) error {
 	all, err := r.job.exchange(r.rank, slices.Clone(x))
@@ -147,13 +157,14 @@ func (r *localRank) BroadcastFloat32(x []float32, root int) error {
 }
 
 func (r *localRank) fail(err error) {
-	j := r.job
-	j.mu.Lock()
-	if j.failed == nil {
-		j.failed = err
+	for _, j := range []*localJob{r.job, r.async} {
+		j.mu.Lock()
+		if j.failed == nil {
+			j.failed = err
+		}
+		j.cond.Broadcast()
+		j.mu.Unlock()
 	}
-	j.cond.Broadcast()
-	j.mu.Unlock()
 }
 
 func (r *localRank) Abort(err error) {

@@ -25,7 +25,12 @@ func openOpenMPI(l Launch, o Options) (Comm, error) {
 		w.Abort(1)
 		return nil, err
 	}
-	return &mpiComm{w: w}, nil
+	async, err := w.Dup()
+	if err != nil {
+		w.Abort(1)
+		return nil, err
+	}
+	return &mpiComm{w: w, async: async}, nil
 }
 
 type mpiComm struct {
@@ -35,6 +40,10 @@ type mpiComm struct {
 	f32 [3][]float32
 	f64 []float64
 	i64 []int64
+
+	async      *mpi.World // the asynchronous sums' communicator, one sum at a time (sums)
+	sums       asyncSums
+	asyncFloat [3][]float32
 }
 
 func (c *mpiComm) Rank() int { return c.w.Rank() }
@@ -77,19 +86,30 @@ const smallSum = 1 << 18
 func (c *mpiComm) SumFloat32(x []float32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, size := len(x), c.Size()
+	return sumFloat32(c.w, x, &c.f32)
+}
+
+// SumFloat32Async runs SumFloat32's sum on the communicator of the asynchronous sums, from a
+// goroutine of its own: its MPI calls run on the MPI thread, whose wait lets the other
+// collectives through meanwhile.
+func (c *mpiComm) SumFloat32Async(x []float32) func() error {
+	return c.sums.start(func() error { return sumFloat32(c.async, x, &c.asyncFloat) })
+}
+
+func sumFloat32(w *mpi.World, x []float32, scratch *[3][]float32) error {
+	n, size := len(x), w.Size()
 	if n*size <= smallSum {
-		c.f32[0] = grow(c.f32[0], n*size)
-		return gatherSum(c.w, x, c.f32[0])
+		scratch[0] = grow(scratch[0], n*size)
+		return gatherSum(w, x, scratch[0])
 	}
 	chunk := (n + size - 1) / size
-	send := grow(c.f32[0], chunk*size)
-	recv := grow(c.f32[1], chunk*size)
-	full := grow(c.f32[2], chunk*size)
-	c.f32[0], c.f32[1], c.f32[2] = send, recv, full
+	send := grow(scratch[0], chunk*size)
+	recv := grow(scratch[1], chunk*size)
+	full := grow(scratch[2], chunk*size)
+	scratch[0], scratch[1], scratch[2] = send, recv, full
 	copy(send, x)
 	clear(send[n:])
-	if err := mpi.Alltoall(c.w, send, recv); err != nil {
+	if err := mpi.Alltoall(w, send, recv); err != nil {
 		return err
 	}
 	parts := make([][]float32, size)
@@ -98,7 +118,7 @@ func (c *mpiComm) SumFloat32(x []float32) error {
 	}
 	mine := send[:chunk] // free now
 	sumRanks(mine, parts)
-	if err := mpi.Allgather(c.w, mine, full); err != nil {
+	if err := mpi.Allgather(w, mine, full); err != nil {
 		return err
 	}
 	copy(x, full[:n])

@@ -25,6 +25,10 @@ type program struct {
 	gen    int   // the arena generation the values were bound at
 	peak   int   // bytes of results alive at the same time, at most (a lower bound on memory)
 	outs   []int // the outputs' indices (a device run downloads them)
+	// done, when set, is called after node i's value is computed (host runs only), with its
+	// final value: an op writes only its own node's memory, and outputs keep theirs to the end.
+	// A data-parallel step starts gradient sums there, while the backward pass goes on.
+	done func(i int)
 }
 
 func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
@@ -213,9 +217,11 @@ func (p *program) run() error {
 				return fmt.Errorf("input %s has no value", n.Name())
 			}
 			p.values[i] = v
+			p.notify(i)
 			continue
 		}
 		if len(p.args[i]) == 0 && p.values[i] != nil {
+			p.notify(i)
 			continue // constant
 		}
 		in = in[:0]
@@ -239,8 +245,15 @@ func (p *program) run() error {
 		if err != nil {
 			return fmt.Errorf("%v: %w", n.Op(), err)
 		}
+		p.notify(i)
 	}
 	return nil
+}
+
+func (p *program) notify(i int) {
+	if p.done != nil {
+		p.done(i)
+	}
 }
 
 // value returns the latest value of node n (which must be an output for it to stay valid).

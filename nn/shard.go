@@ -17,6 +17,10 @@ type Collective interface {
 	Size() int
 	SumFloat64(x []float64) error
 	SumFloat32(x []float32) error
+	// SumFloat32Async starts SumFloat32(x) and returns at once; wait returns when x holds the
+	// sum. These sums pair up between the ranks in the order they are started, apart from the
+	// other collectives (SyncBN's run while one is in flight).
+	SumFloat32Async(x []float32) (wait func() error)
 	BroadcastFloat32(x []float32, root int) error
 }
 
@@ -29,16 +33,25 @@ type Collective interface {
 //   - with SyncBN, batch norm normalises with the statistics of the whole batch (the forward's
 //     sums and the backward's, summed over the ranks per layer); without it each rank uses its
 //     own share's, and the running statistics are rank 0's (as PyTorch's DDP broadcasts them);
-//   - the gradients are summed over the ranks after the backward, and the losses reported are
-//     the whole batch's, the same on every rank.
+//   - the gradients are summed over the ranks in buckets, each started as soon as the backward
+//     pass has produced its gradients (as PyTorch's DDP does), so that the sums run while the
+//     backward goes on; the losses reported are the whole batch's, the same on every rank.
 //
 // With one rank the Net trains exactly as without a Shard (no collective is called).
 type Shard struct {
 	Comm   Collective
 	SyncBN bool
+	// BucketBytes is the size a bucket of gradients grows to before its sum starts (0:
+	// DefaultBucketBytes). The sums are elementwise, so any size gives the same bits.
+	BucketBytes int
 
-	grads, buffers []float32 // gradients and buffers fused, one collective each
+	buffers []float32 // the buffers fused, one collective
 }
+
+// DefaultBucketBytes: buckets big enough that a sum's fixed cost (a few collectives' latency,
+// a goroutine) is small next to moving the data, small enough that the first starts early in
+// the backward pass and the last, which cannot overlap anything, is short.
+const DefaultBucketBytes = 4 << 20
 
 // active reports whether the shard takes part (more than one rank).
 func (s *Shard) active() bool { return s != nil && s.Comm != nil && s.Comm.Size() > 1 }
@@ -50,13 +63,25 @@ func (s *Shard) String() string {
 // graphShard is what a training graph of a shard adds: the cross-entropy's state and the extra
 // loss terms (rank 0's; others have none but count them, so the ranks' sums line up).
 type graphShard struct {
-	ce     ceShard
-	terms  G.Nodes
-	nterms int
+	ce      ceShard
+	terms   G.Nodes
+	nterms  int
+	buckets []gradBucket
+	next    int // the next bucket to start in this run
 }
 
-// attach makes the batch norms of a compiled training graph synchronised (with SyncBN).
+// gradBucket is a run of parameters whose gradients are summed in one collective.
+type gradBucket struct {
+	params     []int // indices into Graph.params
+	startAfter int   // the program node after which the sum starts
+	fused      []float32
+	wait       func() error // the sum in flight this step (nil: not started)
+}
+
+// attach plans the gradient buckets of a compiled training graph and makes its batch norms
+// synchronised (with SyncBN).
 func (s *Shard) attach(gr *Graph) {
+	s.planBuckets(gr)
 	if !s.SyncBN {
 		return
 	}
@@ -67,6 +92,92 @@ func (s *Shard) attach(gr *Graph) {
 			}
 		}
 	}
+}
+
+// planBuckets groups the parameters into buckets and finds the node after which each bucket's
+// sum starts. The buckets must pair up between the ranks, whose graphs differ (rank 0 alone has
+// the extra loss terms), so what goes into a bucket and the order the sums start in do not
+// depend on the graph: parameters in reverse order of creation (the backward pass produces
+// their gradients roughly so), bucket after bucket. Only where a bucket starts depends on the
+// graph: after its last gradient is computed, and not before the bucket ahead of it.
+func (s *Shard) planBuckets(gr *Graph) {
+	limit := s.BucketBytes
+	if limit <= 0 {
+		limit = DefaultBucketBytes
+	}
+	sh := gr.shard
+	sh.buckets = sh.buckets[:0]
+	var b gradBucket
+	bytes := 0
+	for i := len(gr.params) - 1; i >= 0; i-- {
+		b.params = append(b.params, i)
+		bytes += 4 * gr.grads[i].Shape().TotalSize()
+		b.startAfter = max(b.startAfter, gr.prog.index[gr.grads[i]])
+		if bytes >= limit || i == 0 {
+			sh.buckets = append(sh.buckets, b)
+			b, bytes = gradBucket{startAfter: b.startAfter}, 0
+		}
+	}
+	gr.prog.done = func(i int) {
+		for sh.next < len(sh.buckets) && sh.buckets[sh.next].startAfter <= i {
+			s.startBucket(gr, &sh.buckets[sh.next])
+			sh.next++
+		}
+	}
+}
+
+// startBucket copies a bucket's gradients into its fused buffer and starts their sum.
+func (s *Shard) startBucket(gr *Graph, b *gradBucket) {
+	size := 0
+	for _, i := range b.params {
+		size += gr.grads[i].Shape().TotalSize()
+	}
+	b.fused = growFloats(b.fused, size)
+	off := 0
+	for _, i := range b.params {
+		off += copy(b.fused[off:], Floats(gr.prog.value(gr.grads[i])))
+	}
+	b.wait = s.Comm.SumFloat32Async(b.fused)
+}
+
+// sumGradients waits for the buckets' sums (starting those the run did not: a device run calls
+// no hook) and copies the sums into the gradients. The first error is the step's.
+func (s *Shard) sumGradients(gr *Graph) error {
+	sh := gr.shard
+	for ; sh.next < len(sh.buckets); sh.next++ {
+		s.startBucket(gr, &sh.buckets[sh.next])
+	}
+	sh.next = 0
+	var first error
+	for k := range sh.buckets {
+		b := &sh.buckets[k]
+		if err := b.wait(); err != nil && first == nil {
+			first = err
+		}
+		b.wait = nil
+	}
+	if first != nil {
+		return first
+	}
+	for _, b := range sh.buckets {
+		off := 0
+		for _, i := range b.params {
+			off += copy(gr.params[i].Grad, b.fused[off:])
+		}
+	}
+	return nil
+}
+
+// abandonBuckets waits for the sums a failed run had started: their buffers are in use until
+// then.
+func (s *Shard) abandonBuckets(gr *Graph) {
+	for k := range gr.shard.buckets {
+		if b := &gr.shard.buckets[k]; b.wait != nil {
+			b.wait()
+			b.wait = nil
+		}
+	}
+	gr.shard.next = 0
 }
 
 // step runs forward and backward of this rank's share and sums gradients and losses over the
@@ -85,24 +196,14 @@ func (s *Shard) step(gr *Graph, params *Params, x, labels *tensor.Dense) (Losses
 	}
 	gr.shard.ce.denom = int(n[0])
 	if err := gr.Forward(x, labels); err != nil {
+		s.abandonBuckets(gr)
 		return Losses{}, err
 	}
-	size := 0
 	for i, p := range gr.params {
 		p.Grad = Floats(gr.prog.value(gr.grads[i]))
-		size += len(p.Grad)
 	}
-	s.grads = growFloats(s.grads, size)
-	off := 0
-	for _, p := range gr.params {
-		off += copy(s.grads[off:], p.Grad)
-	}
-	if err := comm.SumFloat32(s.grads); err != nil {
+	if err := s.sumGradients(gr); err != nil {
 		return Losses{}, err
-	}
-	off = 0
-	for _, p := range gr.params {
-		off += copy(p.Grad, s.grads[off:])
 	}
 	sums := make([]float64, 1+gr.shard.nterms)
 	sums[0] = gr.shard.ce.sum

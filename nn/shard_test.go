@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,11 @@ func relDiff(a, b []float32) float64 {
 // trainShards trains ranks nets on their halves of the same batches for steps steps, returning
 // each rank's losses (by step) and the nets.
 func trainShards(t *testing.T, model Model, ranks int, syncBN bool, xs, labels []*tensor.Dense) ([][]Losses, []*Net) {
+	return trainBuckets(t, model, ranks, syncBN, 0, xs, labels)
+}
+
+// trainBuckets is trainShards with gradient buckets of bucketBytes (0: the default).
+func trainBuckets(t *testing.T, model Model, ranks int, syncBN bool, bucketBytes int, xs, labels []*tensor.Dense) ([][]Losses, []*Net) {
 	t.Helper()
 	comms := dist.NewLocal(ranks, 0)
 	nets := make([]*Net, ranks)
@@ -61,7 +67,7 @@ func trainShards(t *testing.T, model Model, ranks int, syncBN bool, xs, labels [
 	for r := range ranks {
 		nets[r] = NewNet(model, 1)
 		if ranks > 1 {
-			nets[r].Shard = &Shard{Comm: comms[r], SyncBN: syncBN}
+			nets[r].Shard = &Shard{Comm: comms[r], SyncBN: syncBN, BucketBytes: bucketBytes}
 		}
 		wg.Add(1)
 		go func(r int) {
@@ -162,6 +168,92 @@ func TestShardRankFails(t *testing.T) {
 	go comms[1].Abort(errors.New("bad data"))
 	_, err := net.TrainStep(x, labels)
 	if err == nil || !strings.Contains(err.Error(), "rank 1/2 failed: bad data") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// Gradients summed in many buckets, each started during the backward pass, give the bits of
+// one sum of all of them after it (the sums are elementwise, in rank order): losses and
+// weights equal over 4 steps, with and without SyncBN (whose sums run between the buckets').
+func TestShardBucketsSumAsOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var xs, labels []*tensor.Dense
+	for range 4 {
+		xs = append(xs, randTensor(rng, 1, 4, 3, 12, 10))
+		labels = append(labels, randLabels(rng, 3, 4, 12, 10))
+	}
+	model := termModel{tinyModel{classes: 3}}
+	for _, syncBN := range []bool{true, false} {
+		oneLosses, one := trainBuckets(t, model, 2, syncBN, math.MaxInt, xs, labels)
+		manyLosses, many := trainBuckets(t, model, 2, syncBN, 1, xs, labels)
+		for r := range 2 {
+			gr := many[r].graphs[0]
+			buckets, last := gr.shard.buckets, len(gr.prog.nodes)-1
+			if len(buckets) != len(gr.params) || buckets[0].startAfter >= last {
+				t.Fatalf("rank %d: %d buckets for %d parameters, the first starting after node %d of %d: "+
+					"want one each, the first before the end", r, len(buckets), len(gr.params), buckets[0].startAfter, last)
+			}
+			if n := len(one[r].graphs[0].shard.buckets); n != 1 {
+				t.Fatalf("rank %d: %d buckets of unbounded size", r, n)
+			}
+			for i := range xs {
+				if manyLosses[r][i] != oneLosses[r][i] {
+					t.Errorf("syncbn=%t rank %d step %d: losses %+v in buckets, %+v in one sum", syncBN, r, i, manyLosses[r][i], oneLosses[r][i])
+				}
+			}
+			for _, p := range one[r].Params.All() {
+				if q := many[r].Params.Get(p.Name); relDiff(q.Data(), p.Data()) != 0 || relDiff(q.Grad, p.Grad) != 0 {
+					t.Errorf("syncbn=%t rank %d: %s differs between buckets and one sum", syncBN, r, p.Name)
+				}
+			}
+		}
+	}
+}
+
+// The executor's done hook sees every gradient with its final value: a bucket's sum may start
+// there. A snapshot of each gradient taken in the hook equals its value after the run.
+func TestGradientFinalWhenDone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	x, labels := randTensor(rng, 1, 2, 3, 12, 10), randLabels(rng, 3, 2, 12, 10)
+	net := NewNet(termModel{tinyModel{classes: 3}}, 1)
+	gr, err := net.graph(Training, x.Shape(), labels.Shape())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int][]float32{}
+	gr.prog.done = func(i int) {
+		for k, g := range gr.grads {
+			if gr.prog.index[g] == i {
+				seen[k] = slices.Clone(Floats(gr.prog.value(g)))
+			}
+		}
+	}
+	for range 2 { // the second run overwrites the first's memory
+		clear(seen)
+		if _, err := gr.Step(x, labels); err != nil {
+			t.Fatal(err)
+		}
+		for k, p := range gr.params {
+			if got, ok := seen[k]; !ok || relDiff(got, p.Grad) != 0 {
+				t.Errorf("%s: gradient when done %v, after the run %v", p.Name, got, p.Grad)
+			}
+		}
+	}
+}
+
+// A rank that fails while gradient sums are in flight makes them fail naming it.
+func TestShardRankFailsInBuckets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	x, labels := randTensor(rng, 1, 2, 3, 8, 8), randLabels(rng, 3, 2, 8, 8)
+	comms := dist.NewLocal(2, 0)
+	net := NewNet(tinyModel{3}, 1)
+	net.Shard = &Shard{Comm: comms[0], BucketBytes: 1} // no SyncBN: only the buckets communicate
+	go func() {
+		comms[1].SumFloat64([]float64{0}) // the count of labelled pixels
+		comms[1].Abort(errors.New("out of memory"))
+	}()
+	_, err := net.TrainStep(x, labels)
+	if err == nil || !strings.Contains(err.Error(), "rank 1/2 failed: out of memory") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -20,6 +20,11 @@ static int init_funneled(int *provided) {
 	if (rc != MPI_SUCCESS) return rc;
 	return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
+static int dup(MPI_Comm c, MPI_Comm *out) {
+	int rc = MPI_Comm_dup(c, out);
+	if (rc != MPI_SUCCESS) return rc;
+	return MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN);
+}
 static int test(MPI_Request *r, int *done) { return MPI_Test(r, done, MPI_STATUS_IGNORE); }
 static int error_string(int code, char *buf) {
 	int n = 0;
@@ -39,25 +44,45 @@ import (
 	"unsafe"
 )
 
-// World is MPI_COMM_WORLD of this process, served by its MPI goroutine.
+// World is a communicator of this process (MPI_COMM_WORLD, or a duplicate of it), served by
+// its MPI goroutine.
 type World struct {
 	rank, size int
 	// Timeout bounds every wait for the other ranks (0: no bound).
 	Timeout time.Duration
-	calls   chan func()
-	closed  bool
+	comm    C.MPI_Comm
+	*thread
+}
+
+// thread is the MPI goroutine: every MPI call of the process runs on it.
+type thread struct {
+	calls  chan func()
+	closed bool
 }
 
 // Init initialises MPI on a new goroutine locked to its OS thread; every later call of the
 // World runs there.
 func Init() (*World, error) {
-	w := &World{calls: make(chan func())}
+	w := &World{thread: &thread{calls: make(chan func())}}
 	ready := make(chan error)
 	go w.serve(ready)
 	if err := <-ready; err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// Dup returns a communicator of the same ranks whose collectives are ordered apart from w's:
+// one in flight on either does not hold up the other's (every rank calls Dup at the same point).
+func (w *World) Dup() (*World, error) {
+	d := &World{rank: w.rank, size: w.size, Timeout: w.Timeout, thread: w.thread}
+	err := w.do(func() error {
+		if rc := C.dup(w.comm, &d.comm); rc != 0 {
+			return fmt.Errorf("MPI_Comm_dup: %s", errorString(rc))
+		}
+		return nil
+	})
+	return d, err
 }
 
 // serve initialises MPI and runs calls until Finalize. The thread stays locked for the life of
@@ -73,9 +98,10 @@ func (w *World) serve(ready chan<- error) {
 		ready <- fmt.Errorf("MPI_Init_thread: the library gives thread level %d, segkit needs FUNNELED", int(provided))
 		return
 	}
+	w.comm = C.world()
 	var r, s C.int
-	C.MPI_Comm_rank(C.world(), &r)
-	C.MPI_Comm_size(C.world(), &s)
+	C.MPI_Comm_rank(w.comm, &r)
+	C.MPI_Comm_size(w.comm, &s)
 	w.rank, w.size = int(r), int(s)
 	ready <- nil
 	for f := range w.calls {
@@ -108,10 +134,15 @@ func errorString(rc C.int) string {
 
 // wait completes a non-blocking collective: MPI_Test, first at once, then with sleeps growing
 // from 20 µs to 1 ms, so that a short wait costs little latency and a long one almost no CPU.
+// A call another goroutine makes meanwhile runs at once, inside the wait: a collective of
+// another communicator must not queue behind this one (a gradient sum in flight while the
+// backward pass needs a SyncBN sum), and its own MPI_Test calls progress this request too.
 // It runs on the MPI thread; what names the collective in a timeout error.
 func (w *World) wait(req *C.MPI_Request, what string) error {
 	start := time.Now()
 	nap := 20 * time.Microsecond
+	var timer *time.Timer
+	calls := w.calls
 	for spins := 0; ; spins++ {
 		var done C.int
 		if rc := C.test(req, &done); rc != 0 {
@@ -127,7 +158,21 @@ func (w *World) wait(req *C.MPI_Request, what string) error {
 		if spins < 50 { // a peer a few microseconds behind: stay on the core
 			continue
 		}
-		time.Sleep(nap)
+		if timer == nil {
+			timer = time.NewTimer(nap)
+			defer timer.Stop()
+		} else {
+			timer.Reset(nap)
+		}
+		select {
+		case f, ok := <-calls:
+			if !ok {
+				calls = nil // finalized: nothing more comes
+				continue
+			}
+			f()
+		case <-timer.C:
+		}
 		nap = min(2*nap, time.Millisecond)
 	}
 }
@@ -185,7 +230,7 @@ func Allgather[T float32 | float64 | int64 | byte](w *World, send, recv []T) err
 		return pinned([][]T{send, recv}, func() error {
 			req := C.req_null()
 			dt := datatype[T]()
-			if rc := C.MPI_Iallgather(ptr(send), n, dt, ptr(recv), n, dt, C.world(), &req); rc != 0 {
+			if rc := C.MPI_Iallgather(ptr(send), n, dt, ptr(recv), n, dt, w.comm, &req); rc != 0 {
 				return fmt.Errorf("allgather: %s", errorString(rc))
 			}
 			return w.wait(&req, "an allgather")
@@ -207,7 +252,7 @@ func Alltoall[T float32 | float64 | int64 | byte](w *World, send, recv []T) erro
 		return pinned([][]T{send, recv}, func() error {
 			req := C.req_null()
 			dt := datatype[T]()
-			if rc := C.MPI_Ialltoall(ptr(send), n, dt, ptr(recv), n, dt, C.world(), &req); rc != 0 {
+			if rc := C.MPI_Ialltoall(ptr(send), n, dt, ptr(recv), n, dt, w.comm, &req); rc != 0 {
 				return fmt.Errorf("alltoall: %s", errorString(rc))
 			}
 			return w.wait(&req, "an alltoall")
@@ -224,7 +269,7 @@ func Bcast[T float32 | float64 | int64 | byte](w *World, buf []T, root int) erro
 	return w.do(func() error {
 		return pinned([][]T{buf}, func() error {
 			req := C.req_null()
-			if rc := C.MPI_Ibcast(ptr(buf), n, datatype[T](), C.int(root), C.world(), &req); rc != 0 {
+			if rc := C.MPI_Ibcast(ptr(buf), n, datatype[T](), C.int(root), w.comm, &req); rc != 0 {
 				return fmt.Errorf("broadcast: %s", errorString(rc))
 			}
 			return w.wait(&req, "a broadcast")

@@ -56,6 +56,34 @@ func rank(scenario string) error {
 			return err
 		}
 		say("bcast %s", b)
+	case "dup":
+		// Rank 0 starts an allgather on a duplicate and, while it is in flight, one on the
+		// world; rank 1 joins the world's first. Queued behind the first, the second would never
+		// start: both ranks would wait for each other.
+		d, err := w.Dup()
+		if err != nil {
+			return err
+		}
+		w.Timeout, d.Timeout = 10*time.Second, 10*time.Second
+		inDup := make([]float64, w.Size())
+		dup := make(chan error, 1)
+		startDup := func() { go func() { dup <- Allgather(d, []float64{100 + float64(r)}, inDup) }() }
+		if r == 0 {
+			startDup()
+			time.Sleep(100 * time.Millisecond) // in flight
+		}
+		inWorld := make([]float64, w.Size())
+		if err := Allgather(w, []float64{float64(r)}, inWorld); err != nil {
+			return err
+		}
+		say("world %v", inWorld)
+		if r == 1 {
+			startDup()
+		}
+		if err := <-dup; err != nil {
+			return err
+		}
+		say("dup %v", inDup)
 	case "idle":
 		// Rank 0 waits a second for rank 1 in an allgather: its CPU time shows whether it spins.
 		if r == 1 {
@@ -104,6 +132,20 @@ func TestCollectives(t *testing.T) {
 		"rank 0: alltoall [0 10]", "rank 1: alltoall [1 11]",
 		"rank 0: bcast hello!", "rank 1: bcast hello!",
 	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+}
+
+// A collective on the world runs while one on a duplicate is in flight: the MPI thread's wait
+// serves it.
+func TestDup(t *testing.T) {
+	out, err := run(t, "dup")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"rank 0: world [0 1]", "rank 1: world [0 1]", "rank 0: dup [100 101]", "rank 1: dup [100 101]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
