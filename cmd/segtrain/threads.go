@@ -62,9 +62,12 @@ func printThreadsSweep(w io.Writer, rows []map[string]any) {
 
 // splitAssumes is what the work-split model takes for granted, said with its numbers.
 const splitAssumes = "Workers set to each count, so blocks and chunks are sized as the code sizes them for that many " +
-	"cores; every item timed alone, one after another, on this machine; one core per goroutine, items assigned as " +
+	"cores; every item timed alone, one after another, on this machine (CPU time, the least of 3 steps); one core per goroutine, items assigned as " +
 	"the code assigns them (item i to goroutine i mod goroutines), no memory-bandwidth or cache limit; the time " +
 	"outside the parallel calls stays serial"
+
+// splitRepeats is how many recorded steps each item's least time is taken over.
+const splitRepeats = 3
 
 // phaseSplit is the work split of one phase (a training step or an inference) for each count
 // of workers.
@@ -86,7 +89,7 @@ func recordWorkSplit(m *hrnet.Model, batch, crop int, workers []int) ([]phaseSpl
 			if err := p.step(); err != nil {
 				return nil, err
 			}
-			rec, err := kernels.RecordSplit(w, kernelCaller, p.step)
+			rec, err := kernels.RecordSplit(w, splitRepeats, kernelCaller, p.step)
 			if err != nil {
 				return nil, err
 			}

@@ -34,12 +34,12 @@ func TestSplitBalance(t *testing.T) {
 }
 
 // With Workers set to 16 on any machine, the calls split as the code does on 16 cores, every
-// item runs once, and Workers comes back.
+// item runs once per repeat, and Workers comes back.
 func TestRecordSplit(t *testing.T) {
 	was := Workers
 	covered := make([]int, 100)
 	blocks := 0
-	rec, err := RecordSplit(16, func() string { return "test" }, func() error {
+	rec, err := RecordSplit(16, 2, func() string { return "test" }, func() error {
 		// 100 items: chunks of ceil(100/16) = 7, so 15 goroutines, the last with 2 items.
 		parallelFor(100, 1<<10, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -58,13 +58,13 @@ func TestRecordSplit(t *testing.T) {
 	if err != nil || Workers != was || recordSplit != nil {
 		t.Fatalf("err %v, Workers %d (was %d), hook left set %t", err, Workers, was, recordSplit != nil)
 	}
-	for i, n := range covered {
-		if n != 1 {
+	for i, n := range covered { // once per repeat
+		if n != 2 {
 			t.Fatalf("item %d ran %d times", i, n)
 		}
 	}
-	if len(rec.Calls) != 2 || blocks != 5 {
-		t.Fatalf("%d calls recorded, %d blocks run; want 2, 5", len(rec.Calls), blocks)
+	if len(rec.Calls) != 2 || blocks != 10 {
+		t.Fatalf("%d calls recorded, %d blocks run; want 2, 10", len(rec.Calls), blocks)
 	}
 	if c := rec.Calls[0]; c.Op != "test" || c.Goroutines != 15 || len(c.Items) != 15 {
 		t.Errorf("parallelFor: %d goroutines, %d items; want 15, 15", c.Goroutines, len(c.Items))
