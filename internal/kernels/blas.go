@@ -13,7 +13,8 @@ int segkit_has_avx512(void);
 int segkit_has_avx2_fma(void);
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                       const float *add, int relu);
+                       const float *add, int relu, int phased);
+void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1);
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu);
@@ -24,7 +25,7 @@ void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alp
                        const float *shift, const float *add, int relu);
 void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                             const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                            const float *add, int relu);
+                            const float *add, int relu, int phased);
 void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                                   const float *dy, long q0, long nq, float *dw, float beta);
 */
@@ -278,17 +279,33 @@ func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 func (c Conv) implicitConv() bool { return level() != isaPortable && !c.pointwise() }
 
 // implicitGemm computes output pixels [q0, q0+nq) of image x's convolution (y and ep's Add
-// start at pixel q0) with the C GEMM packing the patch matrix straight from x.
-func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine) {
+// start at pixel q0) with the C GEMM packing the patch matrix straight from x; x is in phase
+// planes (splitPhases) when phased.
+func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine, phased bool) {
 	if useAVX2() {
 		C.segkit_avx2_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 			C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
-			ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+			ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU), cbool(phased))
 		return
 	}
 	C.segkit_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
-		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
+		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU), cbool(phased))
+}
+
+// phased reports whether the forward convolution first splits its input into phase planes: at
+// stride 2 every tap then reads consecutive pixels, which packs several times faster than every
+// other column (conv_geometry.h).
+func (c Conv) phased() bool { return c.implicitConv() && c.Stride == 2 }
+
+// splitPhases returns x (N images) split into phase planes, four per channel, in scratch.
+func (c Conv) splitPhases(x []float32) []float32 {
+	planes, ph, pw := c.N*c.C, (c.H+1)/2, (c.W+1)/2
+	out := convScratch.get(planes * 4 * ph * pw)
+	parallelFor(planes, 2*c.H*c.W, func(lo, hi int) {
+		C.segkit_phase_split(C.long(c.H), C.long(c.W), ptr(x), ptr(out), C.long(lo), C.long(hi))
+	})
+	return out
 }
 
 // implicitFilterGrad sets (beta 0) or adds to (beta 1) dw the filter gradient of output pixels

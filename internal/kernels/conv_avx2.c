@@ -6,45 +6,7 @@
 #include <string.h>
 
 #include "gemm_avx2.h"
-
-typedef struct {
-	long C, H, W, k, s, p, d, OH, OW;
-} geometry;
-
-static geometry make_geometry(long C, long H, long W, long k, long s, long p, long d) {
-	geometry g = {C, H, W, k, s, p, d, (H + 2 * p - d * (k - 1) - 1) / s + 1, (W + 2 * p - d * (k - 1) - 1) / s + 1};
-	return g;
-}
-
-// A patch row (input channel, kernel tap): its input plane and the tap's offsets from an output
-// pixel's scaled position (divisions done once per row, not per pixel).
-typedef struct {
-	const float *plane;
-	long ky, kx;
-} patch_row;
-
-static patch_row patch_row_of(const geometry *g, const float *x, long row) {
-	long kk = g->k * g->k;
-	patch_row r = {x + row / kk * g->H * g->W, row % kk / g->k * g->d - g->p, row % g->k * g->d - g->p};
-	return r;
-}
-
-// Runs of consecutive output pixels by output row: run i covers [at[i], at[i+1]) of the pixels
-// from q, starting at output pixel (oy[i], ox[i]).
-typedef struct {
-	long at[NR + 1], oy[NR], ox[NR];
-	int n;
-} runs;
-
-static void split_runs(const geometry *g, long q, long count, runs *r) {
-	r->n = 0;
-	for (long l = 0; l < count; r->n++) {
-		int i = r->n;
-		r->at[i] = l, r->oy[i] = (q + l) / g->OW, r->ox[i] = (q + l) % g->OW;
-		l += g->OW - r->ox[i] < count - l ? g->OW - r->ox[i] : count - l;
-	}
-	r->at[r->n] = count;
-}
+#include "conv_geometry.h"
 
 // Per-thread copy of the filter gradient's A rows.
 static _Thread_local float *abuf;
@@ -86,10 +48,11 @@ AVX2_INLINE __m256 evens(__m256 a, __m256 b) {
 }
 
 // stride2 returns src[2l] for lanes l with lo ≤ 2l < hi (columns of a stride-2 patch row), zero
-// elsewhere: masked loads never fault, so src may point outside the image row.
-AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, int half) {
-	return evens(_mm256_maskload_ps(src + 16 * half, window(lo, hi, 2 * half)),
-	             _mm256_maskload_ps(src + 16 * half + 8, window(lo, hi, 2 * half + 1)));
+// elsewhere: src may point outside the image row.
+// lo, hi bound the input plane (see masked).
+AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, int half, const float *plo, const float *phi) {
+	return evens(masked(src + 16 * half, window(lo, hi, 2 * half), plo, phi),
+	             masked(src + 16 * half + 8, window(lo, hi, 2 * half + 1), plo, phi));
 }
 
 // pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
@@ -114,7 +77,7 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 					_mm256_storeu_ps(o + 8, _mm256_setzero_ps());
 					continue;
 				}
-				const float *src = rows[r].plane + iy * g->W;
+				const float *src = rows[r].plane + iy * g->W, *pend = rows[r].plane + g->H * g->W;
 				if (len == NR && g->s == 1 && ix0 >= 0 && ix0 + NR <= g->W) { // the usual case
 					_mm256_store_ps(o, _mm256_loadu_ps(src + ix0));
 					_mm256_store_ps(o + 8, _mm256_loadu_ps(src + ix0 + 8));
@@ -125,14 +88,8 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 					// past the run; they never fault), stored whole. What lands past the run is
 					// rewritten by the runs and rows packed after it (the buffer has NR floats to spare).
 					long lo = ix0 < 0 ? -ix0 : 0, hi = g->W - ix0 < len ? g->W - ix0 : len;
-					_mm256_storeu_ps(o, _mm256_maskload_ps(src + ix0, window(lo, hi, 0)));
-					_mm256_storeu_ps(o + 8, _mm256_maskload_ps(src + ix0 + 8, window(lo, hi, 1)));
-					continue;
-				}
-				if (g->s == 2) { // as above, every other column
-					long lo = ix0 < 0 ? -ix0 : 0, hi = g->W - ix0 < 2 * len ? g->W - ix0 : 2 * len;
-					_mm256_storeu_ps(o, stride2(src + ix0, lo, hi, 0));
-					_mm256_storeu_ps(o + 8, stride2(src + ix0, lo, hi, 1));
+					_mm256_storeu_ps(o, masked(src + ix0, window(lo, hi, 0), rows[r].plane, pend));
+					_mm256_storeu_ps(o + 8, masked(src + ix0 + 8, window(lo, hi, 1), rows[r].plane, pend));
 					continue;
 				}
 				gather(o, src, ix0, len, g->s, g->W);
@@ -144,8 +101,9 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 // segkit_avx2_conv_sgemm is segkit_conv_sgemm (conv_avx512.c) on AVX2+FMA.
 void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                             const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                            const float *add, int relu) {
+                            const float *add, int relu, int phased) {
 	geometry g = make_geometry(C, H, W, k, s, p, d);
+	geometry pg = phased ? phased_geometry(g) : g;
 	long rows = C * k * k, ldc = g.OH * g.OW;
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
@@ -154,7 +112,7 @@ void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long
 		long nc = nq - jc < NC ? nq - jc : NC;
 		for (long pc = 0; pc < rows; pc += KC) {
 			long kc = rows - pc < KC ? rows - pc : KC;
-			pack_patches(&g, x, pc, kc, q0 + jc, nc, bp);
+			pack_patches(&pg, x, pc, kc, q0 + jc, nc, bp);
 			segkit_avx2_gemm_block(K, nc, kc, w + pc, rows, 1, bp, y + jc, ldc, jc, 1, pc == 0 ? 0 : 1,
 			                       pc + kc == rows ? last : 0);
 		}
@@ -169,6 +127,7 @@ AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) 
 		if (iy < 0 || iy >= g->H) return _mm256_setzero_ps();
 		if (ix0 >= 0 && ix0 + 8 <= g->W) return _mm256_loadu_ps(row.plane + iy * g->W + ix0);
 	}
+	const float *pend = row.plane + g->H * g->W;
 	if (g->s == 1) { // each run's lanes by a masked load (zeros elsewhere), OR-ed together
 		__m256 v = _mm256_setzero_ps();
 		for (int i = 0; i < rn->n; i++) {
@@ -176,7 +135,7 @@ AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) 
 			if (iy < 0 || iy >= g->H) continue;
 			long a = rn->at[i], b = rn->at[i + 1], base = rn->ox[i] + row.kx - a; // lane l reads column base + l
 			long lo = a > -base ? a : -base, hi = b < g->W - base ? b : g->W - base;
-			v = _mm256_or_ps(v, _mm256_maskload_ps(row.plane + iy * g->W + base, window(lo, hi, 0)));
+			v = _mm256_or_ps(v, masked(row.plane + iy * g->W + base, window(lo, hi, 0), row.plane, pend));
 		}
 		return v;
 	}
@@ -187,7 +146,7 @@ AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) 
 			if (iy < 0 || iy >= g->H) continue;
 			long a = rn->at[i], b = rn->at[i + 1], base = rn->ox[i] * 2 + row.kx - 2 * a;
 			long lo = 2 * a > -base ? 2 * a : -base, hi = 2 * b < g->W - base ? 2 * b : g->W - base;
-			v = _mm256_or_ps(v, stride2(row.plane + iy * g->W + base, lo, hi, 0));
+			v = _mm256_or_ps(v, stride2(row.plane + iy * g->W + base, lo, hi, 0, row.plane, pend));
 		}
 		return v;
 	}
@@ -245,12 +204,44 @@ void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s
 	}
 }
 
+// segkit_phase_split writes planes [p0, p1) of x (each H×W) as four phase planes each,
+// ((H+1)/2)×((W+1)/2), phase 2a + b holding x[2i + a][2j + b], zero past the image (for the
+// stride-2 convolutions of both vector paths: AVX-512 CPUs have AVX2).
+AVX2 void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1) {
+	long PH = (H + 1) / 2, PW = (W + 1) / 2, ps = PH * PW;
+	for (long pl = p0; pl < p1; pl++) {
+		const float *in = x + pl * H * W;
+		float *o = out + pl * 4 * ps;
+		for (long iy = 0; iy < 2 * PH; iy++) {
+			float *ev = o + (2 * (iy & 1)) * ps + (iy >> 1) * PW, *od = ev + ps;
+			if (iy >= H) { // odd H: the last row of the odd phases is outside the image
+				for (long j = 0; j < PW; j++) ev[j] = od[j] = 0;
+				continue;
+			}
+			const float *src = in + iy * W;
+			long j = 0;
+			for (; 2 * j + 16 <= W; j += 8) {
+				__m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
+				__m256 e = _mm256_shuffle_ps(a, b, 0x88), d = _mm256_shuffle_ps(a, b, 0xDD);
+				_mm256_storeu_ps(ev + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+				_mm256_storeu_ps(od + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(d), 0xD8)));
+			}
+			for (; j < PW; j++) {
+				ev[j] = src[2 * j];
+				od[j] = 2 * j + 1 < W ? src[2 * j + 1] : 0;
+			}
+		}
+	}
+}
+
 #else
 
 void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                             const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                            const float *add, int relu) {}
+                            const float *add, int relu, int phased) {}
 void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                                   const float *dy, long q0, long nq, float *dw, float beta) {}
+
+void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1) {}
 
 #endif

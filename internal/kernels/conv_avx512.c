@@ -5,45 +5,7 @@
 #if defined(__x86_64__)
 
 #include "gemm_avx512.h"
-
-typedef struct {
-	long C, H, W, k, s, p, d, OH, OW;
-} geometry;
-
-static geometry make_geometry(long C, long H, long W, long k, long s, long p, long d) {
-	geometry g = {C, H, W, k, s, p, d, (H + 2 * p - d * (k - 1) - 1) / s + 1, (W + 2 * p - d * (k - 1) - 1) / s + 1};
-	return g;
-}
-
-// A patch row (input channel, kernel tap): its input plane and the tap's offsets from an output
-// pixel's scaled position (divisions done once per row, not per pixel).
-typedef struct {
-	const float *plane;
-	long ky, kx;
-} patch_row;
-
-static patch_row patch_row_of(const geometry *g, const float *x, long row) {
-	long kk = g->k * g->k;
-	patch_row r = {x + row / kk * g->H * g->W, row % kk / g->k * g->d - g->p, row % g->k * g->d - g->p};
-	return r;
-}
-
-// Runs of consecutive output pixels by output row: run i covers [at[i], at[i+1]) of the pixels
-// from q, starting at output pixel (oy[i], ox[i]).
-typedef struct {
-	long at[NR + 1], oy[NR], ox[NR];
-	int n;
-} runs;
-
-static void split_runs(const geometry *g, long q, long count, runs *r) {
-	r->n = 0;
-	for (long l = 0; l < count; r->n++) {
-		int i = r->n;
-		r->at[i] = l, r->oy[i] = (q + l) / g->OW, r->ox[i] = (q + l) % g->OW;
-		l += g->OW - r->ox[i] < count - l ? g->OW - r->ox[i] : count - l;
-	}
-	r->at[r->n] = count;
-}
+#include "conv_geometry.h"
 
 // Per-thread copy of the filter gradient's A rows.
 static _Thread_local float *abuf;
@@ -97,8 +59,9 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 // at pixel q0 of channel 0, rows OH·OW apart; w is K×(C·k·k).
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                       const float *add, int relu) {
+                       const float *add, int relu, int phased) {
 	geometry g = make_geometry(C, H, W, k, s, p, d);
+	geometry pg = phased ? phased_geometry(g) : g;
 	long rows = C * k * k, ldc = g.OH * g.OW;
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
@@ -107,7 +70,7 @@ void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, l
 		long nc = nq - jc < NC ? nq - jc : NC;
 		for (long pc = 0; pc < rows; pc += KC) {
 			long kc = rows - pc < KC ? rows - pc : KC;
-			pack_patches(&g, x, pc, kc, q0 + jc, nc, bp);
+			pack_patches(&pg, x, pc, kc, q0 + jc, nc, bp);
 			segkit_gemm_block(K, nc, kc, w + pc, rows, 1, bp, y + jc, ldc, jc, 1, pc == 0 ? 0 : 1,
 			                  pc + kc == rows ? last : 0);
 		}
@@ -202,7 +165,7 @@ __attribute__((target("avx512f"))) void segkit_conv_filter_grad(long C, long H, 
 
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                       const float *add, int relu) {}
+                       const float *add, int relu, int phased) {}
 void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                              const float *dy, long q0, long nq, float *dw, float beta) {}
 

@@ -119,3 +119,35 @@ func TestConvPathsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestImplicitConvEqualsIm2col checks on each C path that the implicit-GEMM convolution packs
+// exactly the patch matrix: it equals im2col followed by the same GEMM bit for bit, at stride 2
+// too, where the input is first split into phase planes.
+func TestImplicitConvEqualsIm2col(t *testing.T) {
+	needCPaths(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	onPaths(func(i int) {
+		if cpuPaths()[i] == isaPortable {
+			return
+		}
+		for _, c := range convShapes {
+			if c.pointwise() {
+				continue
+			}
+			oh, ow := c.OutSize()
+			x, w := randSlice(rng, c.N*c.C*c.H*c.W), randSlice(rng, c.K*c.C*c.Kernel*c.Kernel)
+			ep := Affine{Scale: randSlice(rng, c.K), Shift: randSlice(rng, c.K), ReLU: true}
+			got, want := make([]float32, c.N*c.K*oh*ow), make([]float32, c.N*c.K*oh*ow)
+			c.ForwardAffine(x, w, ep, got)
+			in, out := c.C*c.H*c.W, c.K*oh*ow
+			var buf convBuf
+			for n := 0; n < c.N; n++ {
+				col, ld := c.patches(x[n*in:(n+1)*in], 0, oh, &buf)
+				sgemm(false, false, c.K, oh*ow, c.colRows(), 1, w, c.colRows(), col, ld, 0, want[n*out:], oh*ow, ep.from(n*out))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %+v: implicit convolution differs from im2col + GEMM", isaNames[cpuPaths()[i]], c)
+			}
+		}
+	})
+}

@@ -160,7 +160,7 @@ AVX2_INLINE void interleave4(const __m256 *o, __m256 *z) {
 }
 
 // segkit_avx2_wino_block is segkit_wino_block (winograd_avx512.c) on AVX2. Loads past the image
-// are masked (vmaskmovps loads are fast); partial stores go lane by lane (masked stores are not).
+// are masked (see masked); partial stores go lane by lane (masked stores are slow).
 AVX2 void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
                                  const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
                                  long k1) {
@@ -184,14 +184,14 @@ AVX2 void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x,
 					const run *rn = &runs[i];
 					long iy = rn->oy - 1 + r;
 					if (iy < 0 || iy >= H) continue;
-					const float *src = x + (rn->n * C + c) * H * W + iy * W + rn->col;
+					const float *plane = x + (rn->n * C + c) * H * W, *src = plane + iy * W + rn->col;
 					__m256 z[4], zb[4], e[4], eb[4];
 					if (rn->inside) {
 						for (int j = 0; j < 4; j++) z[j] = _mm256_loadu_ps(src + 8 * j), zb[j] = _mm256_loadu_ps(src + 4 + 8 * j);
 					} else {
 						for (int j = 0; j < 4; j++) {
-							z[j] = _mm256_maskload_ps(src + 8 * j, rn->in[j]);
-							zb[j] = _mm256_maskload_ps(src + 4 + 8 * j, rn->in[4 + j]);
+							z[j] = masked(src + 8 * j, rn->in[j], plane, plane + H * W);
+							zb[j] = masked(src + 4 + 8 * j, rn->in[4 + j], plane, plane + H * W);
 						}
 					}
 					deinterleave4(z, e);
@@ -240,14 +240,14 @@ AVX2 void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x,
 				for (int i = 0; i < nr; i++) {
 					const run *rn = &runs[i];
 					if (rn->oy + a >= H) continue;
-					long off = (rn->n * K + k) * H * W + (rn->oy + a) * W + rn->col + 1;
+					long base = (rn->n * K + k) * H * W, off = base + (rn->oy + a) * W + rn->col + 1;
 					for (int j = 0; j < 4; j++) {
 						int bits = rn->outbits[j];
 						if (!bits) continue;
 						__m256 r = z[j];
 						if (add)
 							r = _mm256_add_ps(r, bits == 0xFF ? _mm256_loadu_ps(add + off + 8 * j)
-							                                  : _mm256_maskload_ps(add + off + 8 * j, rn->out[j]));
+							                                  : masked(add + off + 8 * j, rn->out[j], add + base, add + base + H * W));
 						if (relu) r = _mm256_max_ps(r, _mm256_setzero_ps());
 						if (bits == 0xFF) {
 							_mm256_storeu_ps(y + off + 8 * j, r);
