@@ -38,21 +38,8 @@ func parallelFor(n int, costPerItem int, fn func(lo, hi int)) {
 		return
 	}
 	chunk := (n + w - 1) / w
-	if recordSplit != nil { // chunk i is goroutine i's whole share
-		parts := (n + chunk - 1) / chunk
-		recordSplit(parts, parts, func(_, i int) { fn(i*chunk, min(i*chunk+chunk, n)) })
-		return
-	}
-	var wg sync.WaitGroup
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
-	}
-	wg.Wait()
+	parts := (n + chunk - 1) / chunk // chunk i is goroutine i's whole share
+	spread(parts, parts, func(_, i int) { fn(i*chunk, min(i*chunk+chunk, n)) })
 }
 
 // parallelBlocks runs fn(worker, block) for blocks 0..n-1 on Workers goroutines: worker w takes
@@ -66,19 +53,32 @@ func parallelBlocks(n int, fn func(worker, block int)) {
 		}
 		return
 	}
+	spread(w, n, fn)
+}
+
+// spread runs fn(g, i) for items i in [0, items) on goroutines g in [0, goroutines), item i on
+// goroutine i % goroutines, and returns when all have run.
+func spread(goroutines, items int, fn func(goroutine, item int)) {
 	if recordSplit != nil {
-		recordSplit(w, n, fn)
+		recordSplit(goroutines, items, fn)
 		return
 	}
+	share := func(g int) {
+		for i := g; i < items; i += goroutines {
+			fn(g, i)
+		}
+	}
+	if crew.run(goroutines, share) {
+		return
+	}
+	// Busy (a concurrent or nested call): goroutines of its own.
 	var wg sync.WaitGroup
-	for i := 0; i < w; i++ {
+	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
-		go func(worker int) {
+		go func(g int) {
 			defer wg.Done()
-			for b := worker; b < n; b += w {
-				fn(worker, b)
-			}
-		}(i)
+			share(g)
+		}(g)
 	}
 	wg.Wait()
 }
