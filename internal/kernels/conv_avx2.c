@@ -55,18 +55,46 @@ AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, int half, const f
 	             masked(src + 16 * half + 8, window(lo, hi, 2 * half + 1), plo, phi));
 }
 
+#define PREFETCH_PANELS 2
+
 // pack_patches writes rows [r0, r0+kc) and columns [q0, q0+nc) (output pixels) of the patch
 // matrix of image x as panels of NR columns, zero-padded.
 AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long kc, long q0, long nc, float *dst) {
 	patch_row rows[KC];
 	for (long r = 0; r < kc; r++) rows[r] = patch_row_of(g, x, r0 + r);
+	// Where input rows are as wide as output rows (stride 1 with "same" padding, and stride 2's
+	// phase planes), a panel's pixels are consecutive in the plane too, across output rows: a tap
+	// at column offset -1, 0 or +1 is two loads, with the lanes that would read past the row's
+	// first or last column cleared.
+	int flat = g->s == 1 && g->W == g->OW;
 	for (long j0 = 0; j0 < nc; j0 += NR) {
-		long w = nc - j0 < NR ? nc - j0 : NR;
+		long w = nc - j0 < NR ? nc - j0 : NR, q = q0 + j0;
 		float *d = dst + j0 * kc;
 		runs rn;
-		split_runs(g, q0 + j0, w, &rn);
+		split_runs(g, q, w, &rn);
+		__m256i keep[3][2]; // by column offset + 1, the lanes to keep
+		if (flat && w == NR) {
+			int k0[NR], k2[NR];
+			for (int l = 0; l < NR; l++) k0[l] = (q + l) % g->OW != 0 ? -1 : 0, k2[l] = (q + l) % g->OW != g->OW - 1 ? -1 : 0;
+			for (int h = 0; h < 2; h++) {
+				keep[0][h] = _mm256_loadu_si256((const __m256i *)(k0 + 8 * h));
+				keep[1][h] = _mm256_set1_epi32(-1);
+				keep[2][h] = _mm256_loadu_si256((const __m256i *)(k2 + 8 * h));
+			}
+		}
+		long top = q / g->OW, bottom = (q + w - 1) / g->OW; // output rows of the first and last pixel
 		for (long r = 0; r < kc; r++) {
 			float *out = d + r * NR;
+			long ky = rows[r].ky, kx = rows[r].kx;
+			if (flat && w == NR && kx >= -1 && kx <= 1 && top + ky >= 0 && bottom + ky < g->H) {
+				const float *plane = rows[r].plane, *end = plane + g->H * g->W, *a = plane + q + ky * g->W + kx;
+				// Each tap is its own stream through the plane, more than the hardware prefetchers
+				// follow: fetch the next panels' pixels ahead.
+				_mm_prefetch((const char *)(a + PREFETCH_PANELS * NR), _MM_HINT_T0);
+				_mm256_store_ps(out, masked(a, keep[kx + 1][0], plane, end));
+				_mm256_store_ps(out + 8, masked(a + 8, keep[kx + 1][1], plane, end));
+				continue;
+			}
 			for (long t = w; t < NR; t++) out[t] = 0;
 			for (int i = 0; i < rn.n; i++) {
 				long iy = rn.oy[i] * g->s + rows[r].ky, ix0 = rn.ox[i] * g->s + rows[r].kx;

@@ -44,6 +44,9 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 					continue;
 				}
 				for (long t = 0; t < len; t += 16) {
+					// Each tap is its own stream through the plane, more than the hardware
+					// prefetchers follow: fetch the next panel's pixels ahead.
+					_mm_prefetch((const char *)(src + ix0 + t + NR), _MM_HINT_T0);
 					__m512i c = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(ix0 + t)));
 					__mmask16 in = _mm512_cmpge_epi32_mask(c, zero) & _mm512_cmplt_epi32_mask(c, width);
 					__mmask16 n = tail_mask(len - t);
