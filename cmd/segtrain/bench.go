@@ -220,7 +220,8 @@ type timing struct {
 func timed(name string, iters int, opTimes bool, step func() error) (timing, error) {
 	var t timing
 	var err error
-	pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) {
+	pprof.Do(context.Background(), pprof.Labels("phase", name), func(ctx context.Context) {
+		kernels.LabelCrew(ctx)
 		if err = step(); err != nil {
 			return
 		}

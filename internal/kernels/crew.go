@@ -1,7 +1,9 @@
 package kernels
 
 import (
+	"context"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +66,15 @@ func (t *team) run(goroutines int, share func(goroutine int)) bool {
 		}
 	}
 	return true
+}
+
+// LabelCrew gives the crew's goroutines the profiler labels of ctx (from pprof.Do), as goroutines
+// started inside it would get: the crew outlives the calls that label their work.
+func LabelCrew(ctx context.Context) {
+	crew.mu.Lock()
+	n := len(crew.members) + 1
+	crew.mu.Unlock()
+	spread(n, n, func(int, int) { pprof.SetGoroutineLabels(ctx) })
 }
 
 // serve runs the jobs posted to m as goroutine g.
