@@ -4,18 +4,22 @@
 # onnxruntime's CPU library, which the ONNX export tests run exported models in (nothing else
 # needs it). With --mpi also Open MPI (libopenmpi-dev, openmpi-bin), which data-parallel
 # training (go build -tags mpi) and its tests need; with --clang, clang (the CUDA kernels' PTX
-# check). The demo needs none of these. Safe to run again: it installs only what is missing.
+# check); with --arm64, what cross-builds segkit for linux/arm64 and runs its tests under
+# qemu-user (Debian's aarch64 gcc, arm64 OpenBLAS, qemu-user). The demo needs none of these.
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 with_onnxruntime=false
 with_mpi=false
 with_clang=false
+with_arm64=false
 for arg in "$@"; do
   case "$arg" in
     --onnxruntime) with_onnxruntime=true ;;
     --mpi) with_mpi=true ;;
     --clang) with_clang=true ;;
-    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI; --clang: also clang for the PTX check)" >&2; exit 2 ;;
+    --arm64) with_arm64=true ;;
+    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI; --clang: also clang for the PTX check; --arm64: also the arm64 cross toolchain, arm64 OpenBLAS and qemu-user)" >&2; exit 2 ;;
   esac
 done
 
@@ -149,7 +153,44 @@ install_openmpi() {
   echo "setup: Open MPI installed."
 }
 
+# The linux/arm64 cross-build and its tests under qemu-user (scripts/test.sh): Debian's aarch64
+# gcc, OpenBLAS for arm64 (multiarch: libopenblas-dev:arm64, which brings the arm64 C library,
+# /lib/ld-linux-aarch64.so.1, that qemu-aarch64 runs the binaries with) and qemu-user. Without
+# them those tests skip, saying so, so a failed install is not an error.
+have_arm64() {
+  command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 &&
+    [ -e /usr/lib/aarch64-linux-gnu/libopenblas.so ] && [ -e /lib/ld-linux-aarch64.so.1 ]
+}
+install_arm64() {
+  if [ "$(uname -m)" = aarch64 ]; then
+    echo "setup: this machine is arm64: the tests run natively, no cross toolchain needed."
+    return 0
+  fi
+  if have_arm64; then
+    echo "setup: arm64 cross toolchain, arm64 OpenBLAS and qemu-user found."
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
+    echo "setup: the arm64 cross toolchain is missing and this machine has no apt-get: the arm64 tests will skip." >&2
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: installing the arm64 cross toolchain needs root: the arm64 tests will skip." >&2; return 0; }
+    sudo="sudo"
+  fi
+  echo "setup: installing gcc-aarch64-linux-gnu, libopenblas-dev:arm64 and qemu-user with apt-get (arm64 cross-build and its tests)..."
+  if ! { { [ "$(dpkg --print-architecture)" = arm64 ] || dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64; } &&
+    $sudo apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross libopenblas-dev:arm64 qemu-user; }; then
+    echo "setup: could not install the arm64 cross toolchain: the arm64 tests will skip." >&2
+  fi
+}
+
 install_openblas
+if $with_arm64; then
+  install_arm64
+fi
 if $with_clang; then
   install_clang
 fi

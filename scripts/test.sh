@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (scripts/setup.sh, with onnxruntime for the ONNX
-# export tests, Open MPI for the data-parallel ones, clang for the PTX check), then runs every test, and the numeric packages again on the other kernels this
-# CPU runs: AVX2 (CPUs without AVX-512) and the portable ones (OpenBLAS and Go: other CPUs).
+# export tests, Open MPI for the data-parallel ones, clang for the PTX check, the arm64 cross
+# toolchain and qemu-user), then runs every test, and the numeric packages again on the other
+# kernels this CPU runs: AVX2 (CPUs without AVX-512) and the portable ones (OpenBLAS and Go:
+# other CPUs), and, cross-built for linux/arm64, under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --onnxruntime --mpi --clang
+scripts/setup.sh --onnxruntime --mpi --clang --arm64
 go vet ./...
 go test ./... "$@"
 # Data-parallel training under mpirun (build tag mpi, Open MPI): the binding and segtrain with
@@ -20,3 +22,20 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then others+=(port
 for isa in "${others[@]}"; do
   SEGKIT_ISA=$isa go test -count=1 ./internal/kernels ./nn ./hrnet ./dynopool ./weights "$@"
 done
+# linux/arm64 (Apple Silicon, Graviton: the portable kernels, Go + OpenBLAS): the kernel and
+# engine packages cross-built with Debian's aarch64 gcc against arm64 OpenBLAS and run under
+# qemu-user (about 2 minutes, most of it hrnet's PyTorch goldens). qemu-aarch64 runs them with
+# the arm64 C library of the host's multiarch packages (/lib/ld-linux-aarch64.so.1, which
+# libopenblas0:arm64 installs with its libc.so.6), not with -L /usr/aarch64-linux-gnu: that
+# loader is the cross package's glibc build, and with it the multiarch libc.so.6 that OpenBLAS
+# pulls in (another Debian revision) loops forever in the first pthread_create.
+if [ "$(uname -m)" = aarch64 ]; then
+  echo "test: arm64 cross pass skipped: this machine is arm64 (the tests above ran natively)."
+elif ! command -v qemu-aarch64 >/dev/null 2>&1; then
+  echo "test: arm64 cross pass skipped: qemu-aarch64 is missing (scripts/setup.sh --arm64 installs qemu-user)."
+elif ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || [ ! -e /usr/lib/aarch64-linux-gnu/libopenblas.so ] || [ ! -e /lib/ld-linux-aarch64.so.1 ]; then
+  echo "test: arm64 cross pass skipped: the cross toolchain is missing (aarch64-linux-gnu-gcc, libopenblas-dev:arm64; scripts/setup.sh --arm64 installs them)."
+else
+  env -u QEMU_LD_PREFIX CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
+    go test -count=1 -exec qemu-aarch64 ./internal/kernels ./nn ./hrnet "$@"
+fi

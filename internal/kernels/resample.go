@@ -55,7 +55,7 @@ func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
 	ratio := float32(sizeIn) / float32(sizeOut)
 	for k := range a.i0 {
 		cell := float32(k/2) + queryOffsets[k%2]
-		u := cell*ratio - 0.5
+		u := float32(cell*ratio) - 0.5 // float32(): no fused multiply-add (arm64 fuses), as the reference
 		free := u > 0 && u < float32(n-1)
 		u = min(max(u, 0), float32(n-1))
 		i0 := int(u)
@@ -73,12 +73,14 @@ func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
 
 // lerp is torch.lerp, rounding included: exact at t = 0 (a query on a pixel centre). The ulp
 // matters: it decides near-ties of the max, and so where the size gradient goes (the HRNet
-// goldens' alpha gradients move by 2% with a + t(b−a) alone).
+// goldens' alpha gradients move by 2% with a + t(b−a) alone), so the products are rounded
+// before the sums: the explicit float32() keeps the compiler from fusing them into one
+// multiply-add, which it does on arm64 (and which moved those gradients by 1.7% there).
 func lerp(a, b, t float32) float32 {
 	if t < 0.5 {
-		return a + t*(b-a)
+		return a + float32(t*(b-a))
 	}
-	return b - (b-a)*(1-t)
+	return b - float32((b-a)*(1-t))
 }
 
 // Forward writes y from x and, when argmax is not nil (training, max mode), which query of each
