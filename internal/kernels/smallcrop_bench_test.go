@@ -30,7 +30,8 @@ func BenchmarkSmallCrop(b *testing.B) {
 	defer runtime.UnlockOSThread()
 	saved := Workers
 	defer func() { Workers = saved }()
-	Workers, clock := 1, threadTime
+	Workers = 1
+	clock := threadTime
 	if os.Getenv("SMALLCROP_WORKERS") == "2" {
 		Workers, clock = 2, func() time.Duration { return time.Duration(time.Now().UnixNano()) }
 	}
