@@ -21,6 +21,8 @@ if grep -qw avx512f /proc/cpuinfo; then others+=(avx2); fi
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then others+=(portable); fi
 for isa in "${others[@]}"; do
   SEGKIT_ISA=$isa go test -count=1 ./internal/kernels ./nn ./hrnet ./dynopool ./weights "$@"
+  # N ranks with SyncBN as one process (each path's own batch-norm arithmetic)
+  SEGKIT_ISA=$isa go test -count=1 ./segmentation -run TestRanksEqualOneProcess "$@"
 done
 # linux/arm64 (Apple Silicon, Graviton: the portable kernels, Go + OpenBLAS): the kernel and
 # engine packages cross-built with Debian's aarch64 gcc against arm64 OpenBLAS and run under

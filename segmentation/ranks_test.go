@@ -96,15 +96,20 @@ func equivConfig(t *testing.T, resize string) Config {
 }
 
 // Two ranks × 2 images with SyncBN compute the steps of one process × 4 (fixed and DynOPool):
-// the first two iterations' losses within 1e-5, every rank the same; one rank is a plain run bit
+// the first two iterations' losses within 1e-6, every rank the same; one rank is a plain run bit
 // for bit, and two 2-rank runs are identical bit for bit.
 //
-// Beyond that, no reordering of float sums stays within 1e-5 at these sizes: HRNet's lowest
-// branch has 2×2 pixels, and the backward through batch norm over 16 values per channel makes
-// the stem's gradient rounding-sensitive (the AVX-512 and portable kernels of one process
-// already differ by 9e-4 in conv1's first gradient, and their losses by 1e-1 at iteration 10).
-// So the weights after 2 iterations are held to 1e-3 (measured: 2e-4 to 4e-4), and SyncBN's
-// effect is checked against the run without it, which must be at least 5 times further off.
+// SyncBN's steps run each path's own batch-norm arithmetic, so what is left between the splits
+// of the batch is the order of sums across the ranks (float64 for batch norm's statistics,
+// float32 for the gradients). That still grows fast: HRNet's lowest branch has 2×2 pixels, and
+// the backward through batch norm over 16 values per channel makes the stem's gradient
+// rounding-sensitive (the AVX-512 and portable kernels of one process already differ by 9e-4
+// in conv1's first gradient, and their losses by 1e-1 at iteration 10; the 2-rank losses by 1e-5
+// at iteration 3). So the weights after 2 iterations are held to 2e-5 (measured on every path:
+// 1.4e-8 to 1.7e-8 fixed, 1.0e-6 to 2.7e-6 DynOPool; with SyncBN on the portable arithmetic
+// under the AVX kernels it was 8e-5 to 4e-4, and iteration 2's loss 5e-6 off), and SyncBN's
+// effect is checked against the run without it, which must be at least 100 times further off.
+// scripts/test.sh runs this on every path the CPU has (SEGKIT_ISA).
 func TestRanksEqualOneProcess(t *testing.T) {
 	for _, resize := range []string{"fixed", "dynopool"} {
 		t.Run(resize, func(t *testing.T) {
@@ -136,12 +141,12 @@ func TestRanksEqualOneProcess(t *testing.T) {
 				t.Logf("2 ranks × 2, no-sync-bn=%t: losses' relative difference to 1 × 4 by iteration %.1g; weights after 2 iterations %.3g", noSync, d[1:], w2)
 				if !noSync {
 					syncW2 = w2
-					if max(d[1], d[2]) > 1e-5 || w2 > 1e-3 {
-						t.Errorf("SyncBN: iterations 1-2 differ from one process by %.3g and %.3g (want ≤ 1e-5), the weights after them by %.3g (want ≤ 1e-3)", d[1], d[2], w2)
+					if max(d[1], d[2]) > 1e-6 || w2 > 2e-5 {
+						t.Errorf("SyncBN: iterations 1-2 differ from one process by %.3g and %.3g (want ≤ 1e-6), the weights after them by %.3g (want ≤ 2e-5)", d[1], d[2], w2)
 					}
 					continue
 				}
-				if d[1] < 1e-4 || w2 < 5*syncW2 {
+				if d[1] < 1e-4 || w2 < 100*syncW2 {
 					t.Errorf("without SyncBN: iteration 1 differs from one process by only %.3g, the weights after 2 iterations by %.3g (SyncBN: %.3g)", d[1], w2, syncW2)
 				}
 			}

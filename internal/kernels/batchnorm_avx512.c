@@ -49,6 +49,32 @@ __attribute__((target("avx512f"))) static void affine(const float *x, float *y, 
 	}
 }
 
+// chan_sum returns Σ x over the planes of channel c and, with sq, Σ (x − mean)².
+__attribute__((target("avx512f"))) static double chan_sum(long N, long C, long HW, const float *x, long c, int sq,
+                                                          float mean) {
+	double sum = 0;
+	for (long n = 0; n < N; n++) sum += plane_sum(x + (n * C + c) * HW, HW, sq, mean);
+	return sum;
+}
+
+// normalise finishes the statistics of channel c (mean, Σ (x − mean)² over m values), saves them,
+// updates the running ones and writes y. Not inlined: the fused and the split (SyncBN) forward
+// run this very code, so that their roundings (and GCC's contractions) are the same.
+__attribute__((target("avx512f"), noinline)) static void normalise(long N, long C, long HW, float eps, int relu,
+                                                                   float momentum, const float *x,
+                                                                   const float *gamma, const float *beta, float *y,
+                                                                   float mean, double ss, double m, float *mean_out,
+                                                                   float *invstd_out, float *run_mean,
+                                                                   float *run_var, long c) {
+	double variance = ss / m, invstd = 1 / sqrt(variance + (double)eps);
+	mean_out[c] = mean, invstd_out[c] = (float)invstd;
+	double unbiased = m > 1 ? ss / (m - 1) : variance;
+	run_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean;
+	run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)unbiased;
+	float scale = gamma[c] * (float)invstd, shift = beta[c] - mean * scale;
+	for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale, shift, relu);
+}
+
 // segkit_bn_train is BatchNorm.ForwardTrain for channels [c0, c1).
 __attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW, float eps, int relu,
                                                         float momentum, const float *x, const float *gamma,
@@ -57,18 +83,29 @@ __attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW,
                                                         long c1) {
 	double m = (double)(N * HW);
 	for (long c = c0; c < c1; c++) {
-		double sum = 0, ss = 0;
-		for (long n = 0; n < N; n++) sum += plane_sum(x + (n * C + c) * HW, HW, 0, 0);
-		double mean = sum / m;
-		for (long n = 0; n < N; n++) ss += plane_sum(x + (n * C + c) * HW, HW, 1, (float)mean);
-		double variance = ss / m, invstd = 1 / sqrt(variance + (double)eps);
-		mean_out[c] = (float)mean, invstd_out[c] = (float)invstd;
-		double unbiased = m > 1 ? ss / (m - 1) : variance;
-		run_mean[c] = (1 - momentum) * run_mean[c] + momentum * (float)mean;
-		run_var[c] = (1 - momentum) * run_var[c] + momentum * (float)unbiased;
-		float scale = gamma[c] * (float)invstd, shift = beta[c] - (float)mean * scale;
-		for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale, shift, relu);
+		float mean = (float)(chan_sum(N, C, HW, x, c, 0, 0) / m);
+		double ss = chan_sum(N, C, HW, x, c, 1, mean);
+		normalise(N, C, HW, eps, relu, momentum, x, gamma, beta, y, mean, ss, m, mean_out, invstd_out, run_mean,
+		          run_var, c);
 	}
+}
+
+// segkit_bn_sums is SyncBN's BatchNorm.SumX (mean NULL) or SumSquares for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean,
+                                                       double *sum, long c0, long c1) {
+	for (long c = c0; c < c1; c++) sum[c] = chan_sum(N, C, HW, x, c, mean != 0, mean ? mean[c] : 0);
+}
+
+// segkit_bn_norm is SyncBN's BatchNorm.ForwardGlobal for channels [c0, c1): m values per channel
+// over the ranks.
+__attribute__((target("avx512f"))) void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum,
+                                                       const float *x, const float *gamma, const float *beta,
+                                                       float *y, const float *mean, const double *ss, double m,
+                                                       float *mean_out, float *invstd_out, float *run_mean,
+                                                       float *run_var, long c0, long c1) {
+	for (long c = c0; c < c1; c++)
+		normalise(N, C, HW, eps, relu, momentum, x, gamma, beta, y, mean[c], ss[c], m, mean_out, invstd_out,
+		          run_mean, run_var, c);
 }
 
 // segkit_bn_affine is BatchNorm.ForwardEval (as per-channel scale and shift) for channels [c0, c1).
@@ -79,6 +116,59 @@ __attribute__((target("avx512f"))) void segkit_bn_affine(long N, long C, long HW
 		for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale[c], shift[c], relu);
 }
 
+// grad_sums returns Σ dy' and Σ dy'·(x − mean) over the planes of channel c, dy' masked by the ReLU.
+__attribute__((target("avx512f"), noinline)) static void grad_sums(long N, long C, long HW, int relu,
+                                                                   const float *x, const float *y, const float *dy,
+                                                                   float mean, long c, double *sum_dy,
+                                                                   double *sum_dyxc) {
+	__m512 mv = _mm512_set1_ps(mean);
+	double sd = 0, sx = 0;
+	for (long n = 0; n < N; n++) {
+		const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
+		for (long b = 0; b < HW; b += BLOCK) {
+			long e = b + BLOCK < HW ? b + BLOCK : HW;
+			__m512 s = _mm512_setzero_ps(), t = _mm512_setzero_ps();
+			for (long i = b; i < e; i += 16) {
+				__mmask16 l = tail_mask(e - i);
+				if (relu) l &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+				__m512 g = load16(l, gs + i);
+				s = _mm512_add_ps(s, g);
+				t = _mm512_fmadd_ps(g, _mm512_sub_ps(load16(l, xs + i), mv), t);
+			}
+			sd += hsum(s), sx += hsum(t);
+		}
+	}
+	*sum_dy = sd, *sum_dyxc = sx;
+}
+
+// backward_dx writes dx of channel c from its gradient sums over m values (train; eval: dx =
+// k·dy'), and dγ, dβ where dgamma is not NULL. Not inlined, as normalise.
+__attribute__((target("avx512f"), noinline)) static void backward_dx(long N, long C, long HW, int relu, int train,
+                                                                     const float *x, const float *y,
+                                                                     const float *dy, const float *gamma,
+                                                                     float mean, float invstd, double sum_dy,
+                                                                     double sum_dyxc, double m, float *dx,
+                                                                     float *dgamma, float *dbeta, long c) {
+	double sum_dyxhat = sum_dyxc * (double)invstd;
+	if (dgamma) dgamma[c] = (float)sum_dyxhat, dbeta[c] = (float)sum_dy;
+	float k = gamma[c] * invstd, a = 0, bb = 0;
+	if (train) a = (float)(sum_dy / m), bb = (float)(sum_dyxhat / m) * invstd;
+	// train: dx = k·(dy' − mean(dy') − x̂·mean(dy'·x̂)); eval: dx = k·dy'.
+	__m512 mv = _mm512_set1_ps(mean), kv = _mm512_set1_ps(k), av = _mm512_set1_ps(a), bv = _mm512_set1_ps(bb);
+	for (long n = 0; n < N; n++) {
+		const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
+		float *out = dx + (n * C + c) * HW;
+		for (long i = 0; i < HW; i += 16) {
+			__mmask16 l = tail_mask(HW - i), live = l;
+			if (relu) live &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+			__m512 g = load16(live, gs + i);
+			__m512 xc = _mm512_sub_ps(load16(l, xs + i), mv);
+			__m512 v = _mm512_mul_ps(kv, _mm512_fnmadd_ps(xc, bv, _mm512_sub_ps(g, av)));
+			store16(out + i, l, v);
+		}
+	}
+}
+
 // segkit_bn_backward is BatchNorm.Backward for channels [c0, c1).
 __attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long HW, int relu, int train,
                                                            const float *x, const float *y, const float *dy,
@@ -87,43 +177,28 @@ __attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long 
                                                            float *dbeta, long c0, long c1) {
 	double m = (double)(N * HW);
 	for (long c = c0; c < c1; c++) {
-		float mean = mean_in[c], invstd = invstd_in[c];
-		__m512 mv = _mm512_set1_ps(mean);
-		double sum_dy = 0, sum_dyxc = 0; // Σ dy' and Σ dy'·(x − mean), dy' masked by the ReLU
-		for (long n = 0; n < N; n++) {
-			const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
-			for (long b = 0; b < HW; b += BLOCK) {
-				long e = b + BLOCK < HW ? b + BLOCK : HW;
-				__m512 s = _mm512_setzero_ps(), t = _mm512_setzero_ps();
-				for (long i = b; i < e; i += 16) {
-					__mmask16 l = tail_mask(e - i);
-					if (relu) l &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
-					__m512 g = load16(l, gs + i);
-					s = _mm512_add_ps(s, g);
-					t = _mm512_fmadd_ps(g, _mm512_sub_ps(load16(l, xs + i), mv), t);
-				}
-				sum_dy += hsum(s), sum_dyxc += hsum(t);
-			}
-		}
-		double sum_dyxhat = sum_dyxc * (double)invstd;
-		dgamma[c] = (float)sum_dyxhat, dbeta[c] = (float)sum_dy;
-		float k = gamma[c] * invstd, a = 0, bb = 0;
-		if (train) a = (float)(sum_dy / m), bb = (float)(sum_dyxhat / m) * invstd;
-		// train: dx = k·(dy' − mean(dy') − x̂·mean(dy'·x̂)); eval: dx = k·dy'.
-		__m512 kv = _mm512_set1_ps(k), av = _mm512_set1_ps(a), bv = _mm512_set1_ps(bb);
-		for (long n = 0; n < N; n++) {
-			const float *xs = x + (n * C + c) * HW, *gs = dy + (n * C + c) * HW, *ys = y + (n * C + c) * HW;
-			float *out = dx + (n * C + c) * HW;
-			for (long i = 0; i < HW; i += 16) {
-				__mmask16 l = tail_mask(HW - i), live = l;
-				if (relu) live &= _mm512_cmp_ps_mask(load16(l, ys + i), _mm512_setzero_ps(), _CMP_GT_OQ);
-				__m512 g = load16(live, gs + i);
-				__m512 xc = _mm512_sub_ps(load16(l, xs + i), mv);
-				__m512 v = _mm512_mul_ps(kv, _mm512_fnmadd_ps(xc, bv, _mm512_sub_ps(g, av)));
-				store16(out + i, l, v);
-			}
-		}
+		double sum_dy, sum_dyxc;
+		grad_sums(N, C, HW, relu, x, y, dy, mean_in[c], c, &sum_dy, &sum_dyxc);
+		backward_dx(N, C, HW, relu, train, x, y, dy, gamma, mean_in[c], invstd_in[c], sum_dy, sum_dyxc, m, dx, dgamma,
+		            dbeta, c);
 	}
+}
+
+// segkit_bn_grad_sums is SyncBN's BatchNorm.GradSums for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x,
+                                                            const float *y, const float *dy, const float *mean,
+                                                            double *sum_dy, double *sum_dyxc, long c0, long c1) {
+	for (long c = c0; c < c1; c++) grad_sums(N, C, HW, relu, x, y, dy, mean[c], c, sum_dy + c, sum_dyxc + c);
+}
+
+// segkit_bn_grad_dx is SyncBN's BatchNorm.BackwardGlobal for channels [c0, c1): sums over m values.
+__attribute__((target("avx512f"))) void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x,
+                                                          const float *y, const float *dy, const float *gamma,
+                                                          const float *mean, const float *invstd,
+                                                          const double *sum_dy, const double *sum_dyxc, double m,
+                                                          float *dx, long c0, long c1) {
+	for (long c = c0; c < c1; c++)
+		backward_dx(N, C, HW, relu, 1, x, y, dy, gamma, mean[c], invstd[c], sum_dy[c], sum_dyxc[c], m, dx, 0, 0, c);
 }
 
 #else
@@ -136,5 +211,14 @@ void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const f
 void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
                         const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
                         float *dx, float *dgamma, float *dbeta, long c0, long c1) {}
+void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1) {}
+void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x, const float *gamma,
+                    const float *beta, float *y, const float *mean, const double *ss, double m, float *mean_out,
+                    float *invstd_out, float *run_mean, float *run_var, long c0, long c1) {}
+void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                         const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1) {}
+void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                       const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
+                       const double *sum_dyxc, double m, float *dx, long c0, long c1) {}
 
 #endif

@@ -1,15 +1,45 @@
 package kernels
 
-import "math"
+/*
+void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1);
+void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x, const float *gamma,
+                    const float *beta, float *y, const float *mean, const double *ss, double m, float *mean_out,
+                    float *invstd_out, float *run_mean, float *run_var, long c0, long c1);
+void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                         const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1);
+void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                       const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
+                       const double *sum_dyxc, double m, float *dx, long c0, long c1);
+void segkit_avx2_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1);
+void segkit_avx2_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
+                         const float *gamma, const float *beta, float *y, const float *mean, const double *ss, double m,
+                         float *mean_out, float *invstd_out, float *run_mean, float *run_var, long c0, long c1);
+void segkit_avx2_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                              const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1);
+void segkit_avx2_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
+                            const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
+                            const double *sum_dyxc, double m, float *dx, long c0, long c1);
+*/
+import "C"
+
+import (
+	"math"
+	"unsafe"
+)
 
 // Synchronised batch norm (SyncBN): the ranks of a data-parallel job each hold a share of the
 // batch; ForwardTrain and Backward are split at their per-channel reductions, which the caller
-// sums over the ranks between the steps below. The sums are those of the portable path (float32
-// blocks added into float64 per image plane), so the statistics equal one process's over the
-// whole batch up to the order of the float64 additions.
+// sums over the ranks between the steps below. Each path splits its own kernels (the C ones
+// run the very code of their fused kernels, the Go ones the same sums and roundings as
+// ForwardTrain and Backward), so the statistics, outputs and gradients equal one process's over
+// the whole batch up to the order of the float64 additions across the ranks; with one rank,
+// bit for bit.
 
 // SumX writes Σx of every channel into sum (float64, C values).
 func (b BatchNorm) SumX(x []float32, sum []float64) {
+	if b.sumsC(x, nil, sum) {
+		return
+	}
 	parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			var s float64
@@ -23,6 +53,9 @@ func (b BatchNorm) SumX(x []float32, sum []float64) {
 
 // SumSquares writes Σ(x − mean)² of every channel into ss.
 func (b BatchNorm) SumSquares(x, mean []float32, ss []float64) {
+	if b.sumsC(x, mean, ss) {
+		return
+	}
 	parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			var s float64
@@ -39,6 +72,22 @@ func (b BatchNorm) SumSquares(x, mean []float32, ss []float64) {
 // the running statistics, as ForwardTrain does for its own batch.
 func (b BatchNorm) ForwardGlobal(x, gamma, beta, y []float32, mean []float32, ss []float64, count int, st Stats,
 	runMean, runVar []float32, momentum float32) {
+	switch level() {
+	case isaAVX512:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_bn_norm(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
+				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(mean), ptr64(ss), C.double(count), ptr(st.Mean), ptr(st.InvStd),
+				ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
+		})
+		return
+	case isaAVX2:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_avx2_bn_norm(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
+				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(mean), ptr64(ss), C.double(count), ptr(st.Mean), ptr(st.InvStd),
+				ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
+		})
+		return
+	}
 	m := float64(count)
 	for c := 0; c < b.C; c++ {
 		variance := ss[c] / m
@@ -73,6 +122,20 @@ func (b BatchNorm) ForwardGlobal(x, gamma, beta, y []float32, mean []float32, ss
 // GradSums writes, per channel, Σdy' and Σdy'·(x − mean) with dy' the gradient masked by the
 // ReLU (y: the forward output, nil without ReLU).
 func (b BatchNorm) GradSums(x, y, dy, mean []float32, sumDy, sumDyXc []float64) {
+	switch level() {
+	case isaAVX512:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_bn_grad_sums(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(mean),
+				ptr64(sumDy), ptr64(sumDyXc), C.long(lo), C.long(hi))
+		})
+		return
+	case isaAVX2:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_avx2_bn_grad_sums(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(mean),
+				ptr64(sumDy), ptr64(sumDyXc), C.long(lo), C.long(hi))
+		})
+		return
+	}
 	parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			var s, sx float64
@@ -94,6 +157,20 @@ func (b BatchNorm) GradSums(x, y, dy, mean []float32, sumDy, sumDyXc []float64) 
 // channel) has the gradient sums sumDy and sumDyXc (GradSums over the whole batch); st holds
 // the forward's statistics.
 func (b BatchNorm) BackwardGlobal(x, y, dy, gamma []float32, st Stats, sumDy, sumDyXc []float64, count int, dx []float32) {
+	switch level() {
+	case isaAVX512:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_bn_grad_dx(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(gamma),
+				ptr(st.Mean), ptr(st.InvStd), ptr64(sumDy), ptr64(sumDyXc), C.double(count), ptr(dx), C.long(lo), C.long(hi))
+		})
+		return
+	case isaAVX2:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_avx2_bn_grad_dx(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(gamma),
+				ptr(st.Mean), ptr(st.InvStd), ptr64(sumDy), ptr64(sumDyXc), C.double(count), ptr(dx), C.long(lo), C.long(hi))
+		})
+		return
+	}
 	m := float64(count)
 	parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
@@ -117,4 +194,29 @@ func (b BatchNorm) BackwardGlobal(x, y, dy, gamma []float32, st Stats, sumDy, su
 			}
 		}
 	})
+}
+
+// sumsC runs SumX (mean nil) or SumSquares on the C path in use, reporting false on the Go one.
+func (b BatchNorm) sumsC(x, mean []float32, sum []float64) bool {
+	switch level() {
+	case isaAVX512:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_bn_sums(C.long(b.N), C.long(b.C), C.long(b.HW), ptr(x), ptr(mean), ptr64(sum), C.long(lo), C.long(hi))
+		})
+		return true
+	case isaAVX2:
+		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
+			C.segkit_avx2_bn_sums(C.long(b.N), C.long(b.C), C.long(b.HW), ptr(x), ptr(mean), ptr64(sum), C.long(lo), C.long(hi))
+		})
+		return true
+	}
+	return false
+}
+
+// ptr64 returns a C pointer to s[0], or nil for an empty slice.
+func ptr64(s []float64) *C.double {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.double)(unsafe.Pointer(&s[0]))
 }
