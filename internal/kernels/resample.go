@@ -273,7 +273,7 @@ func (r Resample) forwardC(x, y []float32, argmax []uint8, rows, cols *axisTaps)
 		won = (*C.uchar)(unsafe.Pointer(&argmax[0]))
 	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
-		scratch := make([]float32, 2*r.W)
+		scratch := make([]float32, 2*(r.W+32)) // two query rows, SCRATCH_GAP (resample_*.c) apart
 		if useAVX2() {
 			C.segkit_avx2_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
 				cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
