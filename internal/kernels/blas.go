@@ -14,7 +14,6 @@ int segkit_has_avx2_fma(void);
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                        const float *add, int relu, int phased);
-void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1);
 void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu);
@@ -279,8 +278,8 @@ func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 func (c Conv) implicitConv() bool { return level() != isaPortable && !c.pointwise() }
 
 // implicitGemm computes output pixels [q0, q0+nq) of image x's convolution (y and ep's Add
-// start at pixel q0) with the C GEMM packing the patch matrix straight from x; x is in phase
-// planes (splitPhases) when phased.
+// start at pixel q0) with the C GEMM packing the patch matrix straight from x (through phase
+// planes when phased).
 func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine, phased bool) {
 	if useAVX2() {
 		C.segkit_avx2_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
@@ -293,20 +292,10 @@ func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine, p
 		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU), cbool(phased))
 }
 
-// phased reports whether the forward convolution first splits its input into phase planes: at
-// stride 2 every tap then reads consecutive pixels, which packs several times faster than every
-// other column (conv_geometry.h).
+// phased reports whether the forward convolution packs from phase planes (conv_geometry.h's
+// phase_window): at stride 2 every tap then reads consecutive pixels, which packs several times
+// faster than every other column.
 func (c Conv) phased() bool { return c.implicitConv() && c.Stride == 2 }
-
-// splitPhases returns x (N images) split into phase planes, four per channel, in scratch.
-func (c Conv) splitPhases(x []float32) []float32 {
-	planes, ph, pw := c.N*c.C, (c.H+1)/2, (c.W+1)/2
-	out := convScratch.get(planes * 4 * ph * pw)
-	parallelFor(planes, 2*c.H*c.W, func(lo, hi int) {
-		C.segkit_phase_split(C.long(c.H), C.long(c.W), ptr(x), ptr(out), C.long(lo), C.long(hi))
-	})
-	return out
-}
 
 // implicitFilterGrad sets (beta 0) or adds to (beta 1) dw the filter gradient of output pixels
 // [q0, q0+nq) of image x (dy starts at pixel q0), packing the patches straight from x.

@@ -126,14 +126,11 @@ func (c Conv) forward(x, w []float32, ep Affine, y []float32) {
 	}
 	oh, ow := c.OutSize()
 	hw, in, out, rows := oh*ow, c.C*c.H*c.W, c.K*oh*ow, c.colRows()
-	src, phased := x, c.phased()
-	if phased {
-		src, in = c.splitPhases(x), 4*c.C*((c.H+1)/2)*((c.W+1)/2)
-	}
+	phased := c.phased()
 	c.eachBlock(func(wk, n, o0, o1 int) {
 		nb := (o1 - o0) * ow
 		if c.implicitConv() {
-			c.implicitGemm(src[n*in:(n+1)*in], w, o0*ow, nb, y[n*out+o0*ow:], ep.from(n*out+o0*ow), phased)
+			c.implicitGemm(x[n*in:(n+1)*in], w, o0*ow, nb, y[n*out+o0*ow:], ep.from(n*out+o0*ow), phased)
 			return
 		}
 		col, ld := c.patches(x[n*in:(n+1)*in], o0, o1, &convBufs[wk])

@@ -130,8 +130,8 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                             const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                             const float *add, int relu, int phased) {
-	geometry g = make_geometry(C, H, W, k, s, p, d);
-	geometry pg = phased ? phased_geometry(g) : g;
+	geometry g = make_geometry(C, H, W, k, s, p, d), pg = g;
+	if (phased) x = phase_window(&g, x, q0, nq, &pg);
 	long rows = C * k * k, ldc = g.OH * g.OW;
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
@@ -232,31 +232,31 @@ void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s
 	}
 }
 
-// segkit_phase_split writes planes [p0, p1) of x (each H×W) as four phase planes each,
-// ((H+1)/2)×((W+1)/2), phase 2a + b holding x[2i + a][2j + b], zero past the image (for the
-// stride-2 convolutions of both vector paths: AVX-512 CPUs have AVX2).
-AVX2 void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1) {
-	long PH = (H + 1) / 2, PW = (W + 1) / 2, ps = PH * PW;
-	for (long pl = p0; pl < p1; pl++) {
-		const float *in = x + pl * H * W;
-		float *o = out + pl * 4 * ps;
-		for (long iy = 0; iy < 2 * PH; iy++) {
-			float *ev = o + (2 * (iy & 1)) * ps + (iy >> 1) * PW, *od = ev + ps;
-			if (iy >= H) { // odd H: the last row of the odd phases is outside the image
-				for (long j = 0; j < PW; j++) ev[j] = od[j] = 0;
-				continue;
-			}
-			const float *src = in + iy * W;
-			long j = 0;
-			for (; 2 * j + 16 <= W; j += 8) {
-				__m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
-				__m256 e = _mm256_shuffle_ps(a, b, 0x88), d = _mm256_shuffle_ps(a, b, 0xDD);
-				_mm256_storeu_ps(ev + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-				_mm256_storeu_ps(od + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(d), 0xD8)));
-			}
-			for (; j < PW; j++) {
-				ev[j] = src[2 * j];
-				od[j] = 2 * j + 1 < W ? src[2 * j + 1] : 0;
+// segkit_phase_rows is declared in conv_geometry.h (for both vector paths: AVX-512 CPUs have AVX2).
+AVX2 void segkit_phase_rows(long C, long H, long W, const float *x, float *out, long i0, long R) {
+	long PW = (W + 1) / 2, ps = R * PW;
+	for (long c = 0; c < C; c++) {
+		const float *in = x + c * H * W;
+		for (int a = 0; a < 2; a++) {
+			for (long i = 0; i < R; i++) {
+				long iy = 2 * (i0 + i) + a;
+				float *ev = out + (4 * c + 2 * a) * ps + i * PW, *od = ev + ps;
+				if (iy >= H) { // odd H: the last row of the odd phases is outside the image
+					for (long j = 0; j < PW; j++) ev[j] = od[j] = 0;
+					continue;
+				}
+				const float *src = in + iy * W;
+				long j = 0;
+				for (; 2 * j + 16 <= W; j += 8) {
+					__m256 u = _mm256_loadu_ps(src + 2 * j), v = _mm256_loadu_ps(src + 2 * j + 8);
+					__m256 e = _mm256_shuffle_ps(u, v, 0x88), d = _mm256_shuffle_ps(u, v, 0xDD);
+					_mm256_storeu_ps(ev + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+					_mm256_storeu_ps(od + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(d), 0xD8)));
+				}
+				for (; j < PW; j++) {
+					ev[j] = src[2 * j];
+					od[j] = 2 * j + 1 < W ? src[2 * j + 1] : 0;
+				}
 			}
 		}
 	}
@@ -270,6 +270,6 @@ void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long
 void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                                   const float *dy, long q0, long nq, float *dw, float beta) {}
 
-void segkit_phase_split(long H, long W, const float *x, float *out, long p0, long p1) {}
+void segkit_phase_rows(long C, long H, long W, const float *x, float *out, long i0, long R) {}
 
 #endif

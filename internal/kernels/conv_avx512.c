@@ -63,8 +63,8 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                        const float *add, int relu, int phased) {
-	geometry g = make_geometry(C, H, W, k, s, p, d);
-	geometry pg = phased ? phased_geometry(g) : g;
+	geometry g = make_geometry(C, H, W, k, s, p, d), pg = g;
+	if (phased) x = phase_window(&g, x, q0, nq, &pg);
 	long rows = C * k * k, ldc = g.OH * g.OW;
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
