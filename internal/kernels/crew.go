@@ -31,8 +31,12 @@ type team struct {
 type member struct {
 	posted, done atomic.Uint64 // jobs posted to this member, jobs it finished
 	job          func(goroutine int)
-	asleep       atomic.Bool
-	wake         chan struct{}
+	// A member that spun out sleeps on wake; posts are made holding mu, so that none falls
+	// between its last look and its sleep. (A flag and a wake-up channel, checked each side in
+	// turn, lost a wake-up under qemu's arm64 emulation: its atomics are not sequentially
+	// consistent there.)
+	mu   sync.Mutex
+	wake *sync.Cond
 }
 
 // run runs share(g) for g in [0, goroutines), the caller taking g = 0, and reports false without
@@ -43,20 +47,18 @@ func (t *team) run(goroutines int, share func(goroutine int)) bool {
 	}
 	defer t.mu.Unlock()
 	for len(t.members) < goroutines-1 {
-		m := &member{wake: make(chan struct{}, 1)}
+		m := &member{}
+		m.wake = sync.NewCond(&m.mu)
 		t.members = append(t.members, m)
 		go m.serve(len(t.members))
 	}
 	helpers := t.members[:goroutines-1]
 	for _, m := range helpers {
 		m.job = share
+		m.mu.Lock()
 		m.posted.Add(1) // publishes job
-		if m.asleep.Load() {
-			select {
-			case m.wake <- struct{}{}:
-			default: // already woken
-			}
-		}
+		m.mu.Unlock()
+		m.wake.Signal()
 	}
 	share(0)
 	for _, m := range helpers {
@@ -81,13 +83,12 @@ func LabelCrew(ctx context.Context) {
 func (m *member) serve(g int) {
 	var seen uint64
 	for {
-		waitUntil(func() bool { return m.posted.Load() > seen })
-		for m.posted.Load() == seen { // spun out: sleep until a job is posted
-			m.asleep.Store(true)
-			if m.posted.Load() == seen { // checked after announcing sleep: a post now sends a wake
-				<-m.wake
+		if !waitUntil(func() bool { return m.posted.Load() > seen }) { // spun out: sleep until a post
+			m.mu.Lock()
+			for m.posted.Load() == seen {
+				m.wake.Wait()
 			}
-			m.asleep.Store(false)
+			m.mu.Unlock()
 		}
 		seen++
 		m.job(g)
