@@ -32,9 +32,9 @@ type member struct {
 	posted, done atomic.Uint64 // jobs posted to this member, jobs it finished
 	job          func(goroutine int)
 	// A member that spun out sleeps on wake; posts are made holding mu, so that none falls
-	// between its last look and its sleep. (A flag and a wake-up channel, checked each side in
-	// turn, lost a wake-up under qemu's arm64 emulation: its atomics are not sequentially
-	// consistent there.)
+	// between its last look and its sleep. (A flag and a wake-up channel, each side checking the
+	// other's atomic in turn, lost a wake-up under qemu's arm64 emulation; the lock does not
+	// depend on how the atomics are ordered.)
 	mu   sync.Mutex
 	wake *sync.Cond
 }
