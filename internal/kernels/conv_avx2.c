@@ -48,11 +48,9 @@ AVX2_INLINE __m256 evens(__m256 a, __m256 b) {
 }
 
 // stride2 returns src[2l] for lanes l with lo ≤ 2l < hi (columns of a stride-2 patch row), zero
-// elsewhere: src may point outside the image row.
-// lo, hi bound the input plane (see masked).
-AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, int half, const float *plo, const float *phi) {
-	return evens(masked(src + 16 * half, window(lo, hi, 2 * half), plo, phi),
-	             masked(src + 16 * half + 8, window(lo, hi, 2 * half + 1), plo, phi));
+// elsewhere: src may point outside the image row; plo, phi bound its plane (see masked).
+AVX2_INLINE __m256 stride2(const float *src, long lo, long hi, const float *plo, const float *phi) {
+	return evens(masked(src, window(lo, hi, 0), plo, phi), masked(src + 8, window(lo, hi, 1), plo, phi));
 }
 
 #define PREFETCH_PANELS 2
@@ -174,7 +172,7 @@ AVX2_INLINE __m256 patch_row8(const geometry *g, const runs *rn, patch_row row) 
 			if (iy < 0 || iy >= g->H) continue;
 			long a = rn->at[i], b = rn->at[i + 1], base = rn->ox[i] * 2 + row.kx - 2 * a;
 			long lo = 2 * a > -base ? 2 * a : -base, hi = 2 * b < g->W - base ? 2 * b : g->W - base;
-			v = _mm256_or_ps(v, stride2(row.plane + iy * g->W + base, lo, hi, 0, row.plane, pend));
+			v = _mm256_or_ps(v, stride2(row.plane + iy * g->W + base, lo, hi, row.plane, pend));
 		}
 		return v;
 	}

@@ -35,7 +35,8 @@ static const float *phase_window(const geometry *g, const float *x, long q0, lon
 	long lo = 0, hi = 0; // the taps' offsets in phase rows, from the output row
 	for (long ky = 0; ky < g->k; ky++) {
 		long t = ky * g->d - g->p, off = (t - (t & 1)) / 2;
-		lo = ky == 0 || off < lo ? off : lo, hi = ky == 0 || off > hi ? off : hi;
+		lo = ky == 0 || off < lo ? off : lo;
+		hi = ky == 0 || off > hi ? off : hi;
 	}
 	long PH = (g->H + 1) / 2, first = q0 / g->OW + lo, last = (q0 + nq - 1) / g->OW + hi;
 	long i0 = first > 0 ? first : 0, i1 = last < PH - 1 ? last : PH - 1, R = i1 >= i0 ? i1 - i0 + 1 : 0;
