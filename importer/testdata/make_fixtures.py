@@ -1,4 +1,4 @@
-"""Writes the importer's fixtures: the golden w18_small_v1 weights (hrnet/testdata/hrnet_tiny_model.json,
+"""Writes the importer's fixtures: the golden w18_small_v1 weights (hrnet/testdata/tiny_s0_2x64x64/hrnet_tiny_model.json,
 8 classes) in each family's checkpoint layout, and the logits of each family's own PyTorch forward.
 
   mmseg_0x.pth     mmseg 0.x: legacy (pre-1.6) pickle, {'meta': {..., numpy values}, 'state_dict': backbone.* /
@@ -18,7 +18,7 @@
                       (plain BN, one-step fuse), align_corners=False
       official_aligned  the same with align_corners=True
 All float tensors are float16 in the files (exact for these weights). Run from this directory:
-  SEG_REFERENCE=../../../shared/reference /usr/bin/python3 make_fixtures.py
+  SEG_REFERENCE=../../tools/reference /usr/bin/python3 make_fixtures.py
 """
 import collections
 import json
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.environ.get("SEG_REFERENCE", "../../../shared/reference"))
+sys.path.insert(0, os.environ.get("SEG_REFERENCE", "../../tools/reference"))
 import hrnet as ref  # noqa: E402
 from golden import load_tensor  # noqa: E402
 
 here = os.path.dirname(os.path.abspath(__file__))
-spec = json.load(open(os.path.join(here, "../../hrnet/testdata/hrnet_tiny_model.json")))
+spec = json.load(open(os.path.join(here, "../../hrnet/testdata/tiny_s0_2x64x64/hrnet_tiny_model.json")))
 state = {k: load_tensor(v, torch.int64 if "int8_b64" not in v else torch.float32) for k, v in spec["weights"].items()}
 CLASSES = ("background", "road", "person", "car", "tree", "sky", "building", "water")
 PALETTE = [[0, 0, 0], [128, 64, 128], [220, 20, 60], [0, 0, 142], [107, 142, 35], [70, 130, 180], [70, 70, 70],

@@ -1,14 +1,14 @@
-"""Writes hrnet_tiny_fixed.pth: the golden w18_small_v1 weights (hrnet/testdata/hrnet_tiny_model.json)
+"""Writes hrnet_tiny_fixed.pth: the golden w18_small_v1 weights (hrnet/testdata/tiny_s0_2x64x64/hrnet_tiny_model.json)
 loaded into the reference HRNet and saved with torch.save as float16 (exact for these weights).
-Run: SEG_REFERENCE=../../../shared/reference /usr/bin/python3 make_fixture.py hrnet_tiny_fixed.pth"""
+Run: SEG_REFERENCE=../../tools/reference /usr/bin/python3 make_fixture.py hrnet_tiny_fixed.pth"""
 import json, os, sys
 
 import torch
-sys.path.insert(0, os.environ.get('SEG_REFERENCE', '../../../shared/reference'))
+sys.path.insert(0, os.environ.get('SEG_REFERENCE', '../../tools/reference'))
 from hrnet import HRNet
 from golden import load_tensor
 here = os.path.dirname(os.path.abspath(__file__))
-spec = json.load(open(os.path.join(here, '../../hrnet/testdata/hrnet_tiny_model.json')))
+spec = json.load(open(os.path.join(here, '../../hrnet/testdata/tiny_s0_2x64x64/hrnet_tiny_model.json')))
 state = {k: load_tensor(v, torch.int64 if "int8_b64" not in v else torch.float32) for k, v in spec["weights"].items()}
 model = HRNet(spec["config"], spec["num_classes"], "fixed")
 model.load_state_dict(state)
@@ -22,5 +22,5 @@ print(os.path.getsize(out))
 x = load_tensor(spec["input"])
 with torch.no_grad():
     y = model.eval()(x)
-want = json.load(open(os.path.join(here, '../../hrnet/testdata/hrnet_tiny_fixed.json')))
+want = json.load(open(os.path.join(here, '../../hrnet/testdata/tiny_s0_2x64x64/hrnet_tiny_fixed.json')))
 print("matches logits_eval:", (y - load_tensor(want["logits_eval"])).abs().max().item())
