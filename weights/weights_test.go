@@ -37,7 +37,7 @@ func TestTorchFixtureReproducesLogits(t *testing.T) {
 		LogitsEval golden.Tensor `json:"logits_eval"`
 	}
 	for path, v := range map[string]any{"hrnet_tiny_model.json": &spec, "hrnet_tiny_fixed.json": &want} {
-		raw, err := os.ReadFile(filepath.Join("..", "hrnet", "testdata", path))
+		raw, err := os.ReadFile(filepath.Join("..", "hrnet", "testdata", "tiny_s0_2x64x64", path))
 		if err != nil {
 			t.Fatal(err)
 		}
