@@ -18,9 +18,12 @@ import (
 	"github.com/segkit/segkit/segmentation"
 )
 
-// Tolerance of every parity check: max|ONNX − reference| ≤ tol · max|reference| (float32 sums in
-// another order, segkit's Winograd convolutions, the runtime's float32 coordinates).
-const tol = 1e-4
+// Tolerance of every parity check: max|ONNX − reference| ≤ tol · max|reference|. Both sides are
+// float32 sums of the same terms in other orders (segkit's Winograd convolutions, the runtime's
+// float32 coordinates); PyTorch's own float32 logits of these tiny HRNets lie 0.7–1.6e-6 of the
+// peak from its float64 ones (tools/reference/hrnet_golden.py's models, eval mode, 3 seeds), so
+// 10× that spread. A doubled batch-norm eps in the fold moves the logits by 1e-4.
+const tol = 1e-5
 
 // Anisotropic alphas, one axis at 1 (a pool that keeps the size still resamples).
 var anisotropic = map[string][2]float32{
