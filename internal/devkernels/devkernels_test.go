@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/internal/testci"
 )
 
 // The bodies repeat the portable CPU kernels' arithmetic, so they are compared with those (the
@@ -181,7 +182,7 @@ func TestKernelsCompileToPTX(t *testing.T) {
 		}
 	}
 	if clang == "" {
-		t.Skip("no clang on PATH (scripts/setup.sh installs clang-15): the CUDA kernels were not compiled to PTX")
+		testci.Missing(t, "no clang on PATH (scripts/setup.sh --clang installs clang-15): the CUDA kernels were not compiled to PTX")
 	}
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "segkit.cu"), filepath.Join(dir, "segkit.ptx")
@@ -210,5 +211,23 @@ func TestSourceIsSelfContained(t *testing.T) {
 	s := Source()
 	if strings.Contains(s, "#include \"bodies.h\"") || !strings.Contains(s, "SK_FN float sk_max") || !strings.Contains(s, "sk_ce_mean_k") {
 		t.Error("Source does not inline bodies.h into kernels.cu")
+	}
+}
+
+// Without clang the PTX check skips, but fails under CI=true: this test binary runs it again
+// with a PATH of one empty directory.
+func TestKernelsCompileToPTXWithoutClang(t *testing.T) {
+	empty := t.TempDir()
+	for _, c := range []struct {
+		ci    string
+		fails bool
+		line  string
+	}{{"", false, "--- SKIP: TestKernelsCompileToPTX"}, {"true", true, "--- FAIL: TestKernelsCompileToPTX"}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKernelsCompileToPTX$", "-test.v")
+		cmd.Env = append(os.Environ(), "PATH="+empty, "CI="+c.ci)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != c.fails || !strings.Contains(string(out), c.line) || !strings.Contains(string(out), "no clang on PATH") {
+			t.Errorf("CI=%q: %v, want failed=%t and %q:\n%s", c.ci, err, c.fails, c.line, out)
+		}
 	}
 }
