@@ -257,4 +257,32 @@ SK_FN void sk_resample_fwd(long idx, int H, int W, int OH, int OW, float ratioH,
 	y[idx] = m;
 }
 
+/* ---- copies, plane gradients, argmax ---- */
+
+/* Element i of count channels × hw per image: dst channel to+c of N×dstC×hw from src channel
+ * from+c of N×srcC×hw (a concat's input placed, a channel slice taken). */
+SK_FN void sk_copy_channels(long i, const float *src, int srcC, int from, float *dst, int dstC, int to, int count, long hw) {
+	long b = i / ((long)count * hw), c = i / hw % count, j = i % hw;
+	dst[(b * dstC + to + c) * hw + j] = src[(b * srcC + from + c) * hw + j];
+}
+
+/* The gradient of a plane mean: dx[i] = dm[plane] / hw, in float32 as the CPU divides. */
+SK_FN void sk_spread_planes(long i, long hw, const float *dm, float *dx) {
+	dx[i] = dm[i / hw] / (float)hw;
+}
+
+/* Pixel i of N × hw: the first class of the highest score over C planes (NaN never wins, as
+ * the CPU's strict >). */
+SK_FN void sk_argmax(long i, int C, long hw, const float *s, int *out) {
+	long base = (i / hw) * C * hw + i % hw;
+	float best = s[base];
+	int arg = 0, k;
+	for (k = 1; k < C; k++)
+		if (s[base + k * hw] > best) {
+			best = s[base + k * hw];
+			arg = k;
+		}
+	out[i] = arg;
+}
+
 #endif

@@ -16,6 +16,9 @@ void skh_momentum(long n, float *w, const float *g, float *v, float lr, float wd
 double skh_ce(long pixels, int C, long HW, const float *logits, const int *labels, int ignore, float g, float *dl);
 void skh_resample_fwd(long n, int H, int W, int OH, int OW, float ratioH, float ratioW, int colsAligned, int mean,
                       const float *x, float *y, unsigned char *argmax);
+void skh_copy_channels(long n, const float *src, int srcC, int from, float *dst, int dstC, int to, int count, long hw);
+void skh_spread_planes(long n, long hw, const float *dm, float *dx);
+void skh_argmax(long n, int C, long hw, const float *s, int *out);
 */
 import "C"
 
@@ -142,6 +145,25 @@ func ResampleForward(r kernels.Resample, x, y []float32, argmax []uint8) {
 	}
 	C.skh_resample_fwd(C.long(r.Planes*r.OH*r.OW), C.int(r.H), C.int(r.W), C.int(r.OH), C.int(r.OW), C.float(rh), C.float(rw),
 		cbool(aligned), cbool(r.Mean), f32(x), f32(y), won)
+}
+
+// CopyChannels is kernels.CopyChannels by the single-source body: channels [from, from+count)
+// of n images of srcC planes into channels [to, to+count) of dstC.
+func CopyChannels(src []float32, srcC, from int, dst []float32, dstC, to, count, n, hw int) {
+	C.skh_copy_channels(C.long(n*count*hw), f32(src), C.int(srcC), C.int(from), f32(dst), C.int(dstC), C.int(to), C.int(count), C.long(hw))
+}
+
+// SpreadPlanes is kernels.SpreadPlanes by the single-source body.
+func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
+	C.skh_spread_planes(C.long(len(dmeans)*hw), C.long(hw), f32(dmeans), f32(dx))
+}
+
+// Argmax is kernels.Argmax by the single-source body: per pixel of n images of c planes of hw.
+func Argmax(scores []float32, n, c, hw int, out []int32) {
+	if n*hw == 0 {
+		return
+	}
+	C.skh_argmax(C.long(n*hw), C.int(c), C.long(hw), f32(scores), (*C.int)(unsafe.Pointer(&out[0])))
 }
 
 // Kernels are the entry points of kernels.cu, for the CUDA module and the PTX check.

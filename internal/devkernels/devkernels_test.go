@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/internal/testci"
 )
 
 // The bodies repeat the portable CPU kernels' arithmetic, so they are compared with those (the
@@ -181,7 +182,7 @@ func TestKernelsCompileToPTX(t *testing.T) {
 		}
 	}
 	if clang == "" {
-		t.Skip("no clang on PATH (scripts/setup.sh installs clang-15): the CUDA kernels were not compiled to PTX")
+		testci.Missing(t, "no clang on PATH (scripts/setup.sh --clang installs clang-15): the CUDA kernels were not compiled to PTX")
 	}
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "segkit.cu"), filepath.Join(dir, "segkit.ptx")
@@ -210,5 +211,72 @@ func TestSourceIsSelfContained(t *testing.T) {
 	s := Source()
 	if strings.Contains(s, "#include \"bodies.h\"") || !strings.Contains(s, "SK_FN float sk_max") || !strings.Contains(s, "sk_ce_mean_k") {
 		t.Error("Source does not inline bodies.h into kernels.cu")
+	}
+}
+
+// Without clang the PTX check skips, but fails under CI=true: this test binary runs it again
+// with a PATH of one empty directory.
+func TestKernelsCompileToPTXWithoutClang(t *testing.T) {
+	empty := t.TempDir()
+	for _, c := range []struct {
+		ci    string
+		fails bool
+		line  string
+	}{{"", false, "--- SKIP: TestKernelsCompileToPTX"}, {"true", true, "--- FAIL: TestKernelsCompileToPTX"}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKernelsCompileToPTX$", "-test.v")
+		cmd.Env = append(os.Environ(), "PATH="+empty, "CI="+c.ci)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != c.fails || !strings.Contains(string(out), c.line) || !strings.Contains(string(out), "no clang on PATH") {
+			t.Errorf("CI=%q: %v, want failed=%t and %q:\n%s", c.ci, err, c.fails, c.line, out)
+		}
+	}
+}
+
+// The channel copy (concat, slice), the plane-mean gradient and the argmax, compiled until now
+// only for the GPU, against the CPU kernels bit for bit: every element the CPU writes, and
+// those it leaves alone untouched.
+func TestCopySpreadArgmaxEqualCPU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, c := range []struct{ n, srcC, from, dstC, to, count, hw int }{
+		{1, 1, 0, 1, 0, 1, 1}, {2, 5, 1, 7, 2, 3, 11}, {3, 4, 0, 9, 5, 4, 35}, {2, 6, 5, 2, 1, 1, 64},
+	} {
+		src := randFloats(rng, c.n*c.srcC*c.hw)
+		src[0] = float32(math.NaN())
+		want := randFloats(rng, c.n*c.dstC*c.hw)
+		got := slices.Clone(want)
+		kernels.CopyChannels(src, c.srcC, c.from, want, c.dstC, c.to, c.count, c.n, c.hw)
+		CopyChannels(src, c.srcC, c.from, got, c.dstC, c.to, c.count, c.n, c.hw)
+		sameBits(t, fmt.Sprintf("copy channels %+v", c), got, want)
+	}
+	for _, hw := range []int{1, 3, 35, 1000} {
+		dm := randFloats(rng, 7)
+		dm[1], dm[2], dm[3] = float32(math.Copysign(0, -1)), float32(math.NaN()), float32(math.Inf(-1))
+		dm[4] = math.SmallestNonzeroFloat32 * 3 // subnormal: the division must not flush it
+		want, got := make([]float32, len(dm)*hw), make([]float32, len(dm)*hw)
+		kernels.SpreadPlanes(dm, hw, want)
+		SpreadPlanes(dm, hw, got)
+		sameBits(t, fmt.Sprintf("spread planes hw=%d", hw), got, want)
+	}
+	for _, c := range []struct{ n, c, hw int }{{1, 1, 5}, {2, 3, 17}, {3, 21, 12}} {
+		s := randFloats(rng, c.n*c.c*c.hw)
+		for i := range s {
+			switch rng.IntN(8) {
+			case 0:
+				s[i] = 0.5 // ties: the first class wins
+			case 1:
+				s[i] = float32(math.NaN()) // never wins, even in class 0
+			case 2:
+				s[i] = float32(math.Inf(-1))
+			}
+		}
+		want, got := make([]int32, c.n*c.hw), make([]int32, c.n*c.hw)
+		for i := range got {
+			got[i] = -1
+		}
+		kernels.Argmax(s, c.n, c.c, c.hw, want)
+		Argmax(s, c.n, c.c, c.hw, got)
+		if !slices.Equal(got, want) {
+			t.Errorf("argmax %+v: %v, CPU %v", c, got, want)
+		}
 	}
 }

@@ -36,3 +36,15 @@ void skh_resample_fwd(long n, int H, int W, int OH, int OW, float ratioH, float 
                       const float *x, float *y, unsigned char *argmax) {
 	for (long i = 0; i < n; i++) sk_resample_fwd(i, H, W, OH, OW, ratioH, ratioW, colsAligned, mean, x, y, argmax);
 }
+
+void skh_copy_channels(long n, const float *src, int srcC, int from, float *dst, int dstC, int to, int count, long hw) {
+	for (long i = 0; i < n; i++) sk_copy_channels(i, src, srcC, from, dst, dstC, to, count, hw);
+}
+
+void skh_spread_planes(long n, long hw, const float *dm, float *dx) {
+	for (long i = 0; i < n; i++) sk_spread_planes(i, hw, dm, dx);
+}
+
+void skh_argmax(long n, int C, long hw, const float *s, int *out) {
+	for (long i = 0; i < n; i++) sk_argmax(i, C, hw, s, out);
+}

@@ -33,28 +33,15 @@ extern "C" __global__ void sk_resample_fwd_k(long n, int H, int W, int OH, int O
 
 // dst channels [to, to+count) of N×dstC×HW from src channels [from, from+count) of N×srcC×HW.
 extern "C" __global__ void sk_copy_channels_k(long n, const float *src, int srcC, int from, float *dst, int dstC, int to, int count, long hw) {
-	SK_LOOP(n) {
-		long b = i / ((long)count * hw), c = i / hw % count, j = i % hw;
-		dst[(b * dstC + to + c) * hw + j] = src[(b * srcC + from + c) * hw + j];
-	}
+	SK_LOOP(n) sk_copy_channels(i, src, srcC, from, dst, dstC, to, count, hw);
 }
 
 extern "C" __global__ void sk_spread_planes_k(long n, long hw, const float *dm, float *dx) {
-	SK_LOOP(n) dx[i] = dm[i / hw] / (float)hw;
+	SK_LOOP(n) sk_spread_planes(i, hw, dm, dx);
 }
 
 extern "C" __global__ void sk_argmax_k(long n, int C, long hw, const float *s, int *out) {
-	SK_LOOP(n) {
-		long base = (i / hw) * C * hw + i % hw;
-		float best = s[base];
-		int arg = 0;
-		for (int k = 1; k < C; k++)
-			if (s[base + k * hw] > best) {
-				best = s[base + k * hw];
-				arg = k;
-			}
-		out[i] = arg;
-	}
+	SK_LOOP(n) sk_argmax(i, C, hw, s, out);
 }
 
 // One block of 256 threads per output: the sum over N planes of hw values of channel blockIdx.x

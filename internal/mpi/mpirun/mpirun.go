@@ -11,18 +11,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segkit/segkit/internal/testci"
 )
 
-// Find returns mpirun's path. Without it the test is skipped, except under CI (CI set), where a
+// Find returns mpirun's path. Without it the test is skipped, except under CI (testci), where a
 // missing Open MPI is a failure: scripts/setup.sh installs it.
 func Find(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("mpirun")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mpirun not found (CI is set): run scripts/setup.sh, which installs openmpi-bin")
-		}
-		t.Skip("mpirun not found: install openmpi-bin (scripts/setup.sh) to run the MPI tests")
+		testci.Missing(t, "mpirun not found: install openmpi-bin (scripts/setup.sh --mpi) to run the MPI tests")
 	}
 	return path
 }
