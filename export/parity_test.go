@@ -12,7 +12,7 @@ import (
 
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/numcheck"
-	"github.com/segkit/segkit/internal/onnxeval"
+	"github.com/segkit/segkit/export/internal/onnxref"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/voc"
@@ -22,14 +22,14 @@ import (
 // output: float values, or int64 labels, and the shape.
 type runner func(t testing.TB, m *onnx.Model, raw []byte, x []float32, shape []int) ([]float32, []int64, []int)
 
-// reference runs the graph in package onnxeval (float64, from the operator definitions).
+// reference runs the graph in package onnxref (float64, from the operator definitions).
 func reference(t testing.TB, m *onnx.Model, _ []byte, x []float32, shape []int) ([]float32, []int64, []int) {
 	t.Helper()
-	in := onnxeval.Tensor{Shape: shape, F: make([]float64, len(x))}
+	in := onnxref.Tensor{Shape: shape, F: make([]float64, len(x))}
 	for i, v := range x {
 		in.F[i] = float64(v)
 	}
-	outs, err := onnxeval.Run(m, map[string]onnxeval.Tensor{m.Graph.Inputs[0].Name: in})
+	outs, err := onnxref.Run(m, map[string]onnxref.Tensor{m.Graph.Inputs[0].Name: in})
 	if err != nil {
 		t.Fatal(err)
 	}

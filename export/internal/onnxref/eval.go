@@ -1,9 +1,9 @@
-// Package onnxeval evaluates ONNX graphs of the ops segkit's exporter writes, in float64,
+// Package onnxref evaluates ONNX graphs of the ops segkit's exporter writes, in float64,
 // straight from the operator definitions of opset 13 (github.com/onnx/onnx docs/Operators.md).
 // It is the tests' reference for exported graphs where no ONNX runtime is installed: it shares
 // no code with segkit's kernels, so a graph that matches segkit here computes segkit's function
 // by the ONNX definitions, not by segkit's implementation of them.
-package onnxeval
+package onnxref
 
 import (
 	"fmt"

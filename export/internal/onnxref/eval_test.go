@@ -1,4 +1,4 @@
-package onnxeval
+package onnxref
 
 import (
 	"math"
