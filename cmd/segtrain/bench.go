@@ -35,13 +35,13 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Time a training step and an inference forward (compare with reference/bench.py)",
+		Short: "Time a training step and an inference forward (compare with tools/reference/bench.py)",
 		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
 logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
 stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
 GMACs, the GFLOP/s achieved and the Go heap allocated per iteration; --cpuprofile samples are
 labelled phase=train or phase=infer, --op-times adds the time per kind of op. Compare with
-../shared/reference/bench.py run with the same settings (scripts/bench.sh runs both).
+tools/reference/bench.py run with the same settings (scripts/bench.sh runs both).
 
 --threads-sweep runs the bench at 1, 2, 4, … threads up to every core this process may use and
 reports each one's speed-up and parallel efficiency over 1 thread. It then models machines with

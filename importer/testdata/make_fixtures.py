@@ -18,7 +18,7 @@
                       (plain BN, one-step fuse), align_corners=False
       official_aligned  the same with align_corners=True
 All float tensors are float16 in the files (exact for these weights). Run from this directory:
-  SEG_REFERENCE=../../../shared/reference /usr/bin/python3 make_fixtures.py
+  SEG_REFERENCE=../../tools/reference /usr/bin/python3 make_fixtures.py
 """
 import collections
 import json
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.environ.get("SEG_REFERENCE", "../../../shared/reference"))
+sys.path.insert(0, os.environ.get("SEG_REFERENCE", "../../tools/reference"))
 import hrnet as ref  # noqa: E402
 from golden import load_tensor  # noqa: E402
 

@@ -1,10 +1,10 @@
 """Writes hrnet_tiny_fixed.pth: the golden w18_small_v1 weights (hrnet/testdata/hrnet_tiny_model.json)
 loaded into the reference HRNet and saved with torch.save as float16 (exact for these weights).
-Run: SEG_REFERENCE=../../../shared/reference /usr/bin/python3 make_fixture.py hrnet_tiny_fixed.pth"""
+Run: SEG_REFERENCE=../../tools/reference /usr/bin/python3 make_fixture.py hrnet_tiny_fixed.pth"""
 import json, os, sys
 
 import torch
-sys.path.insert(0, os.environ.get('SEG_REFERENCE', '../../../shared/reference'))
+sys.path.insert(0, os.environ.get('SEG_REFERENCE', '../../tools/reference'))
 from hrnet import HRNet
 from golden import load_tensor
 here = os.path.dirname(os.path.abspath(__file__))
