@@ -16,7 +16,7 @@ const (
 	// Fixed is the published model: stride-2 convolutions down, bilinear resizing up.
 	Fixed Resize = "fixed"
 	// DynOPool learns every level's size: DynOPool before stride-1 convolutions down, the
-	// sampling op to the target level's current size up (shared/docs/dynopool.md).
+	// sampling op to the target level's current size up (docs/dynopool.md).
 	DynOPool Resize = "dynopool"
 )
 

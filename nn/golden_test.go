@@ -166,7 +166,7 @@ func TestBilinearGolden(t *testing.T) {
 			t.Logf("%s %s: max relative error %.2g", path, c.Name, worst)
 		}
 	}
-	// align_corners=False (the reference's golden.py) and True (testdata/make_bilinear_aligned.py).
+	// align_corners=False (tools/reference/golden.py) and True (testdata/make_bilinear_aligned.py).
 	forEachGolden(t, "bilinear.json", &cases, check)
 	const aligned = "testdata/bilinear_align_corners.json"
 	if err := golden.Cases(aligned, &cases); err != nil {

@@ -9,7 +9,7 @@
 # medians of the times and of each round's ratios). ISA=avx2 or portable runs our kernels of that
 # path (SEGKIT_ISA) and caps PyTorch's oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2), to measure on an
 # AVX-512 machine what CPUs without it get. Needs Debian's PyTorch (apt-get install python3-torch
-# python3-numpy) and tools/reference (or REFERENCE=dir).
+# python3-numpy) and the PyTorch reference in tools/reference (or REFERENCE=dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-3} BATCH=${BATCH:-2} CROP=${CROP:-512} REPEAT=${REPEAT:-1} ISA=${ISA:-}

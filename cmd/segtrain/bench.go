@@ -35,7 +35,7 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Time a training step and an inference forward (compare with reference/bench.py)",
+		Short: "Time a training step and an inference forward (compare with tools/reference/bench.py)",
 		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
 logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
 stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,

@@ -1,4 +1,4 @@
-// Package golden reads the PyTorch golden vectors written by the reference's golden.py and
+// Package golden reads the PyTorch golden vectors written by tools/reference/golden.py and
 // compares results against them. Tests read the project's testdata copy and, when the
 // environment variable SEG_GOLDEN_DIR names a directory, the files of the same name there.
 package golden

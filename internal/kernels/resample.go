@@ -21,7 +21,7 @@ import (
 	"unsafe"
 )
 
-// Resample is DynOPool's sampling op (shared/docs/dynopool.md): planes of H×W resized to OH×OW
+// Resample is DynOPool's sampling op (docs/dynopool.md): planes of H×W resized to OH×OW
 // where every output cell reads four queries, at the centres of its 2×2 sub-cells, by bilinear
 // interpolation with border clamping, and keeps their max (or mean). Query rows of output row i
 // sit at q = (i + ¼ or ¾)·SizeIn/SizeOut in pixel units (pixel k covers [k, k+1)), read at index

@@ -1,5 +1,5 @@
 """Writes bilinear_align_corners.json: F.interpolate(mode='bilinear', align_corners=True) cases in
-the schema of the reference's bilinear.json (golden.py), each with "align_corners": true.
+the schema of bilinear.json (tools/reference/golden.py), each with "align_corners": true.
 Run: /usr/bin/python3 make_bilinear_aligned.py bilinear_align_corners.json"""
 import json
 import sys
