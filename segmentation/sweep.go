@@ -18,6 +18,7 @@ import (
 
 	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/kernels"
 )
 
@@ -534,10 +535,10 @@ func ReportSweep(dir string) (*SweepReport, error) {
 }
 
 func (rep *SweepReport) writeCSV(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
+	return atomicfile.Write(path, 0o666, func(f io.Writer) error { return rep.csv(f) })
+}
+
+func (rep *SweepReport) csv(f io.Writer) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"kind", "value", "seeds", "miou_mean", "miou_std", "gmacs_mean", "images_per_s_mean", "pareto", "branch_sizes"})
 	for _, r := range rep.Rows {
@@ -545,11 +546,7 @@ func (rep *SweepReport) writeCSV(path string) error {
 			fmt.Sprintf("%.6f", r.GMACs), fmt.Sprintf("%.3f", r.ImagesPerS), fmt.Sprint(r.Pareto), sizesText(r.Sizes)})
 	}
 	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return w.Error()
 }
 
 // sizesText writes the branches' sizes per seed: "16x21 8x11 4x6 2x3; …".

@@ -22,6 +22,7 @@ import (
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/importer"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
@@ -231,7 +232,7 @@ func (r *Run) resume() (*Checkpoint, error) {
 	r.state.Config = cfg
 	r.dir = filepath.Dir(path)
 	// A write cut short (killed process) leaves only a temporary file: remove it.
-	stale, _ := filepath.Glob(filepath.Join(r.dir, ".tmp-*"))
+	stale, _ := filepath.Glob(filepath.Join(r.dir, atomicfile.TempPrefix+"*"))
 	for _, f := range stale {
 		os.Remove(f)
 	}
@@ -622,7 +623,7 @@ func (r *Run) openLog() error {
 	if content != "" {
 		content += "\n"
 	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
@@ -734,7 +735,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // segkitNames reports whether tensors are named as segkit's checkpoints name them ("param/...").
