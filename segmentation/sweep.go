@@ -133,7 +133,7 @@ func (s *Sweep) Validate() error {
 	return nil
 }
 
-// Run trains every run of the plan that has not finished: a finished one (metrics.json) is
+// Run trains every run of the plan that has not finished: a finished one (a valid metrics.json) is
 // skipped, an interrupted one resumed from its checkpoint, one without a checkpoint started
 // again. Then it writes the report. A sweep directory holds one sweep: a different plan there
 // is an error.
@@ -302,9 +302,13 @@ func (s *Sweep) train(run SweepRun, mu *sync.Mutex) error {
 // resume it from its checkpoint, or start it (clearing a directory left without a checkpoint).
 func (s *Sweep) prepare(run SweepRun, mu *sync.Mutex) (action, error) {
 	dir := filepath.Join(s.Dir, run.Name)
-	if _, err := os.Stat(filepath.Join(dir, "metrics.json")); err == nil {
+	err := finished(dir)
+	if err == nil {
 		s.say(mu, "%s: finished before, skipped\n", run.Name)
 		return skipRun, measureOnce(dir)
+	}
+	if !errors.Is(err, os.ErrNotExist) { // an empty metrics.json (a full disk, a kill) finishes nothing
+		s.say(mu, "%s: %v: not finished\n", run.Name, err)
 	}
 	if _, err := latestCheckpoint(dir); err == nil {
 		s.say(mu, "%s: resuming\n", run.Name)
@@ -344,9 +348,39 @@ func (s *Sweep) say(mu *sync.Mutex, format string, args ...any) {
 	fmt.Fprintf(s.Out, format, args...)
 }
 
-// measureOnce writes the run's evaluation measurements unless they are there.
+// finished returns nil when the run at dir has finished: its metrics.json holds an mIoU. A
+// file that is missing (os.ErrNotExist), empty or invalid is an error saying so.
+func finished(dir string) error {
+	path := filepath.Join(dir, "metrics.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		MIoU *float64 `json:"mIoU"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.MIoU == nil {
+		return fmt.Errorf("%s is empty or invalid (%d bytes)", path, len(raw))
+	}
+	return nil
+}
+
+// readMeasured reads the run's measurements; a missing, empty or invalid file is an error.
+func readMeasured(dir string) (Measured, error) {
+	var m Measured
+	raw, err := os.ReadFile(filepath.Join(dir, measureFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.Images == 0 {
+		return m, fmt.Errorf("%s is empty or invalid (%d bytes)", filepath.Join(dir, measureFile), len(raw))
+	}
+	return m, nil
+}
+
+// measureOnce writes the run's evaluation measurements unless they are there, whole.
 func measureOnce(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, measureFile)); err == nil {
+	if _, err := readMeasured(dir); err == nil {
 		return nil
 	}
 	m, err := MeasureRun(dir)
@@ -435,7 +469,8 @@ func MeasureRun(dir string) (Measured, error) {
 
 // SweepReport is the sweep's summary: a row per budget or scale, over the seeds.
 type SweepReport struct {
-	Rows []SweepRow `json:"rows"`
+	Rows       []SweepRow `json:"rows"`
+	Unfinished []string   `json:"unfinished,omitempty"` // runs of the plan left out: no valid metrics.json
 }
 
 // SweepRow summarises the seeds of one budget (DynOPool) or input scale (fixed).
@@ -467,6 +502,7 @@ func ReportSweep(dir string) (*SweepReport, error) {
 		value float64
 	}
 	var order []key
+	var unfinished []string
 	groups := map[key][]Measured{}
 	for _, run := range plan.Runs {
 		k := key{run.Kind, run.Value}
@@ -475,23 +511,20 @@ func ReportSweep(dir string) (*SweepReport, error) {
 			groups[k] = nil
 		}
 		rdir := filepath.Join(dir, run.Name)
-		if _, err := os.Stat(filepath.Join(rdir, "metrics.json")); err != nil {
-			continue // not finished: left out
+		if finished(rdir) != nil {
+			unfinished = append(unfinished, run.Name) // left out, and said
+			continue
 		}
 		if err := measureOnce(rdir); err != nil {
 			return nil, err
 		}
-		var m Measured
-		raw, err := os.ReadFile(filepath.Join(rdir, measureFile))
-		if err == nil {
-			err = json.Unmarshal(raw, &m)
-		}
+		m, err := readMeasured(rdir)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(rdir, measureFile), err)
+			return nil, err
 		}
 		groups[k] = append(groups[k], m)
 	}
-	rep := &SweepReport{}
+	rep := &SweepReport{Unfinished: unfinished}
 	for _, k := range order {
 		ms := groups[k]
 		if len(ms) == 0 {
@@ -514,7 +547,7 @@ func ReportSweep(dir string) (*SweepReport, error) {
 		rep.Rows = append(rep.Rows, row)
 	}
 	if len(rep.Rows) == 0 {
-		return nil, fmt.Errorf("%s: no finished runs to report", dir)
+		return nil, fmt.Errorf("%s: no finished runs to report (unfinished: %s)", dir, strings.Join(unfinished, ", "))
 	}
 	for i := range rep.Rows {
 		a := &rep.Rows[i]
@@ -573,6 +606,9 @@ func (rep *SweepReport) Table() string {
 		}
 		fmt.Fprintf(&b, "%-9s %6g %5d %8.2f ± %4.2f %8.3f %8.1f %6s  %s\n", r.Kind, r.Value, r.Seeds, 100*r.MIoU, 100*r.MIoUStd,
 			r.GMACs, r.ImagesPerS, mark, sizesText(r.Sizes))
+	}
+	if len(rep.Unfinished) > 0 {
+		fmt.Fprintf(&b, "unfinished, left out (run the sweep again to finish them): %s\n", strings.Join(rep.Unfinished, ", "))
 	}
 	return b.String()
 }
