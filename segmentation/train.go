@@ -809,7 +809,7 @@ func (r *Run) skipVal(i int, err error) {
 	r.valSeen[i] = true
 	s := dataset.Skip{Index: i, What: fmt.Sprintf("%s: %v (evaluation)", r.val.ID(i), err)}
 	r.valSkipped = append(r.valSkipped, s)
-	r.printf("evaluation: skipped %s\n", s.What)
+	r.printf("skipped %s\n", s.What)
 }
 
 // finalResult is the evaluation at the last iteration (done by the loop).
