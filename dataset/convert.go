@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -47,7 +47,7 @@ func ConvertCityscapes(root string, workers int) (int, error) {
 }
 
 // convertMask maps the mask at src through l and writes it to dst as an 8-bit grey PNG, through
-// a temporary file so that an interrupted run leaves no half-written mask.
+// a temporary file (package atomicfile) so that an interrupted run leaves no half-written mask.
 func convertMask(src, dst string, l Labels) error {
 	m, err := voc.ReadMask(src)
 	if err != nil {
@@ -62,9 +62,5 @@ func convertMask(src, dst string, l Labels) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return err
 	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return atomicfile.WriteFile(dst, buf.Bytes(), 0o644)
 }

@@ -231,6 +231,39 @@ func TestUnpaired(t *testing.T) {
 	}
 }
 
+// Listed files that are not there stop Open with one error naming the first and counting them
+// all, for the layouts that read their ids from a list: the folder's masks, VOC's and Pascal
+// Context's images and masks.
+func TestMissingListedFiles(t *testing.T) {
+	for _, name := range []string{dataset.Folder, dataset.VOC, dataset.PascalContext59} {
+		root, files := write(t, name)
+		// Both evaluation samples lose their masks; the folder layout lists its images itself.
+		os.Remove(files[0].Mask)
+		os.Remove(files[1].Mask)
+		want := "2 of its 4 files are missing: " + files[0].Mask + ", " + files[1].Mask
+		if name != dataset.Folder {
+			os.Remove(files[0].Image)
+			want = "3 of its 4 files are missing: " + files[0].Image + ", " + files[0].Mask + ", " + files[1].Mask
+		}
+		_, err := dataset.Open(name, root, datasettest.Splits[name][1], dataset.Options{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+		if _, err := dataset.Open(name, root, datasettest.Splits[name][0], dataset.Options{}); err != nil {
+			t.Errorf("%s: the training split, whole: %v", name, err)
+		}
+	}
+	root, files := write(t, dataset.VOC)
+	for _, f := range files[2:] {
+		os.Remove(f.Image)
+		os.Remove(f.Mask)
+	}
+	if _, err := dataset.Open(dataset.VOC, root, "train", dataset.Options{}); err == nil ||
+		!strings.Contains(err.Error(), "6 of its 6 files are missing: "+files[2].Image+", "+files[2].Mask+", "+files[3].Image+" and 3 more") {
+		t.Errorf("every training file missing: %v", err)
+	}
+}
+
 // A stored value outside the dataset's names the file, the pixel and the void values.
 func TestBadLabel(t *testing.T) {
 	root, files := write(t, dataset.CamVid)

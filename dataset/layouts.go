@@ -128,8 +128,7 @@ func contextRoot(root string) string {
 }
 
 // openPascalContext reads mmseg's layout: the ids of ImageSets/SegmentationContext/<split>.txt,
-// JPEGImages/<id>.jpg and SegmentationClassContext/<id>.png (missing files are errors at load,
-// as VOC's).
+// JPEGImages/<id>.jpg and SegmentationClassContext/<id>.png (Open checks that they exist).
 func openPascalContext(info Info, root, split string, l Labels) (*Pairs, error) {
 	root = contextRoot(root)
 	if !isDir(filepath.Join(root, "SegmentationClassContext")) {

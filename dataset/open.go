@@ -17,8 +17,16 @@ type Options struct {
 	ReduceZero bool
 }
 
-// Open opens split of the dataset name at root.
+// Open opens split of the dataset name at root, checking that each of its files is there.
 func Open(name, root, split string, o Options) (*Pairs, error) {
+	p, err := open(name, root, split, o)
+	if err != nil {
+		return p, err
+	}
+	return p, p.checkFiles()
+}
+
+func open(name, root, split string, o Options) (*Pairs, error) {
 	info, err := Lookup(name)
 	if err != nil {
 		return nil, err
@@ -123,6 +131,29 @@ func Detect(root string) (Found, error) {
 	}
 	return Found{}, fmt.Errorf("%s holds more than one dataset: %s; give the root of one, or name the layout with --dataset",
 		root, strings.Join(names, ", "))
+}
+
+// checkFiles reports the listed images and masks that are not there, naming the first ones:
+// a missing file stops a run when it starts, not at the evaluation hours in. It stats the
+// files (cheap); whether they decode is learnt when they load.
+func (p *Pairs) checkFiles() error {
+	var missing []string
+	for i := range p.IDs {
+		for _, f := range []string{p.Images[i], p.Masks[i]} {
+			if _, err := os.Stat(f); err != nil {
+				missing = append(missing, f)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	const named = 3
+	list := strings.Join(missing[:min(named, len(missing))], ", ")
+	if len(missing) > named {
+		list += fmt.Sprintf(" and %d more", len(missing)-named)
+	}
+	return fmt.Errorf("%s: %d of its %d files are missing: %s", p.Title, len(missing), 2*len(p.IDs), list)
 }
 
 // pairUp matches images with masks by id; an image without a mask, or a mask without an

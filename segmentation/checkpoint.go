@@ -3,17 +3,15 @@ package segmentation
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"math"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/nn"
 )
 
@@ -63,8 +61,8 @@ func f32bytes(v []float32) []byte {
 }
 
 // SaveCheckpoint writes every parameter and buffer ("param/<name>"), the SGD momentum
-// ("velocity/<name>") and the state (metadata) to path atomically: a temporary file in the same
-// directory, synced, then renamed over path, and the directory synced.
+// ("velocity/<name>") and the state (metadata) to path atomically (package atomicfile; mode
+// 0666 less the umask).
 func SaveCheckpoint(path string, params *nn.Params, st State) error {
 	views := map[string]safetensors.TensorView{}
 	add := func(name string, shape []int, data []float32) error {
@@ -91,42 +89,13 @@ func SaveCheckpoint(path string, params *nn.Params, st State) error {
 		return err
 	}
 	meta := map[string]string{"format": CheckpointFormat, "version": CheckpointVersion, "state": string(state)}
-	dir := filepath.Dir(path)
-	tmp, err := createTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	err = atomicfile.Write(path, 0o666, func(w io.Writer) error {
+		return safetensors.SerializeToWriter(views, meta, w)
+	})
 	if err != nil {
 		return fmt.Errorf("writing checkpoint %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // gone after the rename; cleans up after a failure
-	if err := safetensors.SerializeToWriter(views, meta, tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing checkpoint %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing checkpoint %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing checkpoint %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
-}
-
-// createTemp is os.CreateTemp with mode 0666 less the umask, as os.Create gives, where CreateTemp
-// gives 0600: the renamed checkpoint must be readable like the run's other files.
-func createTemp(dir, prefix string) (*os.File, error) {
-	for try := 0; ; try++ {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s%016x", prefix, rand.Uint64())), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-		if !errors.Is(err, fs.ErrExist) || try == 100 {
-			return f, err
-		}
-	}
 }
 
 // Checkpoint is a checkpoint read back.

@@ -263,9 +263,27 @@ func softmax(t []float32, c, n int) {
 // Evaluate segments every sample of data and returns the confusion matrix over all of them;
 // each is also passed to save when it is not nil. Memory does not grow with the number of images.
 func (inf Inference) Evaluate(net *nn.Net, data dataset.Dataset, save func(id string, m voc.Mask) error) (*metrics.Confusion, error) {
+	return inf.evaluate(net, data, save, evalHooks{})
+}
+
+// evalHooks let a training run's evaluation stop on its interrupt and leave bad samples out.
+type evalHooks struct {
+	stop func(i int) bool       // when set, asked before sample i: true ends the evaluation with errEvalStopped
+	skip func(i int, err error) // when set, a sample that fails to load goes here and is left out
+}
+
+func (inf Inference) evaluate(net *nn.Net, data dataset.Dataset, save func(id string, m voc.Mask) error, h evalHooks) (*metrics.Confusion, error) {
 	conf := metrics.NewConfusion(len(data.Classes()), voc.Ignore)
 	for i := 0; i < data.Len(); i++ {
+		// Between images: an image takes a fraction of a second, the whole split minutes.
+		if h.stop != nil && h.stop(i) {
+			return nil, errEvalStopped
+		}
 		s, err := data.Load(i)
+		if err != nil && h.skip != nil {
+			h.skip(i, err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -6,17 +6,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"io"
 	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/segkit/segkit/internal/atomicfile"
 )
 
 // logEntry is one line of train.jsonl (fields absent from a line stay nil).
@@ -102,7 +106,7 @@ func WritePlots(dir string, dynopool bool) error {
 			i++
 		}
 		p.Legend.Top = true
-		if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, c.file)); err != nil {
+		if err := savePlot(p, 6*vg.Inch, 4*vg.Inch, filepath.Join(dir, c.file)); err != nil {
 			return err
 		}
 	}
@@ -180,7 +184,20 @@ func (rep *SweepReport) plotFrontier(path string) error {
 	p.X.Min = 0
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YPosition = draw.PosBottom
-	return p.Save(7*vg.Inch, 5*vg.Inch, path)
+	return savePlot(p, 7*vg.Inch, 5*vg.Inch, path)
+}
+
+// savePlot is plot.Save written atomically: a failed write keeps the previous image.
+func savePlot(p *plot.Plot, w, h vg.Length, path string) error {
+	format := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
+	img, err := p.WriterTo(w, h, format)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, 0o666, func(out io.Writer) error { // os.Create's mode, as plot.Save
+		_, err := img.WriteTo(out)
+		return err
+	})
 }
 
 // errorPoints are points with vertical error bars.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/voc"
 )
@@ -125,13 +126,13 @@ func (o Outputs) Write(out, name string, img voc.RGB, labels []uint8) error {
 		if err := encode(&buf); err != nil {
 			return err
 		}
-		return os.WriteFile(path, buf.Bytes(), 0o644)
+		return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
 	}
 	var errs []error
 	if o.Index {
 		data, err := voc.EncodeMask(voc.Mask{W: img.W, H: img.H, Labels: labels})
 		if err == nil {
-			err = os.WriteFile(filepath.Join(out, name+".png"), data, 0o644)
+			err = atomicfile.WriteFile(filepath.Join(out, name+".png"), data, 0o644)
 		}
 		errs = append(errs, err)
 	}

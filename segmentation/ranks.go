@@ -146,12 +146,16 @@ func (r *Run) shareModel() error {
 
 // stopRequested reports whether the run stops here: this rank's Interrupt, or any rank's.
 func (r *Run) stopRequested() (bool, error) {
-	stop := r.Interrupt != nil && r.Interrupt.Load()
+	return r.anyRank(r.Interrupt != nil && r.Interrupt.Load())
+}
+
+// anyRank reports whether b holds on any rank (a collective).
+func (r *Run) anyRank(b bool) (bool, error) {
 	if r.Comm.Size() <= 1 {
-		return stop, nil
+		return b, nil
 	}
 	v := []int64{0}
-	if stop {
+	if b {
 		v[0] = 1
 	}
 	if err := r.Comm.SumInt64(v); err != nil {
@@ -201,15 +205,23 @@ func (r *Run) weightsAgree() error {
 	return SharedError{err}
 }
 
-// skippedSamples lists the samples --skip-bad left out in the batches trained on ("id:
-// problem"), sorted, each once: with several ranks, the union of what each rank met loading its
-// shares, which is what one process loading whole batches lists. Every rank must call it.
+// skipped is what --skip-bad left out on one rank: training samples (indices in the training
+// split) and evaluation samples (indices in the evaluation split).
+type skipped struct {
+	Train []dataset.Skip `json:"train"`
+	Val   []dataset.Skip `json:"val"`
+}
+
+// skippedSamples lists the samples --skip-bad left out in the batches trained on and in the
+// evaluations ("id: problem"), sorted, each once: with several ranks, the union of what each
+// rank met loading its shares, which is what one process loading whole batches lists. Every
+// rank must call it.
 func (r *Run) skippedSamples() ([]string, error) {
 	if !r.Cfg.SkipBad {
 		return nil, nil
 	}
-	mine := r.loader.SkippedBefore(r.state.Epoch, r.state.Batch)
-	all := mine
+	mine := skipped{Train: r.loader.SkippedBefore(r.state.Epoch, r.state.Batch), Val: r.valSkipped}
+	all := []skipped{mine}
 	if r.Comm.Size() > 1 {
 		msg, err := json.Marshal(mine)
 		if err != nil {
@@ -221,22 +233,28 @@ func (r *Run) skippedSamples() ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			var theirs []dataset.Skip
+			var theirs skipped
 			if err := json.Unmarshal(b, &theirs); err != nil {
 				return nil, fmt.Errorf("the samples rank %d skipped: %w", rank, err)
 			}
-			all = append(all, theirs...)
+			all = append(all, theirs)
 		}
 	}
 	// A file two ranks met is the same sample: listed once, as the lowest rank met it.
-	seen := map[int]bool{}
 	var out []string
-	for _, s := range all {
-		if !seen[s.Index] {
-			seen[s.Index] = true
-			out = append(out, s.What)
+	once := func(list func(skipped) []dataset.Skip) {
+		seen := map[int]bool{}
+		for _, rank := range all {
+			for _, s := range list(rank) {
+				if !seen[s.Index] {
+					seen[s.Index] = true
+					out = append(out, s.What)
+				}
+			}
 		}
 	}
+	once(func(s skipped) []dataset.Skip { return s.Train })
+	once(func(s skipped) []dataset.Skip { return s.Val })
 	slices.Sort(out)
 	return out, nil
 }

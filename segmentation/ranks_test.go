@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,5 +207,49 @@ func TestRankFailureAndResume(t *testing.T) {
 	}
 	if ck, err := LoadCheckpoint(filepath.Join(other, "ckpt_iter_0000006.safetensors")); err != nil || ck.State.Ranks != 1 {
 		t.Errorf("resumed with one rank: %v", err)
+	}
+}
+
+// With 2 ranks, --skip-bad leaves out a bad evaluation sample that only rank 1 evaluates and
+// lists it once on rank 0, as one process does; and Ctrl-C on rank 0 alone in the middle of
+// an evaluation stops both ranks there (no hang), with the iteration's checkpoint.
+func TestRanksEvaluationSkipAndInterrupt(t *testing.T) {
+	root, id, _ := badValMask(t) // the bad one is evaluation image 1: rank 1's
+	c := tinyConfig(t)
+	c.Data, c.Dataset, c.Batch, c.Iters, c.EvalEvery, c.CkptEvery, c.SkipBad = root, "folder", 4, 2, 1, 1, true
+	one, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := c
+	two.Out = t.TempDir()
+	sum, errs := trainRanks(two, dist.NewLocal(2, time.Minute), "", nil)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Skipped) != 1 || !strings.HasPrefix(sum.Skipped[0], id+": ") || !slices.Equal(sum.Skipped, one.Skipped) {
+		t.Errorf("2 ranks skipped %q, one process %q", sum.Skipped, one.Skipped)
+	}
+	if sum.Final.Pixels != one.Final.Pixels || sum.Final.MIoU != one.Final.MIoU {
+		t.Errorf("2 ranks: mIoU %v over %d pixels, one process %v over %d", sum.Final.MIoU, sum.Final.Pixels, one.Final.MIoU, one.Final.Pixels)
+	}
+
+	intr := c
+	intr.Out = t.TempDir()
+	start := time.Now()
+	_, errs = trainRanks(intr, dist.NewLocal(2, time.Minute), "", func(r *Run) {
+		r.Interrupt = &atomic.Bool{}
+		if r.Comm.Rank() == 0 {
+			r.evalImage = func(int) { r.Interrupt.Store(true) }
+		}
+	})
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the ranks took %v to stop", took)
+	}
+	if !errors.Is(errs[0], ErrInterrupted) || !strings.Contains(errs[0].Error(), "iteration 1, its evaluation skipped") || !errors.Is(errs[1], ErrOtherRank) {
+		t.Errorf("rank 0: %v; rank 1: %v", errs[0], errs[1])
+	}
+	if _, err := os.Stat(filepath.Join(intr.Out, "run", "ckpt_iter_0000001.safetensors")); err != nil {
+		t.Error(err)
 	}
 }

@@ -2,10 +2,12 @@ package segmentation
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -195,5 +197,95 @@ func TestConfigFile(t *testing.T) {
 	os.WriteFile(path, []byte("modle: w48\n"), 0o644)
 	if _, err := LoadConfig(path, DemoConfig()); err == nil || !strings.Contains(err.Error(), "modle") {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+// Ctrl-C during an evaluation stops it at the next image, not at its end: the run returns
+// ErrInterrupted with the iteration's checkpoint (written before the evaluation), says which
+// evaluation it skipped, and resumes to the losses and final mIoU of an uninterrupted run.
+func TestInterruptDuringEvaluation(t *testing.T) {
+	c := tinyConfig(t)
+	c.DemoImages, c.Iters, c.EvalEvery, c.CkptEvery = 40, 4, 2, 2 // 8 evaluation images
+	stop := &atomic.Bool{}
+	images := 0
+	var out strings.Builder
+	r := &Run{Cfg: c, Out: &out, NoBar: true, Interrupt: stop}
+	r.evalImage = func(int) {
+		if images++; images == 3 { // Ctrl-C while the third image is under way
+			stop.Store(true)
+		}
+	}
+	sum, err := r.Train()
+	if !errors.Is(err, ErrInterrupted) || sum.Iters != 2 {
+		t.Fatalf("interrupted run: %d iterations, %v", sum.Iters, err)
+	}
+	if images != 3 {
+		t.Errorf("the evaluation went on to image %d of 8 after the interrupt at image 3", images)
+	}
+	if !strings.Contains(out.String(), "interrupted at iteration 2: its evaluation skipped; checkpoint saved") ||
+		!strings.Contains(err.Error(), "its evaluation skipped") {
+		t.Errorf("error %v, output:\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(sum.Dir, "ckpt_iter_0000002.safetensors")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(sum.Dir, "best.safetensors")); err == nil {
+		t.Error("the skipped evaluation made a best checkpoint")
+	}
+	resumed, err := (&Run{Out: io.Discard, NoBar: true, Resume: sum.Dir}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Out = t.TempDir()
+	whole, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := losses(t, sum.Dir), losses(t, whole.Dir)
+	for it := 1; it <= 4; it++ {
+		if a[it] != b[it] {
+			t.Errorf("iteration %d: loss %v after the interrupt, %v uninterrupted", it, a[it], b[it])
+		}
+	}
+	if resumed.Final.MIoU != whole.Final.MIoU || resumed.BestIter != 4 || whole.BestIter == 0 {
+		t.Errorf("final mIoU %v after the interrupt (best at %d), %v uninterrupted (best at %d)",
+			resumed.Final.MIoU, resumed.BestIter, whole.Final.MIoU, whole.BestIter)
+	}
+}
+
+// The checkpoint of an iteration is written before its evaluation; when the evaluation finds a
+// new best, best.safetensors and that checkpoint both record it, so a resume from the
+// checkpoint does not take a worse model for the best.
+func TestBestAfterCheckpoint(t *testing.T) {
+	c := tinyConfig(t)
+	c.Iters, c.EvalEvery, c.CkptEvery, c.Keep = 4, 2, 2, 2
+	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err != nil {
+		t.Fatal(err)
+	}
+	miou := logged(t, sum.Dir, "val_miou")
+	best, err := LoadCheckpoint(filepath.Join(sum.Dir, "best.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best.State.BestIter != sum.BestIter || best.State.BestMIoU != miou[sum.BestIter] || best.State.Iter != sum.BestIter {
+		t.Errorf("best.safetensors: iteration %d, best %v at %d; the run's best %v at %d", best.State.Iter, best.State.BestMIoU,
+			best.State.BestIter, miou[sum.BestIter], sum.BestIter)
+	}
+	for _, it := range []int{2, 4} {
+		ck, err := LoadCheckpoint(filepath.Join(sum.Dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", it)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIter := sum.BestIter // the evaluation at 2 is the best so far at 2
+		if it == 2 {
+			wantIter = 2
+		}
+		if ck.State.BestIter != wantIter || ck.State.BestMIoU != miou[wantIter] {
+			t.Errorf("checkpoint %d records the best %v at %d; the evaluations %v", it, ck.State.BestMIoU, ck.State.BestIter, miou)
+		}
+		if it == sum.BestIter && !reflect.DeepEqual(ck.Params, best.Params) {
+			t.Errorf("best.safetensors holds other weights than checkpoint %d", it)
+		}
 	}
 }

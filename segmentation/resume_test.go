@@ -142,3 +142,55 @@ func TestResumeOnOtherWorkerCount(t *testing.T) {
 		t.Errorf("resume on the checkpoint's worker count gave a notice:\n%s", out)
 	}
 }
+
+// A run that stopped before its first checkpoint (here its first evaluation met a bad mask)
+// leaves a run directory that --resume starts again from iteration 0 with its config.json, as
+// mmsegmentation's resume does; a new run of the same name is refused, pointing to --resume.
+func TestResumeWithoutCheckpoint(t *testing.T) {
+	root, id, _ := badValMask(t)
+	c := tinyConfig(t)
+	c.Data, c.Dataset, c.Iters, c.EvalEvery, c.CkptEvery = root, "folder", 3, 1, 0
+	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err == nil {
+		t.Fatal("the bad mask stopped nothing")
+	}
+	dir := filepath.Join(c.Out, "run")
+	if files, _ := filepath.Glob(filepath.Join(dir, "ckpt_iter_*")); len(files) > 0 || sum.Iters != 1 {
+		t.Fatalf("stopped at iteration %d with checkpoints %v; the test wants none", sum.Iters, files)
+	}
+	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err == nil || !strings.Contains(err.Error(), "--resume "+dir+" starts it again") {
+		t.Errorf("the same name again: %v", err)
+	}
+	flags := DefaultConfig()
+	flags.SkipBad = true
+	var out bytes.Buffer
+	sum, err = (&Run{Cfg: flags, Override: []string{"skip_bad"}, Out: &out, NoBar: true, Resume: dir}).Train()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "has no checkpoint: starting it again from iteration 0") || sum.Iters != 3 || sum.Dir != dir ||
+		len(sum.Skipped) != 1 || !strings.HasPrefix(sum.Skipped[0], id+": ") {
+		t.Errorf("%d iterations in %s, skipped %q:\n%s", sum.Iters, sum.Dir, sum.Skipped, out.String())
+	}
+	// The log is the new run's alone: the stopped one's entries are gone.
+	raw, _ := os.ReadFile(filepath.Join(dir, "train.jsonl"))
+	if n, m := strings.Count(string(raw), `"kernel_workers"`), strings.Count(string(raw), `"loss"`); n != 1 || m != 3 {
+		t.Errorf("train.jsonl has %d start entries and %d losses, want 1 and 3:\n%s", n, m, raw)
+	}
+	var saved Config
+	if raw, err := os.ReadFile(filepath.Join(dir, "config.json")); err != nil || json.Unmarshal(raw, &saved) != nil || !saved.SkipBad || saved.Iters != 3 {
+		t.Errorf("config.json after the restart: %+v, %v", saved, err)
+	}
+	// Its settings are the directory's: the same losses as a run started with them.
+	again := c
+	again.SkipBad, again.Out = true, t.TempDir()
+	if _, err := (&Run{Cfg: again, Out: io.Discard, NoBar: true}).Train(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := losses(t, dir), losses(t, filepath.Join(again.Out, "run"))
+	for it := 1; it <= 3; it++ {
+		if a[it] != b[it] {
+			t.Errorf("iteration %d: loss %v after the restart, %v in a new run", it, a[it], b[it])
+		}
+	}
+}

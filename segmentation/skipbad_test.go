@@ -3,12 +3,15 @@ package segmentation
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/dataset/datasettest"
 	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/voc"
 )
@@ -74,5 +77,55 @@ func TestSkipBadRanksListAsOneProcess(t *testing.T) {
 		if met := r.loader.SkippedBefore(r.state.Epoch, r.state.Batch); len(met) == 0 || len(met) == len(bad) {
 			t.Errorf("rank %d met %d of the %d bad files: the test wants bad files in both ranks' shares only", r.Comm.Rank(), len(met), len(bad))
 		}
+	}
+}
+
+// badValMask writes the demo as a folder dataset whose evaluation split holds 3 images, the
+// second with a mask that does not decode, and returns its root and that sample's id and mask.
+func badValMask(t *testing.T) (root, id, mask string) {
+	t.Helper()
+	root = t.TempDir()
+	files, err := datasettest.Tree{Demo: voc.Demo{Seed: 6, N: 11, Size: 40}, Val: 3}.Write(dataset.Folder, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files[1].Mask, []byte("not a PNG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, files[1].ID, files[1].Mask
+}
+
+// A validation mask that does not decode fails the first evaluation after that iteration's
+// checkpoint, not before it: --resume continues from there, and with --skip-bad the run
+// completes, leaving the sample out of the mIoU and listing it.
+func TestBadValMaskKeepsCheckpoint(t *testing.T) {
+	root, id, mask := badValMask(t)
+	c := tinyConfig(t)
+	c.Data, c.Dataset, c.Iters, c.EvalEvery, c.CkptEvery = root, dataset.Folder, 4, 2, 2
+	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	if err == nil || !strings.Contains(err.Error(), mask) {
+		t.Fatalf("the bad mask: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(sum.Dir, "ckpt_iter_0000002.safetensors")); err != nil {
+		t.Fatalf("no checkpoint of the iteration whose evaluation failed: %v", err)
+	}
+	flags := DefaultConfig()
+	flags.SkipBad = true
+	var out bytes.Buffer
+	sum, err = (&Run{Cfg: flags, Override: []string{"skip_bad"}, Out: &out, NoBar: true, Resume: sum.Dir}).Train()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "resuming ") || !strings.Contains(out.String(), "at iteration 2") || sum.Iters != 4 {
+		t.Errorf("resumed to iteration %d:\n%s", sum.Iters, out.String())
+	}
+	if len(sum.Skipped) != 1 || !strings.HasPrefix(sum.Skipped[0], id+": ") || !strings.Contains(sum.Skipped[0], mask) {
+		t.Errorf("skipped %q, want %s", sum.Skipped, id)
+	}
+	if !strings.Contains(out.String(), "skipped 1 bad samples:\n  "+sum.Skipped[0]) {
+		t.Errorf("the run's output does not list the sample:\n%s", out.String())
+	}
+	if sum.Final.Pixels != 2*40*39 { // the 2 good images, row 0 void
+		t.Errorf("the final evaluation counted %d pixels, want %d", sum.Final.Pixels, 2*40*39)
 	}
 }

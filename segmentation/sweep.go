@@ -18,6 +18,7 @@ import (
 
 	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/kernels"
 )
 
@@ -132,7 +133,7 @@ func (s *Sweep) Validate() error {
 	return nil
 }
 
-// Run trains every run of the plan that has not finished: a finished one (metrics.json) is
+// Run trains every run of the plan that has not finished: a finished one (a valid metrics.json) is
 // skipped, an interrupted one resumed from its checkpoint, one without a checkpoint started
 // again. Then it writes the report. A sweep directory holds one sweep: a different plan there
 // is an error.
@@ -301,9 +302,13 @@ func (s *Sweep) train(run SweepRun, mu *sync.Mutex) error {
 // resume it from its checkpoint, or start it (clearing a directory left without a checkpoint).
 func (s *Sweep) prepare(run SweepRun, mu *sync.Mutex) (action, error) {
 	dir := filepath.Join(s.Dir, run.Name)
-	if _, err := os.Stat(filepath.Join(dir, "metrics.json")); err == nil {
+	err := finished(dir)
+	if err == nil {
 		s.say(mu, "%s: finished before, skipped\n", run.Name)
 		return skipRun, measureOnce(dir)
+	}
+	if !errors.Is(err, os.ErrNotExist) { // an empty metrics.json (a full disk, a kill) finishes nothing
+		s.say(mu, "%s: %v: not finished\n", run.Name, err)
 	}
 	if _, err := latestCheckpoint(dir); err == nil {
 		s.say(mu, "%s: resuming\n", run.Name)
@@ -343,9 +348,39 @@ func (s *Sweep) say(mu *sync.Mutex, format string, args ...any) {
 	fmt.Fprintf(s.Out, format, args...)
 }
 
-// measureOnce writes the run's evaluation measurements unless they are there.
+// finished returns nil when the run at dir has finished: its metrics.json holds an mIoU. A
+// file that is missing (os.ErrNotExist), empty or invalid is an error saying so.
+func finished(dir string) error {
+	path := filepath.Join(dir, "metrics.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		MIoU *float64 `json:"mIoU"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.MIoU == nil {
+		return fmt.Errorf("%s is empty or invalid (%d bytes)", path, len(raw))
+	}
+	return nil
+}
+
+// readMeasured reads the run's measurements; a missing, empty or invalid file is an error.
+func readMeasured(dir string) (Measured, error) {
+	var m Measured
+	raw, err := os.ReadFile(filepath.Join(dir, measureFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.Images == 0 {
+		return m, fmt.Errorf("%s is empty or invalid (%d bytes)", filepath.Join(dir, measureFile), len(raw))
+	}
+	return m, nil
+}
+
+// measureOnce writes the run's evaluation measurements unless they are there, whole.
 func measureOnce(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, measureFile)); err == nil {
+	if _, err := readMeasured(dir); err == nil {
 		return nil
 	}
 	m, err := MeasureRun(dir)
@@ -434,7 +469,8 @@ func MeasureRun(dir string) (Measured, error) {
 
 // SweepReport is the sweep's summary: a row per budget or scale, over the seeds.
 type SweepReport struct {
-	Rows []SweepRow `json:"rows"`
+	Rows       []SweepRow `json:"rows"`
+	Unfinished []string   `json:"unfinished,omitempty"` // runs of the plan left out: no valid metrics.json
 }
 
 // SweepRow summarises the seeds of one budget (DynOPool) or input scale (fixed).
@@ -466,6 +502,7 @@ func ReportSweep(dir string) (*SweepReport, error) {
 		value float64
 	}
 	var order []key
+	var unfinished []string
 	groups := map[key][]Measured{}
 	for _, run := range plan.Runs {
 		k := key{run.Kind, run.Value}
@@ -474,23 +511,20 @@ func ReportSweep(dir string) (*SweepReport, error) {
 			groups[k] = nil
 		}
 		rdir := filepath.Join(dir, run.Name)
-		if _, err := os.Stat(filepath.Join(rdir, "metrics.json")); err != nil {
-			continue // not finished: left out
+		if finished(rdir) != nil {
+			unfinished = append(unfinished, run.Name) // left out, and said
+			continue
 		}
 		if err := measureOnce(rdir); err != nil {
 			return nil, err
 		}
-		var m Measured
-		raw, err := os.ReadFile(filepath.Join(rdir, measureFile))
-		if err == nil {
-			err = json.Unmarshal(raw, &m)
-		}
+		m, err := readMeasured(rdir)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(rdir, measureFile), err)
+			return nil, err
 		}
 		groups[k] = append(groups[k], m)
 	}
-	rep := &SweepReport{}
+	rep := &SweepReport{Unfinished: unfinished}
 	for _, k := range order {
 		ms := groups[k]
 		if len(ms) == 0 {
@@ -513,7 +547,7 @@ func ReportSweep(dir string) (*SweepReport, error) {
 		rep.Rows = append(rep.Rows, row)
 	}
 	if len(rep.Rows) == 0 {
-		return nil, fmt.Errorf("%s: no finished runs to report", dir)
+		return nil, fmt.Errorf("%s: no finished runs to report (unfinished: %s)", dir, strings.Join(unfinished, ", "))
 	}
 	for i := range rep.Rows {
 		a := &rep.Rows[i]
@@ -534,10 +568,10 @@ func ReportSweep(dir string) (*SweepReport, error) {
 }
 
 func (rep *SweepReport) writeCSV(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
+	return atomicfile.Write(path, 0o666, func(f io.Writer) error { return rep.csv(f) })
+}
+
+func (rep *SweepReport) csv(f io.Writer) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"kind", "value", "seeds", "miou_mean", "miou_std", "gmacs_mean", "images_per_s_mean", "pareto", "branch_sizes"})
 	for _, r := range rep.Rows {
@@ -545,11 +579,7 @@ func (rep *SweepReport) writeCSV(path string) error {
 			fmt.Sprintf("%.6f", r.GMACs), fmt.Sprintf("%.3f", r.ImagesPerS), fmt.Sprint(r.Pareto), sizesText(r.Sizes)})
 	}
 	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return w.Error()
 }
 
 // sizesText writes the branches' sizes per seed: "16x21 8x11 4x6 2x3; …".
@@ -576,6 +606,9 @@ func (rep *SweepReport) Table() string {
 		}
 		fmt.Fprintf(&b, "%-9s %6g %5d %8.2f ± %4.2f %8.3f %8.1f %6s  %s\n", r.Kind, r.Value, r.Seeds, 100*r.MIoU, 100*r.MIoUStd,
 			r.GMACs, r.ImagesPerS, mark, sizesText(r.Sizes))
+	}
+	if len(rep.Unfinished) > 0 {
+		fmt.Fprintf(&b, "unfinished, left out (run the sweep again to finish them): %s\n", strings.Join(rep.Unfinished, ", "))
 	}
 	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +170,50 @@ func TestSweepRanks(t *testing.T) {
 	bad := &Sweep{Base: c, Budgets: []float64{0.5}, Seeds: 1, Parallel: 2, Comm: comms[0]}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "already data-parallel") {
 		t.Errorf("--parallel under a launcher: %v", err)
+	}
+}
+
+// An empty metrics.json (left by a full disk or a kill before writes were atomic) does not make
+// a run finished: --report leaves it out and says so, and the sweep finishes it again; an empty
+// sweep_eval.json is measured again.
+func TestSweepEmptyResultFiles(t *testing.T) {
+	c := tinyConfig(t)
+	c.Iters, c.DemoImages = 2, 10
+	dir := filepath.Join(t.TempDir(), "sweep")
+	var out strings.Builder
+	s := &Sweep{Base: c, Budgets: []float64{0.5}, Scales: []float64{1}, Seeds: 1, Dir: dir, Out: &out}
+	if _, err := s.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	plan := s.Plan()
+	a, b := filepath.Join(dir, plan[0].Name), filepath.Join(dir, plan[1].Name)
+	want, err := os.ReadFile(filepath.Join(a, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(a, "metrics.json"), nil, 0o644)
+	os.WriteFile(filepath.Join(b, measureFile), nil, 0o644)
+	rep, err := ReportSweep(dir)
+	if err != nil {
+		t.Fatalf("--report: %v", err)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].Kind != "fixed" || !slices.Equal(rep.Unfinished, []string{plan[0].Name}) ||
+		!strings.Contains(rep.Table(), "unfinished, left out (run the sweep again to finish them): "+plan[0].Name) {
+		t.Errorf("--report with an empty metrics.json:\n%s", rep.Table())
+	}
+	if _, err := readMeasured(b); err != nil {
+		t.Errorf("the empty %s was not measured again: %v", measureFile, err)
+	}
+	out.Reset()
+	rep, err = s.Run()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), plan[0].Name+": resuming") || !strings.Contains(out.String(), plan[1].Name+": finished before, skipped") ||
+		len(rep.Rows) != 2 || len(rep.Unfinished) != 0 {
+		t.Errorf("the sweep again:\n%s\n%s", out.String(), rep.Table())
+	}
+	if got, _ := os.ReadFile(filepath.Join(a, "metrics.json")); string(got) != string(want) {
+		t.Errorf("metrics.json finished again:\n%s\nwant\n%s", got, want)
 	}
 }

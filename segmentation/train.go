@@ -22,6 +22,7 @@ import (
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/importer"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
@@ -114,8 +115,9 @@ type Run struct {
 	Override []string
 	NoBar    bool // plain log lines instead of a progress bar
 	StopAt   int  // stop (with a checkpoint) after this many iterations in total; 0: at Cfg.Iters
-	// Interrupt, when set (e.g. on Ctrl-C), stops the run after the current step with a checkpoint;
-	// Train then returns ErrInterrupted.
+	// Interrupt, when set (e.g. on Ctrl-C), stops the run after the current step with a checkpoint,
+	// or during an evaluation (checked between images; the evaluation is skipped, the checkpoint
+	// already written); Train then returns ErrInterrupted.
 	Interrupt *atomic.Bool
 	// Comm makes this process one rank of a data-parallel run when it has several ranks
 	// (package dist; nil: a single process). Every rank trains on its share of each batch and
@@ -142,6 +144,10 @@ type Run struct {
 	progress   *progressbar.ProgressBar
 	meter      meter
 	last       *metrics.Result // the latest evaluation
+	written    int             // the iteration of the last checkpoint this run wrote (rank 0)
+	valSkipped []dataset.Skip  // evaluation samples SkipBad left out (Index: in the whole split)
+	valSeen    map[int]bool
+	evalImage  func(i int) // when set, called before each evaluation image (tests interrupt there)
 }
 
 // meter accumulates what the next log line reports.
@@ -161,6 +167,9 @@ func (r *Run) printf(format string, args ...any) {
 	fmt.Fprintf(r.Out, format, args...)
 }
 
+// errNoCheckpoint is a run directory's lack of checkpoints.
+var errNoCheckpoint = errors.New("no checkpoint (ckpt_iter_*.safetensors) to resume from")
+
 // latestCheckpoint returns the checkpoint to resume from: path itself, or the newest in a run dir.
 func latestCheckpoint(path string) (string, error) {
 	st, err := os.Stat(path)
@@ -172,7 +181,7 @@ func latestCheckpoint(path string) (string, error) {
 	}
 	files, _ := filepath.Glob(filepath.Join(path, "ckpt_iter_*.safetensors"))
 	if len(files) == 0 {
-		return "", fmt.Errorf("%s: no checkpoint (ckpt_iter_*.safetensors) to resume from", path)
+		return "", fmt.Errorf("%s: %w", path, errNoCheckpoint)
 	}
 	slices.Sort(files) // zero-padded iteration numbers
 	return files[len(files)-1], nil
@@ -212,6 +221,9 @@ func (r *Run) resume() (*Checkpoint, error) {
 		return nil, nil
 	}
 	path, err := latestCheckpoint(r.Resume)
+	if errors.Is(err, errNoCheckpoint) {
+		return nil, r.restart(r.Resume)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +243,7 @@ func (r *Run) resume() (*Checkpoint, error) {
 	r.state.Config = cfg
 	r.dir = filepath.Dir(path)
 	// A write cut short (killed process) leaves only a temporary file: remove it.
-	stale, _ := filepath.Glob(filepath.Join(r.dir, ".tmp-*"))
+	stale, _ := filepath.Glob(filepath.Join(r.dir, atomicfile.TempPrefix+"*"))
 	for _, f := range stale {
 		os.Remove(f)
 	}
@@ -249,6 +261,34 @@ func (r *Run) resume() (*Checkpoint, error) {
 			"otherwise, so the continuation agrees with the run to float rounding, not bit for bit\n", was, now, cfg.Batch)
 	}
 	return ck, nil
+}
+
+// restart readies a run directory without a checkpoint (its run stopped before the first one)
+// to train again from iteration 0 with the settings of its config.json (and Override), as
+// mmsegmentation's resume starts over when it finds no checkpoint.
+func (r *Run) restart(dir string) error {
+	path := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w, nor a config.json to start it again from", dir, errNoCheckpoint)
+	}
+	var cfg Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.override(r.Cfg, r.Override); err != nil {
+		return err
+	}
+	r.Cfg, r.dir = cfg, dir
+	// A best model of the stopped run would pass for this one's.
+	leftovers, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"*"))
+	for _, f := range append(leftovers, filepath.Join(dir, "best.safetensors")) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	r.printf("%s has no checkpoint: starting it again from iteration 0 with its config.json\n", dir)
+	return nil
 }
 
 // setup opens the data, builds the model (from the checkpoint, or in a new run directory), the
@@ -340,7 +380,11 @@ func (r *Run) build(ck *Checkpoint) error {
 		}
 	default:
 		r.state = State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
-		if err := r.newRunDir(); err != nil {
+		if r.dir != "" { // started again (restart): config.json says what the run now is
+			if err := writeJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
+				return err
+			}
+		} else if err := r.newRunDir(); err != nil {
 			return err
 		}
 		if c.Pretrained != "" {
@@ -385,8 +429,9 @@ func (r *Run) close() {
 	}
 }
 
-// loop trains up to the end (or StopAt), evaluating and checkpointing on schedule; an
-// interrupt ends it after the step with a checkpoint and ErrInterrupted.
+// loop trains up to the end (or StopAt), checkpointing and evaluating on schedule; an
+// interrupt ends it after the step (or in the evaluation, which is then skipped) with a
+// checkpoint and ErrInterrupted.
 func (r *Run) loop() error {
 	c := r.Cfg
 	stop := c.Iters
@@ -401,14 +446,19 @@ func (r *Run) loop() error {
 		}
 		r.report(losses)
 		last := r.state.Iter == c.Iters
-		if (c.EvalEvery > 0 && r.state.Iter%c.EvalEvery == 0) || last {
-			if _, err := r.evaluate(); err != nil {
-				return err
-			}
-		}
+		// The checkpoint comes before the evaluation: an evaluation that fails (a bad file) or is
+		// interrupted loses none of the training. Evaluating reads the weights only, so the order
+		// changes no number.
 		scheduled := (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop
 		if scheduled {
 			if err := r.checkpoint(); err != nil {
+				return err
+			}
+		}
+		evalSkipped := false
+		if (c.EvalEvery > 0 && r.state.Iter%c.EvalEvery == 0) || last {
+			_, err := r.evaluate()
+			if evalSkipped = errors.Is(err, errEvalStopped); err != nil && !evalSkipped {
 				return err
 			}
 		}
@@ -422,7 +472,11 @@ func (r *Run) loop() error {
 				return err
 			}
 		}
-		if interrupted && !last {
+		if interrupted && (!last || evalSkipped) {
+			if evalSkipped {
+				r.printf("\ninterrupted at iteration %d: its evaluation skipped; checkpoint saved\n", r.state.Iter)
+				return r.shared(fmt.Errorf("%w at iteration %d, its evaluation skipped: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir))
+			}
 			r.printf("\ninterrupted at iteration %d; checkpoint saved\n", r.state.Iter)
 			return r.shared(fmt.Errorf("%w at iteration %d: continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir))
 		}
@@ -507,18 +561,27 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 	}
 	sum := Summary{Dir: r.dir, Iters: r.state.Iter, Crop: r.Cfg.Crop, CropW: r.Cfg.CropW, BestMIoU: r.state.BestMIoU, BestIter: r.state.BestIter,
 		Sizes: r.branchSizes(), GMACs: r.gmacs(), Seconds: time.Since(start).Seconds()}
-	// A collective: here, before anything that may end one rank early.
+	done := r.state.Iter == r.Cfg.Iters
+	if done {
+		res, err := r.finalResult()
+		if errors.Is(err, errEvalStopped) {
+			r.printf("\ninterrupted during the evaluation at iteration %d: skipped\n", r.state.Iter)
+			return sum, r.shared(fmt.Errorf("%w during the evaluation at iteration %d (skipped): continue with --resume %s", ErrInterrupted, r.state.Iter, r.dir))
+		}
+		if err != nil {
+			return sum, err
+		}
+		sum.Final = res
+	}
+	// A collective: here, after the final evaluation (whose bad samples it lists), before
+	// anything that may end one rank early.
 	skipped, err := r.skippedSamples()
 	if err != nil {
 		return sum, err
 	}
 	sum.Skipped = skipped
-	if r.state.Iter == r.Cfg.Iters {
-		res, err := r.finalResult()
-		if err != nil {
-			return sum, err
-		}
-		sum.Final = res
+	if done {
+		res := sum.Final
 		if r.lead() {
 			if err := writeJSON(filepath.Join(r.dir, "metrics.json"), map[string]any{
 				"mIoU": res.MIoU, "aAcc": res.AAcc, "mAcc": res.MAcc, "metrics": res, "best_miou": sum.BestMIoU,
@@ -559,6 +622,9 @@ func (r *Run) newRunDir() error {
 	}
 	r.dir = filepath.Join(c.Out, name)
 	if _, err := os.Stat(r.dir); err == nil {
+		if _, err := latestCheckpoint(r.dir); errors.Is(err, errNoCheckpoint) {
+			return fmt.Errorf("run directory %s exists, without a checkpoint: --resume %s starts it again from iteration 0 with its settings; or pick another --name", r.dir, r.dir)
+		}
 		return fmt.Errorf("run directory %s exists: pick another --name, or --resume it", r.dir)
 	}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -606,11 +672,12 @@ func (r *Run) loadPretrained(path string) error {
 }
 
 // openLog opens train.jsonl for appending, first dropping entries past the checkpoint (left by
-// an interrupted run), so a resumed log reads like an uninterrupted one.
+// an interrupted run), so a resumed log reads like an uninterrupted one; a run started again
+// from iteration 0 keeps none.
 func (r *Run) openLog() error {
 	path := filepath.Join(r.dir, "train.jsonl")
 	var keep []string
-	if raw, err := os.ReadFile(path); err == nil {
+	if raw, err := os.ReadFile(path); err == nil && r.state.Iter > 0 {
 		for _, line := range strings.Split(string(raw), "\n") {
 			var e struct{ Iter int }
 			if json.Unmarshal([]byte(line), &e) == nil && e.Iter <= r.state.Iter && line != "" {
@@ -622,7 +689,7 @@ func (r *Run) openLog() error {
 	if content != "" {
 		content += "\n"
 	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
@@ -661,19 +728,41 @@ func (r *Run) observeSizes() {
 	}
 }
 
-// evaluate runs the evaluation split, prints the table and keeps the best checkpoint.
+// errEvalStopped is returned by an evaluation that the Interrupt stopped between two images.
+var errEvalStopped = errors.New("the evaluation was stopped")
+
+// evaluate runs the evaluation split, prints the table and keeps the best checkpoint. The
+// Interrupt stops it between images (errEvalStopped on every rank); with SkipBad, samples that
+// fail to load are left out and listed.
 func (r *Run) evaluate() (metrics.Result, error) {
-	val := r.val
+	val, index := r.val, func(i int) int { return i }
 	if n := r.Comm.Size(); n > 1 { // image i on rank i mod n; the confusion counts are summed
 		var idx []int
 		for i := r.Comm.Rank(); i < r.val.Len(); i += n {
 			idx = append(idx, i)
 		}
-		val = subset{r.val, idx}
+		val, index = subset{r.val, idx}, func(i int) int { return idx[i] }
 	}
-	conf, err := r.Cfg.TestInference().Evaluate(r.net, val, nil)
-	if err != nil {
+	hooks := evalHooks{stop: func(i int) bool {
+		if r.evalImage != nil {
+			r.evalImage(i)
+		}
+		return r.Interrupt != nil && r.Interrupt.Load()
+	}}
+	if r.Cfg.SkipBad {
+		hooks.skip = func(i int, err error) { r.skipVal(index(i), err) }
+	}
+	conf, err := r.Cfg.TestInference().evaluate(r.net, val, nil, hooks)
+	stopped := errors.Is(err, errEvalStopped)
+	if err != nil && !stopped {
 		return metrics.Result{}, err
+	}
+	// One rank stopped (its Ctrl-C came first): every rank drops this evaluation.
+	if stopped, err = r.anyRank(stopped); err != nil {
+		return metrics.Result{}, err
+	}
+	if stopped {
+		return metrics.Result{}, errEvalStopped
 	}
 	if err := r.Comm.SumInt64(conf.Counts()); err != nil {
 		return metrics.Result{}, err
@@ -696,9 +785,31 @@ func (r *Run) evaluate() (metrics.Result, error) {
 		if err := SaveCheckpoint(filepath.Join(r.dir, "best.safetensors"), r.net.Params, r.state); err != nil {
 			return res, err
 		}
+		// This iteration's checkpoint, written before the evaluation, gets the new best too: a
+		// resume from it must not take a worse model for the best (one more write, only when
+		// the best improves).
+		if r.written == r.state.Iter {
+			if err := SaveCheckpoint(r.checkpointPath(), r.net.Params, r.state); err != nil {
+				return res, err
+			}
+		}
 	}
 	r.last = &res
 	return res, nil
+}
+
+// skipVal leaves evaluation sample i (of the whole split) out, saying so the first time.
+func (r *Run) skipVal(i int, err error) {
+	if r.valSeen[i] {
+		return
+	}
+	if r.valSeen == nil {
+		r.valSeen = map[int]bool{}
+	}
+	r.valSeen[i] = true
+	s := dataset.Skip{Index: i, What: fmt.Sprintf("%s: %v (evaluation)", r.val.ID(i), err)}
+	r.valSkipped = append(r.valSkipped, s)
+	r.printf("skipped %s\n", s.What)
 }
 
 // finalResult is the evaluation at the last iteration (done by the loop).
@@ -714,10 +825,10 @@ func (r *Run) checkpoint() error {
 	if err := r.weightsAgree(); err != nil || !r.lead() {
 		return err
 	}
-	path := filepath.Join(r.dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", r.state.Iter))
-	if err := SaveCheckpoint(path, r.net.Params, r.state); err != nil {
+	if err := SaveCheckpoint(r.checkpointPath(), r.net.Params, r.state); err != nil {
 		return err
 	}
+	r.written = r.state.Iter
 	files, _ := filepath.Glob(filepath.Join(r.dir, "ckpt_iter_*.safetensors"))
 	slices.Sort(files)
 	for len(files) > max(r.Cfg.Keep, 1) {
@@ -729,12 +840,17 @@ func (r *Run) checkpoint() error {
 	return nil
 }
 
+// checkpointPath is the checkpoint of the current iteration.
+func (r *Run) checkpointPath() string {
+	return filepath.Join(r.dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", r.state.Iter))
+}
+
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // segkitNames reports whether tensors are named as segkit's checkpoints name them ("param/...").

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/mat"
 )
 
@@ -82,7 +83,7 @@ func ConvertSBD(sbdDir, vocRoot string) (SBDReport, error) {
 	}
 	list := []byte(strings.Join(ids, "\n") + "\n")
 	for _, name := range []string{"trainaug.txt", "aug.txt"} {
-		if err := os.WriteFile(filepath.Join(lists, name), list, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(lists, name), list, 0o644); err != nil {
 			return rep, err
 		}
 	}
@@ -129,5 +130,5 @@ func convertOne(id, sbd, vocRoot, out string) (bool, error) {
 	if err != nil {
 		return fromSBD, err
 	}
-	return fromSBD, os.WriteFile(filepath.Join(out, id+".png"), png, 0o644)
+	return fromSBD, atomicfile.WriteFile(filepath.Join(out, id+".png"), png, 0o644)
 }

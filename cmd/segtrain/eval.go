@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/voc"
@@ -121,7 +122,7 @@ func report(cmd *cobra.Command, images int, res metrics.Result, jsonOut string) 
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(jsonOut, append(raw, '\n'), 0o644)
+	return atomicfile.WriteFile(jsonOut, append(raw, '\n'), 0o644)
 }
 
 // checkpointEval evaluates a checkpoint.
@@ -171,7 +172,7 @@ func (e checkpointEval) run() (metrics.Result, int, error) {
 			if err != nil {
 				return err
 			}
-			return os.WriteFile(filepath.Join(e.saveDir, id+".png"), png, 0o644)
+			return atomicfile.WriteFile(filepath.Join(e.saveDir, id+".png"), png, 0o644)
 		}
 	}
 	conf, err := inf.Evaluate(net, val, save)

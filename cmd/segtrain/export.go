@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/segkit/segkit/export"
+	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/onnx"
 )
 
@@ -57,7 +57,8 @@ config, its alphas and every level's size.`,
 				return err
 			}
 			raw := onnx.Marshal(m)
-			if err := os.WriteFile(out, raw, 0o644); err != nil {
+			// Atomic: a full disk keeps the previous model whole, not a truncated one.
+			if err := atomicfile.WriteFile(out, raw, 0o644); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()

@@ -262,7 +262,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 			return
 		}
 		run.Interrupt.Store(true)
-		fmt.Fprintln(cmd.ErrOrStderr(), "\nsegtrain: stopping after this step with a checkpoint (again to quit at once)")
+		fmt.Fprintln(cmd.ErrOrStderr(), "\nsegtrain: stopping after this step (or skipping the evaluation under way) with a checkpoint (again to quit at once)")
 		if _, ok := <-signals; ok {
 			fmt.Fprintln(cmd.ErrOrStderr(), "segtrain: quit without a checkpoint")
 			os.Exit(130)
