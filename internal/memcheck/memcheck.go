@@ -10,14 +10,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
 
-// env names the test the child is to run fn for.
-const env = "SEGKIT_MEMCHECK"
+// env names the test the child is to run fn for; envArg passes it the parent's argument.
+const (
+	env    = "SEGKIT_MEMCHECK"
+	envArg = "SEGKIT_MEMCHECK_ARG"
+)
 
 // marker starts the line the child reports on.
 const marker = "memcheck: "
@@ -33,18 +37,20 @@ type Result struct {
 type report struct {
 	Err  *string `json:"err"`
 	Took int64   `json:"took_ns"`
+	Peak int64   `json:"peak"`
 }
 
-// Run calls fn in a child process and returns what it did. The child is stopped once its
+// Run calls fn(arg) in a child process and returns what it did, with the child's peak
+// resident memory (VmHWM, which it reads itself as fn returns). The child is stopped once its
 // resident memory passes stop bytes or it runs for a minute. In the child itself (the test
-// binary re-run with env set to t.Name()), Run calls fn, reports on stdout and skips the rest
-// of the test.
-func Run(t *testing.T, stop int64, fn func() error) Result {
+// binary re-run with env set to t.Name()), Run calls fn with the parent's arg, reports on
+// stdout and skips the rest of the test.
+func Run(t *testing.T, stop int64, arg string, fn func(arg string) error) Result {
 	t.Helper()
 	if os.Getenv(env) == t.Name() {
 		start := time.Now()
-		err := fn()
-		r := report{Took: int64(time.Since(start))}
+		err := fn(os.Getenv(envArg))
+		r := report{Took: int64(time.Since(start)), Peak: selfPeak()}
 		if err != nil {
 			s := err.Error()
 			r.Err = &s
@@ -58,7 +64,7 @@ func Run(t *testing.T, stop int64, fn func() error) Result {
 		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
 	}
 	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(parts, "/"), "-test.count=1")
-	cmd.Env = append(os.Environ(), env+"="+t.Name())
+	cmd.Env = append(os.Environ(), env+"="+t.Name(), envArg+"="+arg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -66,7 +72,7 @@ func Run(t *testing.T, stop int64, fn func() error) Result {
 	}
 	stopped := watch(cmd.Process.Pid, stop, time.Minute, func() { cmd.Process.Kill() })
 	cmd.Wait()
-	res := Result{Peak: peak(cmd.ProcessState), Stopped: stopped()}
+	res := Result{Peak: -1, Stopped: stopped()}
 	if res.Stopped != "" {
 		return res
 	}
@@ -78,15 +84,26 @@ func Run(t *testing.T, stop int64, fn func() error) Result {
 	if r.Err != nil {
 		res.Err = *r.Err
 	}
-	res.Took = time.Duration(r.Took)
+	res.Took, res.Peak = time.Duration(r.Took), r.Peak
 	return res
 }
 
-// Refused runs fn in a child (Run) and checks that it fails with one short line that names
-// path and says want, within limit bytes of peak resident memory and took of time.
-func Refused(t *testing.T, path, want string, limit int64, took time.Duration, fn func() error) Result {
+// Child reports whether this process is the child Run starts for t.
+func Child(t *testing.T) bool { return os.Getenv(env) == t.Name() }
+
+// Refused writes a forged file named name (forge, in this process), opens it in a child (open,
+// through Run) and checks that it is refused with one short line that names the file and
+// says want, within limit bytes of peak resident memory and took of time.
+func Refused(t *testing.T, name, want string, limit int64, took time.Duration, forge, open func(path string) error) Result {
 	t.Helper()
-	r := Run(t, 2*limit, fn)
+	var path string
+	if !Child(t) {
+		path = filepath.Join(t.TempDir(), name)
+		if err := forge(path); err != nil {
+			t.Fatalf("forging %s: %v", name, err)
+		}
+	}
+	r := Run(t, 2*limit, path, open)
 	switch {
 	case r.Stopped != "":
 		t.Errorf("not refused: %s", r.Stopped)

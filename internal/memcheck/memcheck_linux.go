@@ -7,17 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// peak is the child's peak resident memory (ru_maxrss, in KiB on Linux).
-func peak(ps *os.ProcessState) int64 {
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss << 10
-	}
-	return -1
-}
+// selfPeak is this process's peak resident memory, VmHWM. (Not the child's ru_maxrss, seen
+// from the parent: Linux carries the parent's peak at the fork over into it.)
+func selfPeak() int64 { return statusKB(os.Getpid(), "VmHWM:") }
 
 // watch polls the child's resident memory and kills it past stop bytes or after limit; the
 // function it returns (called after the child has exited) says why it was killed.
@@ -60,18 +55,21 @@ func watch(pid int, stop int64, limit time.Duration, kill func()) func() string 
 }
 
 // rssOf reads a process's resident memory from /proc (0 once it is gone).
-func rssOf(pid int) int64 {
+func rssOf(pid int) int64 { return max(statusKB(pid, "VmRSS:"), 0) }
+
+// statusKB reads a size field of /proc/<pid>/status, in bytes (-1 when it is not there).
+func statusKB(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return -1
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
 	}
-	return 0
+	return -1
 }

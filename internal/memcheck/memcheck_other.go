@@ -2,13 +2,10 @@
 
 package memcheck
 
-import (
-	"os"
-	"time"
-)
+import "time"
 
-// peak is unknown here: the memory bound is then not checked.
-func peak(*os.ProcessState) int64 { return -1 }
+// selfPeak is unknown here: the memory bound is then not checked.
+func selfPeak() int64 { return -1 }
 
 // watch stops the child after limit only.
 func watch(_ int, _ int64, limit time.Duration, kill func()) func() string {

@@ -3,6 +3,7 @@ package pickle
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,10 +33,15 @@ func TestHostileOpcodes(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			memcheck.Refused(t, "pickle", c.want, 200<<20, 5*time.Second, func() error {
-				_, err := Unmarshal(c.in())
+			memcheck.Refused(t, c.name+".pkl", c.want, 200<<20, 5*time.Second, func(path string) error {
+				return os.WriteFile(path, c.in(), 0o644)
+			}, func(path string) error {
+				raw, err := os.ReadFile(path)
 				if err != nil {
-					return fmt.Errorf("pickle: %w", err)
+					return err
+				}
+				if _, err := Unmarshal(raw); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
 				}
 				return nil
 			})
