@@ -140,3 +140,14 @@ func TestLongNamesCut(t *testing.T) {
 		t.Errorf("error of %d bytes: %.300v", len(err.Error()), err)
 	}
 }
+
+// A report on a forged file's tensors stays short, whatever their number and names.
+func TestReportShort(t *testing.T) {
+	r := Report{Unexpected: make([]string, 100_000)}
+	for i := range r.Unexpected {
+		r.Unexpected[i] = fmt.Sprintf("extra.%d.%s", i, strings.Repeat("x", 1000))
+	}
+	if s := r.String(); len(s) > 2000 || !strings.Contains(s, "100000 unexpected") || !strings.Contains(s, "99990 more") {
+		t.Errorf("report of %d bytes: %.300s", len(s), s)
+	}
+}

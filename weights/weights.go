@@ -405,10 +405,23 @@ func (r Report) String() string {
 		names []string
 	}{{"missing", r.Missing}, {"unexpected", r.Unexpected}, {"mismatched", r.Mismatched}, {"skipped", r.Skipped}} {
 		if len(part.names) > 0 {
-			fmt.Fprintf(&b, "; %d %s: %s", len(part.names), part.what, strings.Join(part.names, ", "))
+			fmt.Fprintf(&b, "; %d %s: %s", len(part.names), part.what, listed(part.names))
 		}
 	}
 	return b.String()
+}
+
+// listed joins names for a message, the first 10 only (a forged file can have any number).
+func listed(names []string) string {
+	const most = 10
+	parts := make([]string, 0, most+1)
+	for _, n := range names[:min(len(names), most)] {
+		parts = append(parts, Quote(n))
+	}
+	if len(names) > most {
+		parts = append(parts, fmt.Sprintf("… %d more", len(names)-most))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // canonical strips the prefixes wrappers add (DataParallel's "module.", "model.", and "param/"
