@@ -50,6 +50,26 @@ func (p *Pairs) Load(i int) (voc.Sample, error) {
 	return voc.Sample{ID: p.IDs[i], Image: img, Mask: m}, nil
 }
 
+// MaxClasses is the most classes a model may have: labels are bytes, and 255 is void.
+const MaxClasses = 255
+
+// MaxClassName is the longest class name, in bytes.
+const MaxClassName = 256
+
+// CheckClassNames checks a list of class names against the limits (1–MaxClasses names of at
+// most MaxClassName bytes): those of a class-names file, and those a checkpoint carries.
+func CheckClassNames(names []string) error {
+	if len(names) == 0 || len(names) > MaxClasses {
+		return fmt.Errorf("%d class names (want 1–%d)", len(names), MaxClasses)
+	}
+	for i, n := range names {
+		if len(n) > MaxClassName {
+			return fmt.Errorf("class name %d is %d bytes long (at most %d)", i, len(n), MaxClassName)
+		}
+	}
+	return nil
+}
+
 // ReadClassNames reads a class-names file: one name per line, in label order.
 func ReadClassNames(path string) ([]string, error) {
 	raw, err := os.ReadFile(path)
@@ -62,8 +82,8 @@ func ReadClassNames(path string) ([]string, error) {
 			names = append(names, name)
 		}
 	}
-	if len(names) == 0 || len(names) > 255 {
-		return nil, fmt.Errorf("%s: %d class names (want 1–255, one per line)", path, len(names))
+	if err := CheckClassNames(names); err != nil {
+		return nil, fmt.Errorf("%s: %w; one per line", path, err)
 	}
 	return names, nil
 }

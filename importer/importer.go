@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/weights"
 )
@@ -94,7 +95,11 @@ func (r Report) String() string {
 // summarize lists names, collapsing those that share a first component past a few.
 func summarize(names []string) string {
 	if len(names) <= 6 {
-		return strings.Join(names, ", ")
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = weights.Quote(n)
+		}
+		return strings.Join(quoted, ", ")
 	}
 	groups := map[string]int{}
 	var order []string
@@ -105,9 +110,13 @@ func summarize(names []string) string {
 		}
 		groups[g]++
 	}
-	parts := make([]string, len(order))
-	for i, g := range order {
-		parts[i] = fmt.Sprintf("%s.* (%d)", g, groups[g])
+	const most = 8 // groups listed: a forged file can have any number
+	parts := make([]string, 0, most+1)
+	for _, g := range order[:min(len(order), most)] {
+		parts = append(parts, fmt.Sprintf("%s.* (%d)", weights.Quote(g), groups[g]))
+	}
+	if len(order) > most {
+		parts = append(parts, fmt.Sprintf("and %d more", len(order)-most))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -147,6 +156,11 @@ func Convert(f *weights.File, opt Options) (*Model, error) {
 		w, ok := m.Tensors["last_layer.3.weight"]
 		if !ok || len(w.Shape) != 4 {
 			return nil, fmt.Errorf("%s checkpoint without a classifier (last_layer.3.weight)", family)
+		}
+		// The model is built from these shapes: each must be the layout's before anything is
+		// allocated (a zero-element tensor passes every storage check whatever its shape).
+		if err := m.checkHead(); err != nil {
+			return nil, err
 		}
 		m.Classes = w.Shape[0]
 		if m.Names != nil && len(m.Names) != m.Classes {
@@ -225,6 +239,9 @@ func detect(t map[string]weights.Tensor) (Family, error) {
 	if len(sample) > 5 {
 		sample = sample[:5]
 	}
+	for i, name := range sample {
+		sample[i] = weights.Quote(name)
+	}
 	return "", fmt.Errorf("not an HRNet checkpoint segkit knows (keys such as %s); supported: mmseg FCN-HRNet (backbone.*, decode_head.*), official HRNet-Semantic-Segmentation (last_layer.*), ImageNet HRNet backbones (conv1, layer1, stage2-4)",
 		strings.Join(sample, ", "))
 }
@@ -252,12 +269,50 @@ func (m *Model) mapMMSeg(t map[string]weights.Tensor) error {
 	if w := m.Tensors["last_layer.0.weight"]; len(w.Shape) == 4 && (w.Shape[2] != 1 || w.Shape[3] != 1) {
 		return fmt.Errorf("an mmseg FCN head with a %d×%d conv: only the HRNet configs' 1×1 (kernel_size=1) is supported", w.Shape[2], w.Shape[3])
 	}
-	if _, ok := m.Tensors["last_layer.0.bias"]; !ok {
-		// ConvModule before a norm has no bias: a zero bias computes the same.
-		if w, ok := m.Tensors["last_layer.0.weight"]; ok && len(w.Shape) > 0 {
-			m.Tensors["last_layer.0.bias"] = weights.Tensor{Shape: []int{w.Shape[0]}, Data: make([]float32, w.Shape[0])}
-			m.Report.Synthesized = append(m.Report.Synthesized, "last_layer.0.bias (zeros: mmseg's head conv has none)")
+	return nil
+}
+
+// checkHead checks the segmentation head's shapes against the layout: the 1×1 conv maps the
+// concatenated branches (their channels summed) to as many channels, the classifier those to
+// 1–dataset.MaxClasses classes. It then gives mmseg's head conv its bias.
+func (m *Model) checkHead() error {
+	cfg, err := hrnet.Lookup(m.Config)
+	if err != nil {
+		return err
+	}
+	c := 0
+	for _, ch := range cfg.Stages[2].Channels {
+		c += ch
+	}
+	want := func(name string, shape ...int) error {
+		t, ok := m.Tensors[name]
+		switch {
+		case !ok && strings.HasSuffix(name, ".bias"):
+			return nil
+		case !ok:
+			return fmt.Errorf("no %s: HRNetV2-%s's head has one of shape %v", name, m.Config, shape)
 		}
+		if !slices.Equal(t.Shape, shape) {
+			return fmt.Errorf("%s has shape %s: HRNetV2-%s's is %v", name, weights.Quote(fmt.Sprint(t.Shape)), m.Config, shape)
+		}
+		return nil
+	}
+	w := m.Tensors["last_layer.3.weight"]
+	if k := w.Shape[0]; k < 1 || k > dataset.MaxClasses {
+		return fmt.Errorf("a classifier (last_layer.3.weight) of %d classes: at most %d", k, dataset.MaxClasses)
+	}
+	for _, e := range []error{
+		want("last_layer.0.weight", c, c, 1, 1), want("last_layer.0.bias", c),
+		want("last_layer.3.weight", w.Shape[0], c, 1, 1), want("last_layer.3.bias", w.Shape[0]),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if _, ok := m.Tensors["last_layer.0.bias"]; !ok && m.Family == MMSeg {
+		// ConvModule before a norm has no bias: a zero bias computes the same.
+		m.Tensors["last_layer.0.bias"] = weights.Tensor{Shape: []int{c}, Data: make([]float32, c)}
+		m.Report.Synthesized = append(m.Report.Synthesized, "last_layer.0.bias (zeros: mmseg's head conv has none)")
 	}
 	return nil
 }
@@ -318,22 +373,61 @@ var (
 	stageModule = regexp.MustCompile(`^stage([234])\.(\d+)\.branches\.(\d+)\.(\d+)\.conv1\.weight$`)
 )
 
+// bounds are the most blocks (stage 1), modules, branches and blocks (stages 2-4) that any of
+// hrnet.Configs has: a name's indices are read within them, so that a forged index cannot size
+// anything.
+var bounds = func() (b struct {
+	stage1                    int
+	modules, branches, blocks [3]int
+}) {
+	for _, c := range hrnet.Configs {
+		b.stage1 = max(b.stage1, c.Stage1Blocks)
+		for i, st := range c.Stages {
+			b.modules[i] = max(b.modules[i], st.Modules)
+			b.branches[i] = max(b.branches[i], len(st.Channels))
+			b.blocks[i] = max(b.blocks[i], st.Blocks)
+		}
+	}
+	return b
+}()
+
+// index reads a name's index, refusing one at or past bound.
+func index(name, what, s string, bound int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || len(s) > 9 || n >= bound {
+		return 0, fmt.Errorf("tensor %s: %s %s, beyond every HRNet layout segkit has (at most %d)", weights.Quote(name), what, weights.Quote(s), bound)
+	}
+	return n, nil
+}
+
 // inferConfig reads the HRNet layout off the tensor shapes and finds it among hrnet.Configs.
 func inferConfig(t map[string]weights.Tensor) (string, error) {
 	var c hrnet.Config
 	for name, v := range t {
 		if g := layer1Block.FindStringSubmatch(name); g != nil {
-			n, _ := strconv.Atoi(g[1])
+			n, err := index(name, "stage 1 block", g[1], bounds.stage1)
+			if err != nil {
+				return "", err
+			}
 			c.Stage1Blocks = max(c.Stage1Blocks, n+1)
 			if n == 0 && len(v.Shape) > 0 {
 				c.Planes = v.Shape[0]
 			}
 		}
 		if g := stageModule.FindStringSubmatch(name); g != nil {
-			k, _ := strconv.Atoi(g[1])
-			mod, _ := strconv.Atoi(g[2])
-			br, _ := strconv.Atoi(g[3])
-			blk, _ := strconv.Atoi(g[4])
+			k := int(g[1][0] - '0') // 2, 3 or 4
+			var mod, br, blk int
+			var err error
+			for _, p := range []struct {
+				dst   *int
+				what  string
+				bound int
+				s     string
+			}{{&mod, "module", bounds.modules[k-2], g[2]}, {&br, "branch", bounds.branches[k-2], g[3]}, {&blk, "block", bounds.blocks[k-2], g[4]}} {
+				if *p.dst, err = index(name, fmt.Sprintf("stage %d %s", k, p.what), p.s, p.bound); err != nil {
+					return "", err
+				}
+			}
 			st := &c.Stages[k-2]
 			st.Modules = max(st.Modules, mod+1)
 			st.Blocks = max(st.Blocks, blk+1)

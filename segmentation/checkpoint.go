@@ -11,8 +11,10 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/weights"
 )
 
 // CheckpointFormat marks our checkpoints (safetensors metadata "format"), with its version.
@@ -119,6 +121,14 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	return ck, nil
 }
 
+// A checkpoint's header (tensor list and metadata) and its state are far smaller than these
+// (HRNet-W48 with momentum: 0.5 MB and a few kB): larger ones are not segkit's and are refused
+// before they are parsed.
+const (
+	maxHeader = 16 << 20
+	maxState  = 1 << 20
+)
+
 func decodeCheckpoint(raw []byte) (ck *Checkpoint, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -128,9 +138,8 @@ func decodeCheckpoint(raw []byte) (ck *Checkpoint, err error) {
 	if len(raw) < 8 || binary.LittleEndian.Uint64(raw) > uint64(len(raw)-8) {
 		return nil, fmt.Errorf("not a checkpoint: truncated or not safetensors (%d bytes)", len(raw))
 	}
-	st, err := safetensors.Deserialize(raw)
-	if err != nil {
-		return nil, fmt.Errorf("not a checkpoint: %w", err)
+	if n := binary.LittleEndian.Uint64(raw); n > maxHeader {
+		return nil, fmt.Errorf("a header of %d bytes: more than a segkit checkpoint has (%d at most)", n, maxHeader)
 	}
 	_, meta, err := safetensors.ReadMetadata(raw)
 	if err != nil {
@@ -143,14 +152,21 @@ func decodeCheckpoint(raw []byte) (ck *Checkpoint, err error) {
 	if md["version"] != CheckpointVersion {
 		return nil, fmt.Errorf("checkpoint format version %q, this build reads %q", md["version"], CheckpointVersion)
 	}
+	if n := len(md["state"]); n > maxState {
+		return nil, fmt.Errorf("a checkpoint state of %d bytes: more than a segkit checkpoint has (%d at most)", n, maxState)
+	}
 	ck = &Checkpoint{Params: map[string][]float32{}, Shapes: map[string][]int{}, Velocity: map[string][]float32{}}
 	if err := json.Unmarshal([]byte(md["state"]), &ck.State); err != nil {
 		return nil, fmt.Errorf("checkpoint state: %w", err)
 	}
+	st, err := safetensors.Deserialize(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a checkpoint: %w", err)
+	}
 	for _, nt := range st.Tensors() {
 		tv := nt.TensorView
 		if tv.DType() != safetensors.F32 {
-			return nil, fmt.Errorf("tensor %s is %v, not F32", nt.Name, tv.DType())
+			return nil, fmt.Errorf("tensor %s is %v, not F32", weights.Quote(nt.Name), tv.DType())
 		}
 		b := tv.Data()
 		v := make([]float32, len(b)/4)
@@ -169,6 +185,25 @@ func decodeCheckpoint(raw []byte) (ck *Checkpoint, err error) {
 		}
 	}
 	return ck, nil
+}
+
+// validate checks the settings, class names and palette a checkpoint carries with the limits
+// their flags have (modelErrors, dataset.CheckClassNames): a checkpoint edited by hand, or
+// forged, is refused with the first setting out of bounds, before its model is built
+// (LoadModel) or its import saved.
+func (st State) validate() error {
+	if errs := st.Config.modelErrors(); len(errs) > 0 {
+		return fmt.Errorf("a setting no segkit run has: %w", errs[0])
+	}
+	if st.Classes != nil {
+		if err := dataset.CheckClassNames(st.Classes); err != nil {
+			return fmt.Errorf("its classes: %w", err)
+		}
+	}
+	if len(st.Palette) > dataset.MaxClasses+1 { // a colour for every byte label, void's too
+		return fmt.Errorf("a palette of %d colours (at most %d)", len(st.Palette), dataset.MaxClasses+1)
+	}
+	return nil
 }
 
 // Restore copies the checkpoint's values into params, which must hold the same tensors (build a

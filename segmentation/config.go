@@ -10,9 +10,6 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/segkit/segkit/hrnet"
-	"github.com/segkit/segkit/importer"
 )
 
 // Config is every setting of a training run; flags and a config file fill it.
@@ -152,17 +149,12 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Batch >= 2, "--batch %d: batch norm in training mode needs batches of at least 2", c.Batch)
-	check(c.Crop >= 32, "--crop %d: at least 32", c.Crop)
+	errs = append(errs, c.modelErrors()...)
 	errs = append(errs, c.dataErrors()...)
 	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
 	check(c.LR > 0, "--lr %g: must be positive", c.LR)
-	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)
-	if _, err := hrnet.Lookup(c.Model); err != nil {
-		check(false, "--model: %v", err)
-	}
 	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
 	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
-	check(c.Convention == "" || c.Convention == importer.ConventionMMSeg, "convention %q: empty (segkit's) or %q", c.Convention, importer.ConventionMMSeg)
 	if len(errs) > 0 {
 		return SettingError{errors.Join(errs...)}
 	}

@@ -1,10 +1,13 @@
 package segmentation
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/importer"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -82,6 +85,79 @@ func (c Config) TestAugment() voc.Augment {
 	return a
 }
 
+// MaxSide bounds every side a setting gives (crops, scales, test scales): four times the
+// largest of the recipes' (Cityscapes' 1024-pixel crop width), and it keeps a forged
+// checkpoint's settings from sizing the model's buffers.
+const MaxSide = 4096
+
+// CheckCrop checks a crop of h×w (w 0: square), as --crop gives it: both sides 32–MaxSide.
+func CheckCrop(h, w int) error { return errors.Join(cropErrors(h, w)...) }
+
+func cropErrors(h, w int) []error {
+	var errs []error
+	if h < 32 {
+		errs = append(errs, fmt.Errorf("--crop %d: at least 32", h))
+	}
+	if w != 0 && w < 32 {
+		errs = append(errs, fmt.Errorf("--crop %dx%d: at least 32", h, w))
+	}
+	if h > MaxSide || w > MaxSide {
+		errs = append(errs, fmt.Errorf("--crop %s: at most %d", size(h, w), MaxSide))
+	}
+	return errs
+}
+
+func size(h, w int) string {
+	if w == 0 || w == h {
+		return fmt.Sprint(h)
+	}
+	return fmt.Sprintf("%dx%d", h, w)
+}
+
+// CheckScale checks a rescale target LONGxSHORT given by flag (--scale, --test-scale): both
+// 1–MaxSide; zero is the default.
+func CheckScale(flag string, s [2]int) error {
+	switch {
+	case s == [2]int{}:
+	case s[0] < 1 || s[1] < 1:
+		return fmt.Errorf("%s %dx%d: LONGxSHORT, both positive", flag, s[0], s[1])
+	case s[0] > MaxSide || s[1] > MaxSide:
+		return fmt.Errorf("%s %dx%d: at most %d", flag, s[0], s[1], MaxSide)
+	}
+	return nil
+}
+
+// modelErrors reports the settings that build a model and size its inputs (the HRNet, the
+// resizing, the crop, the scales, the evaluation mode, the conventions) when they cannot work,
+// naming their flags: the flags' checks, and a checkpoint's.
+func (c Config) modelErrors() []error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	errs = append(errs, cropErrors(c.Crop, c.CropW)...)
+	for _, s := range []struct {
+		flag  string
+		scale [2]int
+	}{{"--scale", c.Scale}, {"--test-scale", c.TestScale}} {
+		if err := CheckScale(s.flag, s.scale); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	check(slices.Contains([]string{"", EvalWhole, EvalSlide}, c.EvalMode), "--eval-mode %q: whole or slide", c.EvalMode)
+	if h, w := c.CropSize(); c.EvalMode == EvalSlide && h != w {
+		check(false, "--eval-mode slide: its windows are square crops, and the crop is %dx%d", h, w)
+	}
+	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)
+	if _, err := hrnet.Lookup(c.Model); err != nil {
+		check(false, "--model: %v", err)
+	}
+	check(c.Convention == "" || c.Convention == importer.ConventionMMSeg, "convention %q: empty (segkit's) or %q", c.Convention, importer.ConventionMMSeg)
+	return errs
+}
+
 // dataErrors reports dataset and augmentation settings that cannot work, naming their flags.
 func (c Config) dataErrors() []error {
 	var errs []error
@@ -96,17 +172,10 @@ func (c Config) dataErrors() []error {
 		}
 		check(c.Data != "", "--dataset %s needs --data, the dataset's root", c.Dataset)
 	}
-	check(c.CropW == 0 || c.CropW >= 32, "--crop %dx%d: at least 32", c.Crop, c.CropW)
-	check(c.Scale == [2]int{} || c.Scale[0] > 0 && c.Scale[1] > 0, "--scale %dx%d: LONGxSHORT, both positive", c.Scale[0], c.Scale[1])
-	check(c.TestScale == [2]int{} || c.TestScale[0] > 0 && c.TestScale[1] > 0, "--test-scale %dx%d: LONGxSHORT, both positive", c.TestScale[0], c.TestScale[1])
 	r := c.RatioRange
 	check(r == [2]float64{} || r[0] > 0 && r[0] <= r[1], "--ratio-range %g,%g: MIN,MAX with 0 < MIN ≤ MAX", r[0], r[1])
 	check(c.CatMaxRatio >= 0 && c.CatMaxRatio <= 1, "--cat-max-ratio %g: in (0, 1] (1: no retries)", c.CatMaxRatio)
 	check(c.IgnoreIndex == nil || *c.IgnoreIndex >= 0 && *c.IgnoreIndex <= 255, "--ignore-index %d: a mask value, 0–255", deref(c.IgnoreIndex))
-	check(slices.Contains([]string{"", EvalWhole, EvalSlide}, c.EvalMode), "--eval-mode %q: whole or slide", c.EvalMode)
-	if h, w := c.CropSize(); c.EvalMode == EvalSlide && h != w {
-		check(false, "--eval-mode slide: its windows are square crops, and the crop is %dx%d", h, w)
-	}
 	return errs
 }
 

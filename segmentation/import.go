@@ -1,6 +1,7 @@
 package segmentation
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -38,22 +39,39 @@ func OpenCheckpoint(path string, opt ImportOptions) (*Checkpoint, error) {
 }
 
 // isCheckpoint reports whether path is a segkit checkpoint: safetensors whose metadata names
-// our format (anything else is for the importer).
+// our format (anything else is for the importer). The header is scanned in chunks, not read
+// whole: a forged one of any size is then LoadCheckpoint's to refuse, with a clear message.
 func isCheckpoint(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
 	var n uint64
-	if err := binary.Read(f, binary.LittleEndian, &n); err != nil || n > 100<<20 {
+	if err := binary.Read(f, binary.LittleEndian, &n); err != nil || n > uint64(st.Size()-8) {
 		return false, nil
 	}
-	header := make([]byte, n)
-	if _, err := io.ReadFull(f, header); err != nil {
-		return false, nil
+	mark := []byte(`"format":"` + CheckpointFormat + `"`)
+	r := bufio.NewReaderSize(io.LimitReader(f, int64(n)), 64<<10)
+	window := make([]byte, 0, 64<<10+len(mark))
+	for {
+		chunk := window[len(window):cap(window)]
+		k, err := r.Read(chunk[:min(len(chunk), 64<<10)])
+		window = window[:len(window)+k]
+		if bytes.Contains(window, mark) {
+			return true, nil
+		}
+		if err != nil {
+			return false, nil
+		}
+		// keep the tail that a mark split between chunks starts in
+		keep := min(len(window), len(mark)-1)
+		window = append(window[:0], window[len(window)-keep:]...)
 	}
-	return bytes.Contains(header, []byte(`"format":"`+CheckpointFormat+`"`)), nil
 }
 
 // Import is a PyTorch model converted: the net with its weights, the state a checkpoint of it
@@ -81,6 +99,11 @@ func ImportModel(path string, opt ImportOptions) (*Import, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	st := State{BestMIoU: -1, Config: cfg, Classes: names, Palette: palette,
+		Imported: &Imported{From: path, Family: string(m.Family), Container: m.Container, ABN: m.ABN, Report: m.Report.String()}}
+	if err := st.validate(); err != nil { // the file's class names, say
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	_, net, err := newModel(cfg, m.Classes)
 	if err != nil {
 		return nil, err
@@ -88,8 +111,6 @@ func ImportModel(path string, opt ImportOptions) (*Import, error) {
 	if rep := weights.Apply(net.Params, m.Tensors, nil); !rep.OK() || len(rep.Unexpected) > 0 {
 		return nil, fmt.Errorf("%s: the %s checkpoint does not fit HRNetV2-%s: %v", path, m.Family, m.Config, rep)
 	}
-	st := State{BestMIoU: -1, Config: cfg, Classes: names, Palette: palette,
-		Imported: &Imported{From: path, Family: string(m.Family), Container: m.Container, ABN: m.ABN, Report: m.Report.String()}}
 	return &Import{Net: net, State: st, Model: m}, nil
 }
 

@@ -95,6 +95,12 @@ func newModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 
 // LoadModel rebuilds a checkpoint's model with its weights, for classes classes.
 func LoadModel(ck *Checkpoint, classes int) (*hrnet.Model, *nn.Net, error) {
+	if err := ck.State.validate(); err != nil {
+		return nil, nil, err
+	}
+	if classes < 1 || classes > dataset.MaxClasses {
+		return nil, nil, fmt.Errorf("a model of %d classes: 1–%d", classes, dataset.MaxClasses)
+	}
 	m, net, err := newModel(ck.State.Config, classes)
 	if err != nil {
 		return nil, nil, err

@@ -2,7 +2,6 @@ package weights
 
 import (
 	"archive/zip"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -69,7 +68,7 @@ func storageType(v any) (dtype, error) {
 			return dt, nil
 		}
 	}
-	return dtype{}, fmt.Errorf("storage type %s is not supported", g)
+	return dtype{}, fmt.Errorf("storage type %s is not supported", Quote(g.String()))
 }
 
 // storage is one storage a persistent id names. A legacy file can also name a view: a part of
@@ -100,6 +99,9 @@ type torchFile struct {
 	prefix  string // "<archive>/"
 	// legacy format: where each root storage's elements start
 	offsets map[string]int64
+	// inflated is what the compressed storage records checked so far declare, together
+	inflated int64
+	counted  map[string]bool
 }
 
 // legacyMagic is the number the legacy format's first pickle holds.
@@ -149,6 +151,12 @@ func (f *torchFile) openZip() (any, error) {
 	if f.records[f.prefix+"constants.pkl"] != nil {
 		return nil, errors.New("a TorchScript archive (torch.jit.save), not a torch.save file: load it in Python and torch.save its state_dict()")
 	}
+	// Every record's declared sizes are checked before any is inflated.
+	for _, rec := range zr.File {
+		if err := f.checkRecord(rec); err != nil {
+			return nil, err
+		}
+	}
 	if rec := f.records[f.prefix+"byteorder"]; rec != nil {
 		order, err := f.readRecord(rec, 16)
 		if err != nil {
@@ -158,38 +166,59 @@ func (f *torchFile) openZip() (any, error) {
 			return nil, fmt.Errorf("saved with byte order %q: only little-endian files are supported", order)
 		}
 	}
-	raw, err := f.readRecord(f.records[f.prefix+"data.pkl"], f.size)
-	if err != nil {
-		return nil, err
+	// The pickle is decoded as it is read, never held whole; a compressed one may declare no
+	// more than the file's size, as a stored one can hold no more.
+	rec := f.records[f.prefix+"data.pkl"]
+	if rec.UncompressedSize64 > uint64(f.size) {
+		return nil, fmt.Errorf("record %s: %d bytes, more than the %d expected", Quote(rec.Name), rec.UncompressedSize64, f.size)
 	}
-	obj, err := f.decoder(bytes.NewReader(raw), int64(len(raw))).Decode()
+	rc, err := rec.Open()
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
+	}
+	defer rc.Close()
+	size := int64(rec.UncompressedSize64)
+	lr := io.LimitReader(rc, size)
+	obj, err := f.decoder(lr, size).Decode()
 	if err != nil {
 		return nil, fmt.Errorf("data.pkl: %w", err)
 	}
+	// Whatever follows the pickle is ignored, as torch.load does, but read for the CRC check.
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
+	}
+	if err := atEOF(rc); err != nil {
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
+	}
 	return obj, nil
 }
+
+// maxInflate bounds the compressed storages' declared sizes together, as a multiple of the
+// file's size: weights hardly compress (a re-zipped checkpoint shrinks by a few percent), so
+// a claim far beyond the file is a zip bomb, refused before it is inflated.
+const maxInflate = 16
 
 // checkRecord checks that a zip record's declared sizes fit the file, so that reading it
 // allocates no more than the file can hold.
 func (f *torchFile) checkRecord(rec *zip.File) error {
 	off, err := rec.DataOffset()
 	if err != nil {
-		return fmt.Errorf("record %s: %w", rec.Name, err)
+		return fmt.Errorf("record %s: %w", Quote(rec.Name), err)
 	}
 	if rec.CompressedSize64 > uint64(f.size) || off+int64(rec.CompressedSize64) > f.size {
-		return fmt.Errorf("record %s runs past the end of the file", rec.Name)
+		return fmt.Errorf("record %s runs past the end of the file", Quote(rec.Name))
 	}
 	switch rec.Method {
 	case zip.Store: // what torch.save writes
 		if rec.CompressedSize64 != rec.UncompressedSize64 {
-			return fmt.Errorf("record %s: stored, yet %d bytes hold %d", rec.Name, rec.CompressedSize64, rec.UncompressedSize64)
+			return fmt.Errorf("record %s: stored, yet %d bytes hold %d", Quote(rec.Name), rec.CompressedSize64, rec.UncompressedSize64)
 		}
 	case zip.Deflate: // a re-zipped file: deflate expands at most 1032-fold
 		if rec.UncompressedSize64/1032 > rec.CompressedSize64+1 {
-			return fmt.Errorf("record %s: %d compressed bytes cannot hold %d", rec.Name, rec.CompressedSize64, rec.UncompressedSize64)
+			return fmt.Errorf("record %s: %d compressed bytes cannot hold %d", Quote(rec.Name), rec.CompressedSize64, rec.UncompressedSize64)
 		}
 	default:
-		return fmt.Errorf("record %s: compression method %d is not supported", rec.Name, rec.Method)
+		return fmt.Errorf("record %s: compression method %d is not supported", Quote(rec.Name), rec.Method)
 	}
 	return nil
 }
@@ -200,23 +229,20 @@ func (f *torchFile) readRecord(rec *zip.File, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if rec.UncompressedSize64 > uint64(limit) {
-		return nil, fmt.Errorf("record %s: %d bytes, more than the %d expected", rec.Name, rec.UncompressedSize64, limit)
+		return nil, fmt.Errorf("record %s: %d bytes, more than the %d expected", Quote(rec.Name), rec.UncompressedSize64, limit)
 	}
 	rc, err := rec.Open()
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %w", rec.Name, err)
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
 	}
 	defer rc.Close()
-	// A compressed record's declared size may lie: grow with what it really holds.
-	buf, err := io.ReadAll(io.LimitReader(rc, int64(min(rec.UncompressedSize64, math.MaxInt64))))
-	if err == nil && uint64(len(buf)) != rec.UncompressedSize64 {
-		err = io.ErrUnexpectedEOF
-	}
+	buf := make([]byte, rec.UncompressedSize64) // at most limit
+	_, err = io.ReadFull(rc, buf)
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %w", rec.Name, err)
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
 	}
 	if err := atEOF(rc); err != nil {
-		return nil, fmt.Errorf("record %s: %w", rec.Name, err)
+		return nil, fmt.Errorf("record %s: %w", Quote(rec.Name), err)
 	}
 	return buf, nil
 }
@@ -282,25 +308,25 @@ func (f *torchFile) openLegacy() (any, error) {
 		}
 		s := f.storages[key]
 		if s == nil || s.base != nil {
-			return nil, fmt.Errorf("storage %s: listed, but the pickle does not name it", key)
+			return nil, fmt.Errorf("storage %s: listed, but the pickle does not name it", Quote(key))
 		}
 		if _, dup := f.offsets[key]; dup {
-			return nil, fmt.Errorf("storage %s: listed twice", key)
+			return nil, fmt.Errorf("storage %s: listed twice", Quote(key))
 		}
 		var count [8]byte
 		if pos > f.size-8 {
-			return nil, fmt.Errorf("storage %s: the file ends before its data: %w", key, io.ErrUnexpectedEOF)
+			return nil, fmt.Errorf("storage %s: the file ends before its data: %w", Quote(key), io.ErrUnexpectedEOF)
 		}
 		if _, err := f.r.ReadAt(count[:], pos); err != nil {
-			return nil, fmt.Errorf("storage %s: %w", key, err)
+			return nil, fmt.Errorf("storage %s: %w", Quote(key), err)
 		}
 		n := int64(binary.LittleEndian.Uint64(count[:]))
 		if n != s.numel {
-			return nil, fmt.Errorf("storage %s: %d elements in the file, %d in the pickle", key, n, s.numel)
+			return nil, fmt.Errorf("storage %s: %d elements in the file, %d in the pickle", Quote(key), n, s.numel)
 		}
 		pos += 8
 		if left := f.size - pos; n > left/s.dtype.size {
-			return nil, fmt.Errorf("storage %s: %d %s elements (%d bytes each) declared, %d bytes remain", key, n, s.dtype.name, s.dtype.size, left)
+			return nil, fmt.Errorf("storage %s: %d %s elements (%d bytes each) declared, %d bytes remain", Quote(key), n, s.dtype.name, s.dtype.size, left)
 		}
 		f.offsets[key] = pos
 		pos += n * s.dtype.size
@@ -319,7 +345,7 @@ func (f *torchFile) persistentLoad(pid any) (any, error) {
 		return t[1], nil
 	}
 	if t[0] != "storage" || len(t) != 5 && !f.legacy || len(t) != 6 && f.legacy {
-		return nil, fmt.Errorf("persistent id %v is not a storage", t[0])
+		return nil, fmt.Errorf("persistent id %s is not a storage", brief(t[0]))
 	}
 	dt, err := storageType(t[1])
 	if err != nil {
@@ -328,7 +354,7 @@ func (f *torchFile) persistentLoad(pid any) (any, error) {
 	key, ok1 := t[2].(string)
 	numel, ok2 := t[4].(int64)
 	if !ok1 || !ok2 || numel < 0 {
-		return nil, fmt.Errorf("storage persistent id (%s, %v)", pickle.TypeName(t[2]), t[4])
+		return nil, fmt.Errorf("storage persistent id (%s, %s)", pickle.TypeName(t[2]), brief(t[4]))
 	}
 	s, err := f.storage(key, dt, numel, nil, 0)
 	if err != nil || !f.legacy || t[5] == nil {
@@ -336,13 +362,13 @@ func (f *torchFile) persistentLoad(pid any) (any, error) {
 	}
 	view, ok := t[5].(pickle.Tuple)
 	if !ok || len(view) != 3 {
-		return nil, fmt.Errorf("storage %s: view %s", key, pickle.TypeName(t[5]))
+		return nil, fmt.Errorf("storage %s: view %s", Quote(key), pickle.TypeName(t[5]))
 	}
 	vkey, ok1 := view[0].(string)
 	off, ok2 := view[1].(int64)
 	vn, ok3 := view[2].(int64)
 	if !ok1 || !ok2 || !ok3 || off < 0 || vn < 0 || off > numel || vn > numel-off {
-		return nil, fmt.Errorf("storage %s: view %v of %d elements", key, view, numel)
+		return nil, fmt.Errorf("storage %s: view %s of %d elements", Quote(key), brief(view), numel)
 	}
 	return f.storage(vkey, dt, vn, s, off)
 }
@@ -351,7 +377,7 @@ func (f *torchFile) persistentLoad(pid any) (any, error) {
 func (f *torchFile) storage(key string, dt dtype, numel int64, base *storage, off int64) (*storage, error) {
 	if s := f.storages[key]; s != nil {
 		if s.dtype != dt || s.numel != numel || s.base != base || s.baseOffset != off {
-			return nil, fmt.Errorf("storage %s: named twice, as %d %s and as %d %s", key, s.numel, s.dtype.name, numel, dt.name)
+			return nil, fmt.Errorf("storage %s: named twice, as %d %s and as %d %s", Quote(key), s.numel, s.dtype.name, numel, dt.name)
 		}
 		return s, nil
 	}
@@ -434,7 +460,7 @@ func (t *strided) view() (n int64, contiguous bool, err error) {
 	n = 1
 	for _, d := range t.size {
 		if d < 0 {
-			return 0, false, fmt.Errorf("size %v", t.size)
+			return 0, false, fmt.Errorf("size %s", brief(t.size))
 		}
 		if d == 0 {
 			n = 0
@@ -442,12 +468,12 @@ func (t *strided) view() (n int64, contiguous bool, err error) {
 	}
 	for _, d := range t.size {
 		if n != 0 && n > math.MaxInt64/d {
-			return 0, false, fmt.Errorf("size %v: too many elements", t.size)
+			return 0, false, fmt.Errorf("size %s: too many elements", brief(t.size))
 		}
 		n *= d
 	}
 	if n > numel {
-		return 0, false, fmt.Errorf("a view of %d elements (size %v) on a storage of %d", n, t.size, numel)
+		return 0, false, fmt.Errorf("a view of %d elements (size %s) on a storage of %d", n, brief(t.size), numel)
 	}
 	if t.offset < 0 || t.offset > numel {
 		return 0, false, fmt.Errorf("offset %d in a storage of %d elements", t.offset, numel)
@@ -460,11 +486,11 @@ func (t *strided) view() (n int64, contiguous bool, err error) {
 	for i := len(t.size) - 1; i >= 0; i-- {
 		d, s := t.size[i], t.stride[i]
 		if s < 0 {
-			return 0, false, fmt.Errorf("negative stride %v", t.stride)
+			return 0, false, fmt.Errorf("negative stride %s", brief(t.stride))
 		}
 		if d > 1 {
 			if s > (math.MaxInt64-last)/(d-1) {
-				return 0, false, fmt.Errorf("stride %v reads past its storage of %d elements", t.stride, numel)
+				return 0, false, fmt.Errorf("stride %s reads past its storage of %d elements", brief(t.stride), numel)
 			}
 			last += (d - 1) * s
 			contiguous = contiguous && s == want
@@ -472,8 +498,8 @@ func (t *strided) view() (n int64, contiguous bool, err error) {
 		want *= d
 	}
 	if last >= numel {
-		return 0, false, fmt.Errorf("size %v, stride %v and offset %d read element %d of a storage of %d",
-			t.size, t.stride, t.offset, last, numel)
+		return 0, false, fmt.Errorf("size %s, stride %s and offset %d read element %d of a storage of %d",
+			brief(t.size), brief(t.stride), t.offset, last, numel)
 	}
 	return n, contiguous, nil
 }
@@ -489,25 +515,38 @@ func (s *storage) root() (*storage, int64) {
 // check checks that a root storage's elements are in the file, without reading them.
 func (f *torchFile) check(s *storage) error {
 	if s.numel > math.MaxInt64/s.dtype.size {
-		return fmt.Errorf("storage %s: %d elements", s.key, s.numel)
+		return fmt.Errorf("storage %s: %d elements", Quote(s.key), s.numel)
 	}
 	want := s.numel * s.dtype.size
 	if f.legacy {
 		if _, ok := f.offsets[s.key]; !ok {
-			return fmt.Errorf("storage %s: its data is not in the file", s.key)
+			return fmt.Errorf("storage %s: its data is not in the file", Quote(s.key))
 		}
 		return nil // counts checked in openLegacy
 	}
 	name := f.prefix + "data/" + s.key
 	rec := f.records[name]
 	if rec == nil {
-		return fmt.Errorf("storage %s: no record %s", s.key, name)
+		return fmt.Errorf("storage %s: no record %s", Quote(s.key), Quote(name))
 	}
 	if rec.UncompressedSize64 != uint64(want) {
 		return fmt.Errorf("storage %s: %d %s elements (%d bytes) declared, its record holds %d bytes",
-			s.key, s.numel, s.dtype.name, want, rec.UncompressedSize64)
+			Quote(s.key), s.numel, s.dtype.name, want, rec.UncompressedSize64)
 	}
-	return f.checkRecord(rec)
+	if err := f.checkRecord(rec); err != nil {
+		return err
+	}
+	if rec.Method != zip.Store && !f.counted[name] {
+		if f.counted == nil {
+			f.counted = map[string]bool{}
+		}
+		f.counted[name] = true
+		if f.inflated += want; f.inflated > maxInflate*f.size+1<<20 {
+			return fmt.Errorf("storage %s: the compressed storages declare %d bytes, more than %d times the file's %d",
+				Quote(s.key), f.inflated, maxInflate, f.size)
+		}
+	}
+	return nil
 }
 
 // floats reads a root storage's elements as float32, in chunks (the raw bytes are never all in
@@ -520,7 +559,7 @@ func (f *torchFile) floats(s *storage) ([]float32, error) {
 	} else {
 		rc, err := f.records[f.prefix+"data/"+s.key].Open()
 		if err != nil {
-			return nil, fmt.Errorf("storage %s: %w", s.key, err)
+			return nil, fmt.Errorf("storage %s: %w", Quote(s.key), err)
 		}
 		defer rc.Close()
 		r = rc
@@ -538,7 +577,7 @@ func (f *torchFile) floats(s *storage) ([]float32, error) {
 		n := min(int64(len(buf))/size, s.numel-done)
 		b := buf[:n*size]
 		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, fmt.Errorf("storage %s: %w", s.key, err)
+			return nil, fmt.Errorf("storage %s: %w", Quote(s.key), err)
 		}
 		out = slices.Grow(out, int(n))[:done+n]
 		dst := out[done:]
@@ -560,13 +599,13 @@ func (f *torchFile) floats(s *storage) ([]float32, error) {
 				dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
 			}
 		default:
-			return nil, fmt.Errorf("storage %s: %s is not a float type", s.key, s.dtype.name)
+			return nil, fmt.Errorf("storage %s: %s is not a float type", Quote(s.key), s.dtype.name)
 		}
 		done += n
 	}
 	if !f.legacy {
 		if err := atEOF(r); err != nil {
-			return nil, fmt.Errorf("storage %s: %w", s.key, err)
+			return nil, fmt.Errorf("storage %s: %w", Quote(s.key), err)
 		}
 	}
 	return out, nil

@@ -124,7 +124,7 @@ func readSafetensors(raw []byte) (out *File, err error) {
 			continue
 		}
 		if len(b) != n*size {
-			return nil, fmt.Errorf("tensor %s: shape %v in %d bytes", nt.Name, shape, len(b))
+			return nil, fmt.Errorf("tensor %s: shape %s in %d bytes", Quote(nt.Name), brief(shape), len(b))
 		}
 		data = make([]float32, n)
 		for i := range data {
@@ -177,11 +177,11 @@ func readTorch(r io.ReaderAt, size int64) (*File, error) {
 		case *strided:
 			n, contiguous, err := v.view()
 			if err != nil {
-				return nil, fmt.Errorf("tensor %s: %w", name, err)
+				return nil, fmt.Errorf("tensor %s: %w", Quote(name), err)
 			}
 			root, _ := v.storage.root()
 			if err := tf.check(root); err != nil {
-				return nil, fmt.Errorf("tensor %s: %w", name, err)
+				return nil, fmt.Errorf("tensor %s: %w", Quote(name), err)
 			}
 			switch v.storage.dtype.kind {
 			case kindFloat:
@@ -195,7 +195,7 @@ func readTorch(r io.ReaderAt, size int64) (*File, error) {
 			}
 		case *pickle.Object:
 			if strings.HasPrefix(v.Module, "torch") && strings.HasPrefix(v.Name, "_rebuild") {
-				return nil, fmt.Errorf("tensor %s: rebuilt by %s.%s, which this reader does not support", name, v.Module, v.Name)
+				return nil, fmt.Errorf("tensor %s: rebuilt by %s.%s, which this reader does not support", Quote(name), Quote(v.Module), Quote(v.Name))
 			}
 		}
 	}
@@ -209,7 +209,7 @@ func readTorch(r io.ReaderAt, size int64) (*File, error) {
 		if data[root] == nil {
 			d, err := tf.floats(root)
 			if err != nil {
-				return nil, fmt.Errorf("tensor %s: %w", e.name, err)
+				return nil, fmt.Errorf("tensor %s: %w", Quote(e.name), err)
 			}
 			data[root] = d
 		}
@@ -223,7 +223,7 @@ func readTorch(r io.ReaderAt, size int64) (*File, error) {
 			continue
 		}
 		if copies += e.n; copies > held {
-			return nil, fmt.Errorf("tensor %s: strided views copy more elements than the file's storages hold (%d)", e.name, held)
+			return nil, fmt.Errorf("tensor %s: strided views copy more elements than the file's storages hold (%d)", Quote(e.name), held)
 		}
 		out.Tensors[e.name] = Tensor{Shape: shape, Data: e.t.gather(data[root], base, e.n)}
 	}
@@ -236,7 +236,7 @@ func findStateDict(root any) (sd *pickle.Dict, container string, top *pickle.Dic
 	d, ok := root.(*pickle.Dict)
 	if !ok {
 		if o, ok := root.(*pickle.Object); ok {
-			return nil, "", nil, fmt.Errorf("holds a %s.%s object, not a state_dict (a whole model? save model.state_dict() instead)", o.Module, o.Name)
+			return nil, "", nil, fmt.Errorf("holds a %s object, not a state_dict (a whole model? save model.state_dict() instead)", Quote(o.Module+"."+o.Name))
 		}
 		return nil, "", nil, fmt.Errorf("holds a %s, not a state_dict", pickle.TypeName(root))
 	}
@@ -326,10 +326,14 @@ func names(v any) []string {
 	return out
 }
 
+// maxColors bounds a palette read: labels are bytes, so more colours are not a palette (and
+// decoding a forged array of millions would take tens of bytes each).
+const maxColors = 256
+
 func colors(v any) [][3]uint8 {
 	var rows [][]int64
 	if a, ok := v.(*pickle.NDArray); ok && a.Items == nil {
-		if len(a.Shape) != 2 || a.Shape[1] != 3 {
+		if len(a.Shape) != 2 || a.Shape[1] != 3 || a.Shape[0] > maxColors {
 			return nil
 		}
 		flat, err := a.Int64s()
@@ -341,7 +345,7 @@ func colors(v any) [][3]uint8 {
 		}
 	} else {
 		items, ok := sequence(v)
-		if !ok {
+		if !ok || len(items) > maxColors {
 			return nil
 		}
 		for _, item := range items {
@@ -375,6 +379,12 @@ func colors(v any) [][3]uint8 {
 	return out
 }
 
+// Quote returns a name from a file as a message shows it: as it is when short and printable,
+// else quoted and cut, so that a forged file's names cannot make a message long.
+func Quote(name string) string { return pickle.Brief(name) }
+
+func brief(v any) string { return pickle.Brief(v) }
+
 // Report is what Apply did.
 type Report struct {
 	Loaded     int
@@ -395,10 +405,23 @@ func (r Report) String() string {
 		names []string
 	}{{"missing", r.Missing}, {"unexpected", r.Unexpected}, {"mismatched", r.Mismatched}, {"skipped", r.Skipped}} {
 		if len(part.names) > 0 {
-			fmt.Fprintf(&b, "; %d %s: %s", len(part.names), part.what, strings.Join(part.names, ", "))
+			fmt.Fprintf(&b, "; %d %s: %s", len(part.names), part.what, listed(part.names))
 		}
 	}
 	return b.String()
+}
+
+// listed joins names for a message, the first 10 only (a forged file can have any number).
+func listed(names []string) string {
+	const most = 10
+	parts := make([]string, 0, most+1)
+	for _, n := range names[:min(len(names), most)] {
+		parts = append(parts, Quote(n))
+	}
+	if len(names) > most {
+		parts = append(parts, fmt.Sprintf("… %d more", len(names)-most))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // canonical strips the prefixes wrappers add (DataParallel's "module.", "model.", and "param/"

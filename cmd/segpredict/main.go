@@ -173,8 +173,8 @@ func configure(inf *segmentation.Inference, o options, fs *pflag.FlagSet) error 
 		}
 	}
 	if fs.Changed("crop") {
-		if o.crop < 32 {
-			return fmt.Errorf("--crop %d: at least 32", o.crop)
+		if err := segmentation.CheckCrop(o.crop, 0); err != nil {
+			return err
 		}
 		inf.Crop, inf.Stride = o.crop, max(1, o.crop*2/3)
 	}
@@ -195,6 +195,9 @@ func configure(inf *segmentation.Inference, o options, fs *pflag.FlagSet) error 
 				return fmt.Errorf("--scale %q: LONGxSHORT with positive integers", o.scale)
 			}
 			inf.Aug.Scale[i] = v
+		}
+		if err := segmentation.CheckScale("--scale", inf.Aug.Scale); err != nil {
+			return err
 		}
 	}
 	return nil

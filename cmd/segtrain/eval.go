@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/segmentation"
@@ -63,8 +64,8 @@ grey indices, or VOC-palette colours.`,
 				"class-names", "bn", "align-corners"); err != nil {
 				return err
 			}
-			if classes < 1 || classes > 255 {
-				return usageError{fmt.Errorf("--classes %d: must be 1–255", classes)}
+			if classes < 1 || classes > dataset.MaxClasses {
+				return usageError{fmt.Errorf("--classes %d: must be 1–%d", classes, dataset.MaxClasses)}
 			}
 			ids, err := listIDs(idsFile, gtDir)
 			if err != nil {

@@ -2,8 +2,9 @@
 // The few callables that torch.save and numpy pickles use are built in (OrderedDict, set,
 // bytes, numpy scalars, dtypes and arrays; more through Decoder.Funcs); every other class
 // becomes an *Object that records what the pickle did with it, so an unknown class never stops
-// the decoding. Malformed input is an error, never a panic, and no declared length is trusted
-// beyond the bytes that remain to be read.
+// the decoding. Malformed input is an error, never a panic, no declared length is trusted
+// beyond the bytes that remain to be read, and the values, memo entries, stack and MARKs a
+// pickle makes are bounded by its size and by caps that no checkpoint comes near.
 //
 // Python values map to Go as follows:
 //
@@ -70,17 +71,35 @@ type Decoder struct {
 	r    *bufio.Reader
 	left int64 // bytes the decoder may still read: every declared length is checked against it
 	off  int64 // bytes read so far
-	// made counts the bytes the built-in callables have allocated: a pickle can call them many
-	// times on one memoized value (dict(d), bytes(b)), so they are charged against a budget in
-	// proportion to the input, which keeps memory linear in what the input can hold.
+	// made counts the bytes the decoder has allocated beyond the strings it read: a one-byte
+	// opcode makes a list, a dict or a memo entry of tens of bytes, and the built-in callables
+	// can copy one memoized value over and over (dict(d), bytes(b)). It is charged against a
+	// budget in proportion to the input, with a cap, which keeps memory linear in what the
+	// input can hold and bounded whatever it is.
 	made, budget int64
 }
+
+// The budget: bytesPerByte per input byte, at most maxBudget, plus minBudget. A torch.save
+// pickle makes 10–20 bytes of values per byte (as charged, the strings aside); the state dict
+// and optimizer state of the largest HRNet, a few MiB.
+const (
+	bytesPerByte = 32
+	maxBudget    = 32 << 20
+	minBudget    = 1 << 20
+)
+
+// maxStack and maxMarks bound the stack and the MARKs open on it: a pickle of a state dict
+// holds a few thousand values at a time, nested a few levels deep.
+const (
+	maxStack = 1 << 18
+	maxMarks = 1 << 16
+)
 
 // NewDecoder reads pickles from r, reading at most limit bytes in all (usually the bytes that
 // remain in the file: lengths beyond them are refused before anything is allocated).
 func NewDecoder(r io.Reader, limit int64) *Decoder {
 	limit = max(limit, 0)
-	return &Decoder{r: bufio.NewReader(r), left: limit, budget: 16*min(limit, math.MaxInt64/32) + 1<<20}
+	return &Decoder{r: bufio.NewReader(r), left: limit, budget: min(bytesPerByte*min(limit, maxBudget), maxBudget) + minBudget}
 }
 
 // Offset is the number of bytes the decoder has read: after Decode, where the next pickle
@@ -136,6 +155,9 @@ func (d *Decoder) Decode() (any, error) {
 			return v, nil
 		}
 		if err := m.step(op); err != nil {
+			return nil, &Error{Offset: at, Op: op, Err: err}
+		}
+		if err := m.checkStack(); err != nil {
 			return nil, &Error{Offset: at, Op: op, Err: err}
 		}
 	}
@@ -238,6 +260,9 @@ func (m *machine) step(op byte) error {
 		}
 
 	case opMark:
+		if len(m.marks) >= maxMarks {
+			return fmt.Errorf("more than %d MARKs open: nested deeper than any pickle of a checkpoint", maxMarks)
+		}
 		m.marks = append(m.marks, len(m.stack))
 	case opPop:
 		if len(m.stack) > m.floor() {
@@ -368,11 +393,17 @@ func (m *machine) step(op byte) error {
 		m.push(s)
 
 	case opEmptyTuple:
+		if err := m.alloc(containerSize); err != nil {
+			return err
+		}
 		m.push(Tuple{})
 	case opTuple1, opTuple2, opTuple3:
 		n := int(op-opTuple1) + 1
 		if len(m.stack)-m.floor() < n {
 			return fmt.Errorf("TUPLE%d needs %d items on the stack", n, n)
+		}
+		if err := m.alloc(containerSize + itemSize*int64(n)); err != nil {
+			return err
 		}
 		t := Tuple(append([]any(nil), m.stack[len(m.stack)-n:]...))
 		m.stack = m.stack[:len(m.stack)-n]
@@ -382,20 +413,35 @@ func (m *machine) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := m.alloc(containerSize + itemSize*int64(len(items))); err != nil {
+			return err
+		}
 		m.push(Tuple(items))
 	case opEmptyList:
+		if err := m.alloc(containerSize); err != nil {
+			return err
+		}
 		m.push(&List{})
 	case opList:
 		items, err := m.popMark()
 		if err != nil {
 			return err
 		}
+		if err := m.alloc(containerSize + itemSize*int64(len(items))); err != nil {
+			return err
+		}
 		m.push(&List{Items: items})
 	case opEmptyDict:
+		if err := m.alloc(containerSize); err != nil {
+			return err
+		}
 		m.push(&Dict{})
 	case opDict:
 		items, err := m.popMark()
 		if err != nil {
+			return err
+		}
+		if err := m.alloc(containerSize + entrySize*int64(len(items)/2)); err != nil {
 			return err
 		}
 		d := &Dict{}
@@ -404,10 +450,16 @@ func (m *machine) step(op byte) error {
 		}
 		m.push(d)
 	case opEmptySet:
+		if err := m.alloc(containerSize); err != nil {
+			return err
+		}
 		m.push(&Set{})
 	case opFrozenSet:
 		items, err := m.popMark()
 		if err != nil {
+			return err
+		}
+		if err := m.alloc(containerSize + itemSize*int64(len(items))); err != nil {
 			return err
 		}
 		m.push(&Set{Items: items, Frozen: true})
@@ -433,6 +485,9 @@ func (m *machine) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := m.alloc(itemSize * int64(len(items))); err != nil {
+			return err
+		}
 		switch t := target.(type) {
 		case *Set:
 			t.Items = append(t.Items, items...)
@@ -446,6 +501,9 @@ func (m *machine) step(op byte) error {
 			return errors.New("SETITEM needs a dict, a key and a value on the stack")
 		}
 		items := m.stack[len(m.stack)-2:]
+		if err := m.alloc(entrySize); err != nil {
+			return err
+		}
 		if err := m.setItemsOn(m.stack[len(m.stack)-3], items); err != nil {
 			return err
 		}
@@ -457,6 +515,9 @@ func (m *machine) step(op byte) error {
 		}
 		target, err := m.top()
 		if err != nil {
+			return err
+		}
+		if err := m.alloc(entrySize * int64(len(items)/2)); err != nil {
 			return err
 		}
 		return m.setItemsOn(target, items)
@@ -483,6 +544,9 @@ func (m *machine) step(op byte) error {
 		}
 		v, err := m.top()
 		if err != nil {
+			return err
+		}
+		if err := m.alloc(entrySize); err != nil {
 			return err
 		}
 		m.memo[idx] = v
@@ -518,6 +582,9 @@ func (m *machine) step(op byte) error {
 		if err != nil {
 			return err
 		}
+		if err := m.alloc(containerSize); err != nil {
+			return err
+		}
 		m.push(Global{Module: string(module), Name: string(name)})
 	case opStackGlobal:
 		name, err := m.pop()
@@ -532,6 +599,9 @@ func (m *machine) step(op byte) error {
 		ns, ok2 := name.(string)
 		if !ok1 || !ok2 {
 			return fmt.Errorf("STACK_GLOBAL of %s and %s, not two strings", typeName(module), typeName(name))
+		}
+		if err := m.alloc(containerSize); err != nil {
+			return err
 		}
 		m.push(Global{Module: ms, Name: ns})
 
@@ -639,6 +709,9 @@ func (m *machine) step(op byte) error {
 		if m.PersistentLoad == nil {
 			return errors.New("a persistent id, and no way to resolve it")
 		}
+		if err := m.alloc(objectSize); err != nil {
+			return err
+		}
 		v, err := m.PersistentLoad(pid)
 		if err != nil {
 			return err
@@ -680,6 +753,9 @@ func (o *Object) setState(state any) error {
 // call runs REDUCE, NEWOBJ(_EX), INST and OBJ: a known callable runs; an unknown class makes an
 // *Object.
 func (m *machine) call(callee any, args Tuple, kwargs *Dict) (any, error) {
+	if err := m.alloc(objectSize); err != nil { // what the callable makes, at least
+		return nil, err
+	}
 	switch c := callee.(type) {
 	case Global:
 		if (c.Module == "copyreg" || c.Module == "copy_reg") && m.depth < 8 {
@@ -730,8 +806,22 @@ func (m *machine) charge(v any) error {
 	case *Set:
 		n = 16 * int64(len(v.Items))
 	}
+	return m.alloc(n)
+}
+
+// What alloc charges: a container or a global (its header, rounded up), each item of a list,
+// tuple or set, each entry of a dict or of the memo, and an object a callable makes.
+const (
+	containerSize = 64
+	itemSize      = 16
+	entrySize     = 64
+	objectSize    = 128
+)
+
+// alloc charges n bytes of new values against the budget.
+func (m *machine) alloc(n int64) error {
 	if m.made += n; m.made > m.budget {
-		return fmt.Errorf("the pickle makes more than %d bytes of copies, far more than its own size", m.budget)
+		return fmt.Errorf("the pickle makes more than %d bytes of values (objects, memo entries, copies) from %d bytes, far more than its size justifies", m.budget, m.off)
 	}
 	return nil
 }
@@ -739,6 +829,9 @@ func (m *machine) charge(v any) error {
 func (m *machine) appendTo(items []any) error {
 	target, err := m.top()
 	if err != nil {
+		return err
+	}
+	if err := m.alloc(itemSize * int64(len(items))); err != nil {
 		return err
 	}
 	switch t := target.(type) {
@@ -776,6 +869,14 @@ func setItems(d *Dict, kv []any) error {
 }
 
 func (m *machine) push(v any) { m.stack = append(m.stack, v) }
+
+// checkStack refuses a stack past maxStack values (step pushes at most one per opcode).
+func (m *machine) checkStack() error {
+	if len(m.stack) > maxStack {
+		return fmt.Errorf("more than %d values on the stack: more than any pickle of a checkpoint holds", maxStack)
+	}
+	return nil
+}
 
 // floor is where the stack above the last MARK starts: opcodes other than the MARK ones must
 // not reach below it.
@@ -926,9 +1027,9 @@ func typeName(v any) string {
 	case nil:
 		return "None"
 	case *Object:
-		return v.Module + "." + v.Name + " object"
+		return Brief(v.Module+"."+v.Name) + " object"
 	case Global:
-		return "global " + v.String()
+		return "global " + Brief(v.String())
 	case Tuple:
 		return "tuple"
 	case *List:

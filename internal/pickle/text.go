@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Protocol 0 writes numbers and strings as text lines; these decode them.
@@ -126,4 +128,63 @@ func stringEscape(line []byte) (string, error) {
 		}
 	}
 	return string(out), nil
+}
+
+// Brief formats a decoded value for a message, cut short: a forged pickle's strings and
+// tuples cannot make an error long. A short printable string is shown as it is.
+func Brief(v any) string {
+	const keep = 8 // items of a sequence
+	switch v := v.(type) {
+	case string:
+		if len(v) <= 100 && strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+			return v
+		}
+		if len(v) <= 100 {
+			return strconv.Quote(v)
+		}
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%s…(%d bytes)", strconv.Quote(v[:cut]), len(v))
+	case Tuple:
+		return briefItems("(", v, ")", keep)
+	case []any:
+		return briefItems("[", v, "]", keep)
+	case *List:
+		return briefItems("[", v.Items, "]", keep)
+	case *Dict, *Set, *Object:
+		return TypeName(v)
+	case []int64:
+		return briefInts(v, keep)
+	case []int:
+		return briefInts(v, keep)
+	}
+	s := fmt.Sprint(v)
+	if g, ok := v.(Global); ok {
+		s = Brief(g.String())
+	}
+	if len(s) > 100 {
+		return s[:64] + fmt.Sprintf("…(%d bytes)", len(s))
+	}
+	return s
+}
+
+func briefItems(open string, items []any, close string, keep int) string {
+	parts := make([]string, 0, min(len(items), keep)+1)
+	for _, x := range items[:min(len(items), keep)] {
+		parts = append(parts, Brief(x))
+	}
+	if len(items) > keep {
+		parts = append(parts, fmt.Sprintf("… %d items", len(items)))
+	}
+	return open + strings.Join(parts, ", ") + close
+}
+
+func briefInts[T int | int64](v []T, keep int) string {
+	if len(v) <= keep {
+		return fmt.Sprint(v)
+	}
+	s := fmt.Sprint(v[:keep])
+	return s[:len(s)-1] + fmt.Sprintf(" … %d items]", len(v))
 }
