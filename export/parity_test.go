@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/export/internal/onnxref"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/numcheck"
-	"github.com/segkit/segkit/export/internal/onnxref"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/voc"

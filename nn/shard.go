@@ -10,7 +10,7 @@ import (
 )
 
 // Collective combines the partial results of the ranks that train one model data-parallel
-// (package dist's Comm is one). Every rank calls the same collectives in the same order; the
+// (package parallel's Comm is one). Every rank calls the same collectives in the same order; the
 // sums add the ranks' values in rank order, so every rank gets the same bits.
 type Collective interface {
 	Rank() int

@@ -12,7 +12,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 )
 
 // termModel is tinyModel with an extra loss term on a weight (as DynOPool's GMACs loss is on
@@ -59,7 +59,7 @@ func trainShards(t *testing.T, model Model, ranks int, syncBN bool, xs, labels [
 // trainBuckets is trainShards with gradient buckets of bucketBytes (0: the default).
 func trainBuckets(t *testing.T, model Model, ranks int, syncBN bool, bucketBytes int, xs, labels []*tensor.Dense) ([][]Losses, []*Net) {
 	t.Helper()
-	comms := dist.NewLocal(ranks, 0)
+	comms := parallel.NewLocal(ranks, 0)
 	nets := make([]*Net, ranks)
 	losses := make([][]Losses, ranks)
 	errs := make([]error, ranks)
@@ -142,7 +142,7 @@ func TestShardOfOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	x, labels := randTensor(rng, 1, 2, 3, 8, 8), randLabels(rng, 3, 2, 8, 8)
 	a, b := NewNet(tinyModel{3}, 1), NewNet(tinyModel{3}, 1)
-	b.Shard = &Shard{Comm: dist.Single{}, SyncBN: true}
+	b.Shard = &Shard{Comm: parallel.Single{}, SyncBN: true}
 	la, err := a.TrainStep(x, labels)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestShardOfOne(t *testing.T) {
 func TestShardRankFails(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	x, labels := randTensor(rng, 1, 2, 3, 8, 8), randLabels(rng, 3, 2, 8, 8)
-	comms := dist.NewLocal(2, 0)
+	comms := parallel.NewLocal(2, 0)
 	net := NewNet(tinyModel{3}, 1)
 	net.Shard = &Shard{Comm: comms[0], SyncBN: true}
 	go comms[1].Abort(errors.New("bad data"))
@@ -245,7 +245,7 @@ func TestGradientFinalWhenDone(t *testing.T) {
 func TestShardRankFailsInBuckets(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	x, labels := randTensor(rng, 1, 2, 3, 8, 8), randLabels(rng, 3, 2, 8, 8)
-	comms := dist.NewLocal(2, 0)
+	comms := parallel.NewLocal(2, 0)
 	net := NewNet(tinyModel{3}, 1)
 	net.Shard = &Shard{Comm: comms[0], BucketBytes: 1} // no SyncBN: only the buckets communicate
 	go func() {

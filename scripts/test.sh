@@ -47,7 +47,7 @@ skipped() {
 gotest "./..." ./... "$@"
 # Data-parallel training under mpirun (build tag mpi, Open MPI): the binding and segtrain with
 # two ranks on this machine (--oversubscribe --bind-to none; --allow-run-as-root as root).
-go vet -tags mpi ./internal/mpi/... ./dist ./cmd/segtrain
+go vet -tags mpi ./internal/mpi/... ./parallel ./cmd/segtrain
 gotest "tags mpi" -tags mpi ./internal/mpi ./cmd/segtrain -run 'TestCollectives|TestDup|TestWaitDoesNotSpin|TestTimeout|TestSegtrainMPI' "$@"
 # The numeric packages again on every other path this CPU runs (the first pass ran its best):
 # AVX2 where it has AVX-512, portable (OpenBLAS and Go) where it has either. The kernels read

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 )
 
 // Three ranks × 2 images compute the steps of one process × 6 (fixed and DynOPool): with SyncBN
@@ -27,7 +27,7 @@ func TestThreeRanksEqualOneProcess(t *testing.T) {
 			three := c
 			three.Out = t.TempDir()
 			synced := make([]*Run, 3)
-			if _, errs := trainRanks(three, dist.NewLocal(3, 0), "", func(r *Run) { synced[r.Comm.Rank()] = r }); errors.Join(errs...) != nil {
+			if _, errs := trainRanks(three, parallel.NewLocal(3, 0), "", func(r *Run) { synced[r.Comm.Rank()] = r }); errors.Join(errs...) != nil {
 				t.Fatal(errors.Join(errs...))
 			}
 			for _, p := range synced[0].net.Params.All() {
@@ -46,7 +46,7 @@ func TestThreeRanksEqualOneProcess(t *testing.T) {
 			noSync := c
 			noSync.Out, noSync.NoSyncBN = t.TempDir(), true
 			runs := make([]*Run, 3)
-			if _, errs := trainRanks(noSync, dist.NewLocal(3, 0), "", func(r *Run) { runs[r.Comm.Rank()] = r }); errors.Join(errs...) != nil {
+			if _, errs := trainRanks(noSync, parallel.NewLocal(3, 0), "", func(r *Run) { runs[r.Comm.Rank()] = r }); errors.Join(errs...) != nil {
 				t.Fatal(errors.Join(errs...))
 			}
 			whole, err := LoadCheckpoint(filepath.Join(ref, "ckpt_iter_0000002.safetensors"))

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 )
 
 // trainRanks runs c as a data-parallel run of comms' ranks inside this process (goroutines)
 // and returns rank 0's summary and every rank's error. setup adjusts each rank's Run.
-func trainRanks(c Config, comms []dist.Comm, resume string, setup func(r *Run)) (Summary, []error) {
+func trainRanks(c Config, comms []parallel.Comm, resume string, setup func(r *Run)) (Summary, []error) {
 	errs := make([]error, len(comms))
 	var sum Summary
 	var wg sync.WaitGroup
@@ -121,7 +121,7 @@ func TestRanksEqualOneProcess(t *testing.T) {
 			ref := filepath.Join(c.Out, "run")
 			one := c
 			one.Out = t.TempDir()
-			if _, errs := trainRanks(one, dist.NewLocal(1, 0), "", nil); errs[0] != nil {
+			if _, errs := trainRanks(one, parallel.NewLocal(1, 0), "", nil); errs[0] != nil {
 				t.Fatal(errs[0])
 			}
 			if d, same := weightDiff(t, filepath.Join(one.Out, "run"), ref, c.Iters); !same || slices.Max(lossDiffs(t, filepath.Join(one.Out, "run"), ref, c.Iters)) != 0 {
@@ -132,7 +132,7 @@ func TestRanksEqualOneProcess(t *testing.T) {
 			for _, noSync := range []bool{false, false, true} {
 				two := c
 				two.Out, two.NoSyncBN = t.TempDir(), noSync
-				if _, errs := trainRanks(two, dist.NewLocal(2, 0), "", nil); errors.Join(errs...) != nil {
+				if _, errs := trainRanks(two, parallel.NewLocal(2, 0), "", nil); errors.Join(errs...) != nil {
 					t.Fatal(errors.Join(errs...))
 				}
 				dir := filepath.Join(two.Out, "run")
@@ -166,11 +166,11 @@ func TestRankFailureAndResume(t *testing.T) {
 	c.Batch, c.Iters, c.CkptEvery = 4, 6, 2
 	whole := c
 	whole.Out = t.TempDir()
-	if _, errs := trainRanks(whole, dist.NewLocal(2, 0), "", nil); errors.Join(errs...) != nil {
+	if _, errs := trainRanks(whole, parallel.NewLocal(2, 0), "", nil); errors.Join(errs...) != nil {
 		t.Fatal(errors.Join(errs...))
 	}
 	start := time.Now()
-	_, errs := trainRanks(c, dist.NewLocal(2, time.Minute), "", func(r *Run) {
+	_, errs := trainRanks(c, parallel.NewLocal(2, time.Minute), "", func(r *Run) {
 		if r.Comm.Rank() == 1 {
 			r.BeforeStep = func(it int) {
 				if it == 3 {
@@ -195,7 +195,7 @@ func TestRankFailureAndResume(t *testing.T) {
 	if err := os.CopyFS(other, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	if _, errs := trainRanks(Config{}, dist.NewLocal(2, 0), dir, nil); errors.Join(errs...) != nil {
+	if _, errs := trainRanks(Config{}, parallel.NewLocal(2, 0), dir, nil); errors.Join(errs...) != nil {
 		t.Fatal(errors.Join(errs...))
 	}
 	if d := lossDiffs(t, dir, filepath.Join(whole.Out, "run"), c.Iters); slices.Max(d) != 0 {
@@ -223,7 +223,7 @@ func TestRanksEvaluationSkipAndInterrupt(t *testing.T) {
 	}
 	two := c
 	two.Out = t.TempDir()
-	sum, errs := trainRanks(two, dist.NewLocal(2, time.Minute), "", nil)
+	sum, errs := trainRanks(two, parallel.NewLocal(2, time.Minute), "", nil)
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestRanksEvaluationSkipAndInterrupt(t *testing.T) {
 	intr := c
 	intr.Out = t.TempDir()
 	start := time.Now()
-	_, errs = trainRanks(intr, dist.NewLocal(2, time.Minute), "", func(r *Run) {
+	_, errs = trainRanks(intr, parallel.NewLocal(2, time.Minute), "", func(r *Run) {
 		r.Interrupt = &atomic.Bool{}
 		if r.Comm.Rank() == 0 {
 			r.evalImage = func(int) { r.Interrupt.Store(true) }

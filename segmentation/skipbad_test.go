@@ -12,7 +12,7 @@ import (
 
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/dataset/datasettest"
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -57,7 +57,7 @@ func TestSkipBadRanksListAsOneProcess(t *testing.T) {
 	two.Out = t.TempDir()
 	runs := make([]*Run, 2)
 	var rank0 bytes.Buffer
-	sum, errs := trainRanks(two, dist.NewLocal(2, 0), "", func(r *Run) {
+	sum, errs := trainRanks(two, parallel.NewLocal(2, 0), "", func(r *Run) {
 		runs[r.Comm.Rank()] = r
 		if r.Comm.Rank() == 0 {
 			r.Out = &rank0

@@ -16,10 +16,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/parallel"
 )
 
 // Sweep trains DynOPool at several GMACs budgets and the fixed model at several input scales,
@@ -35,7 +35,7 @@ type Sweep struct {
 	Out      io.Writer // one line per run started and finished
 	// Comm makes every run data-parallel over the job's ranks (mpirun, srun); rank 0 decides
 	// what to run, writes and measures. Nil: a single process.
-	Comm dist.Comm
+	Comm parallel.Comm
 }
 
 // SweepRun is one training of a sweep.
@@ -142,7 +142,7 @@ func (s *Sweep) Run() (*SweepReport, error) {
 		return nil, err
 	}
 	if s.Comm == nil {
-		s.Comm = dist.Single{}
+		s.Comm = parallel.Single{}
 	}
 	if s.Comm.Size() > 1 {
 		return s.runRanks()
@@ -257,7 +257,7 @@ func (s *Sweep) runRanks() (*SweepReport, error) {
 }
 
 // agree makes rank 0's error every rank's.
-func agree(c dist.Comm, err error) error {
+func agree(c parallel.Comm, err error) error {
 	msg := ""
 	if err != nil {
 		msg = err.Error()

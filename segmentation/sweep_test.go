@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 )
 
 // A sweep of 2 budgets × 1 scale × 2 seeds: its directory, the summary's numbers equal to the
@@ -132,7 +132,7 @@ func TestSweepRanks(t *testing.T) {
 	c := tinyConfig(t)
 	c.Iters, c.DemoImages, c.Batch = 2, 10, 4 // two images per rank: batch norm needs more than one value
 	dir := filepath.Join(t.TempDir(), "sweep")
-	comms := dist.NewLocal(2, 0)
+	comms := parallel.NewLocal(2, 0)
 	sweep := func() ([]*SweepReport, []error, string) {
 		reps, errs := make([]*SweepReport, 2), make([]error, 2)
 		var out strings.Builder

@@ -18,7 +18,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/segkit/segkit/dataset"
-	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/importer"
@@ -26,6 +25,7 @@ import (
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/voc"
 	"github.com/segkit/segkit/weights"
 )
@@ -126,10 +126,10 @@ type Run struct {
 	// already written); Train then returns ErrInterrupted.
 	Interrupt *atomic.Bool
 	// Comm makes this process one rank of a data-parallel run when it has several ranks
-	// (package dist; nil: a single process). Every rank trains on its share of each batch and
+	// (package parallel; nil: a single process). Every rank trains on its share of each batch and
 	// evaluates its share of the evaluation images; rank 0 alone reads the checkpoint to resume,
 	// writes the run directory, logs, plots and checkpoints, and prints.
-	Comm dist.Comm
+	Comm parallel.Comm
 	// BeforeStep, when set, is called with each iteration (counted from 1) before it runs; tests
 	// make a rank fail at a given iteration with it.
 	BeforeStep func(iter int)
@@ -198,7 +198,7 @@ func (r *Run) Train() (Summary, error) {
 	start := time.Now()
 	defer r.close()
 	if r.Comm == nil {
-		r.Comm = dist.Single{}
+		r.Comm = parallel.Single{}
 	}
 	if !r.lead() { // rank 0 speaks for the run
 		r.Out, r.NoBar = io.Discard, true

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/segkit/segkit/dist"
+	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/segmentation"
 )
 
@@ -82,7 +82,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			Dir: filepath.Join(cfg.Out, name), Out: out}
 		s.Base.Name = ""
 		// Under mpirun or srun every run is data-parallel over the ranks.
-		comm, err := dist.Open(dist.Options{Timeout: t.timeout})
+		comm, err := parallel.Open(parallel.Options{Timeout: t.timeout})
 		if err != nil {
 			return err
 		}

@@ -20,8 +20,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/segkit/segkit/dataset"
-	"github.com/segkit/segkit/dist"
 	"github.com/segkit/segkit/internal/kernels"
+	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/segmentation"
 )
 
@@ -238,7 +238,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		fmt.Fprint(cmd.OutOrStdout(), said)
 	}
 	// Several ranks (mpirun, srun): this process trains its share; without a launcher, alone.
-	comm, err := dist.Open(dist.Options{Timeout: t.timeout})
+	comm, err := parallel.Open(parallel.Options{Timeout: t.timeout})
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 // endJob ends this process's part of the job after its work returned err (endRank with several
 // ranks; MPI with one rank is finalized) and returns what main reports: a SettingError as a
 // usage error.
-func endJob(cmd *cobra.Command, comm dist.Comm, err error) error {
+func endJob(cmd *cobra.Command, comm parallel.Comm, err error) error {
 	if comm.Size() > 1 {
 		err = endRank(cmd, comm, err)
 	} else if closeErr := comm.Close(); err == nil {
@@ -303,7 +303,7 @@ func endJob(cmd *cobra.Command, comm dist.Comm, err error) error {
 // rank 0 reporting it; any other error is this rank's alone: it is reported, naming the rank,
 // and the job is aborted (mpirun then ends every rank and exits non-zero). Ranks other than 0
 // exit here; rank 0 returns what main reports.
-func endRank(cmd *cobra.Command, comm dist.Comm, err error) error {
+func endRank(cmd *cobra.Command, comm parallel.Comm, err error) error {
 	var shared segmentation.SharedError
 	together := err == nil || errors.As(err, &shared) || errors.Is(err, segmentation.ErrOtherRank)
 	if !together {

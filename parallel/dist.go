@@ -1,9 +1,9 @@
-// Package dist is how segkit's processes train one model together (data parallel): the Comm
+// Package parallel is how segkit's processes train one model together (data parallel): the Comm
 // interface every backend implements, the launcher detection that decides whether a process is
 // one of several, and two backends: Local (ranks as goroutines of one process, for tests and
 // tools) and, in builds with the mpi tag, Open MPI (internal/mpi) for processes started by
 // mpirun or srun. A process that no launcher started is a single rank that never communicates.
-package dist
+package parallel
 
 import (
 	"fmt"
