@@ -140,12 +140,18 @@ async function segment(file) {
   cctx.putImageData(img, 0, 0);
 
   const view = $("view"), grid = $("grid-canvas");
-  view.width = grid.width = w;
-  view.height = grid.height = h;
+  view.width = w;
+  view.height = h;
   legend(r);
   gridChoices(r);
   downloads(file.name, r);
-  $("timing").textContent = `${w}×${h}, network input ${r.network_input[0]}×${r.network_input[1]}; ` +
+  // Small images are shown enlarged (pixelated), large ones fit the column.
+  const shown = Math.max(w, Math.min(512, 8 * w));
+  view.style.width = `${shown}px`;
+  // The grid is drawn at the displayed size: thin lines however much the image is enlarged.
+  grid.width = Math.round(shown * (window.devicePixelRatio || 1));
+  grid.height = Math.round(grid.width * h / w);
+  $("timing").textContent = `${w}×${h} (w×h), network input ${r.network_input[1]}×${r.network_input[0]}; ` +
     `inference ${r.timing_ms.inference} ms (batch of ${r.batch_size}), total ${r.timing_ms.total} ms`;
   $("controls").hidden = $("stage").hidden = $("legend-box").hidden = false;
   render();
@@ -180,7 +186,7 @@ function gridChoices(r) {
     const name = l.name === "half" ? "stem (half)" : `branch ${l.name}`;
     sel.append(new Option(`${name}: ${l.size[0]}×${l.size[1]}`, l.name));
   }
-  sel.value = keep || r.levels[r.levels.length - 1].name;
+  sel.value = keep || "0"; // branch 0: the finest grid the network computes on
   $("grid-label").hidden = false;
 }
 
@@ -248,7 +254,7 @@ function drawGrid() {
   const [lh, lw] = l.size;
   const sy = g.height / lh, sx = g.width / lw;
   ctx.strokeStyle = "rgba(255, 255, 255, 0.75)";
-  ctx.lineWidth = Math.max(1, g.width / 800);
+  ctx.lineWidth = 1;
   ctx.beginPath();
   for (let i = 1; i < lh; i++) { ctx.moveTo(0, i * sy); ctx.lineTo(g.width, i * sy); }
   for (let j = 1; j < lw; j++) { ctx.moveTo(j * sx, 0); ctx.lineTo(j * sx, g.height); }
