@@ -40,6 +40,8 @@ type Builder struct {
 	losses []*G.Node
 	// alignCorners: every Resize maps corners onto corners (the model's CornerAligner).
 	alignCorners bool
+	// perImage: convolutions choose their algorithm as for one image (Net.PerImage).
+	perImage bool
 	// Inference graphs fold batch norms into the convolutions before them, and residual sums
 	// into those: convs holds the inputs of every convolution, folded those of every fused
 	// conv + BN without ReLU.
@@ -179,7 +181,7 @@ func (b *Builder) ConvInit(name string, x *G.Node, out int, s ConvSpec, init Ini
 	if s.Bias {
 		in = append(in, b.Param(name+".bias", []int{out}, "", Constant(0)))
 	}
-	y := b.Apply(name, conv2d{s, !b.train}, in...)
+	y := b.Apply(name, conv2d{s, !b.train, b.perImage}, in...)
 	if y != nil && !b.train && foldInference {
 		b.convs[y] = fusedConv{s, in}
 	}
@@ -207,7 +209,7 @@ func (b *Builder) BatchNorm(name string, x *G.Node, relu bool) *G.Node {
 		// Inference: one kernel for both; the unfused convolution is left out of the
 		// program unless something else reads it.
 		in := append(slices.Clone(conv.in), gamma, beta, mean, variance)
-		y := b.Apply(name, convBN{ConvSpec: conv.spec, relu: relu, eps: BNEps}, in...)
+		y := b.Apply(name, convBN{ConvSpec: conv.spec, relu: relu, eps: BNEps, perImage: b.perImage}, in...)
 		if y != nil && !relu {
 			b.folded[y] = fusedConv{conv.spec, in}
 		}
@@ -234,7 +236,7 @@ func (b *Builder) Sum(name string, relu bool, xs ...*G.Node) *G.Node {
 		if len(rest) > 1 {
 			add = b.Sum(name+".rest", false, rest...)
 		}
-		k := convBN{ConvSpec: conv.spec, relu: relu, add: true, eps: BNEps}
+		k := convBN{ConvSpec: conv.spec, relu: relu, add: true, eps: BNEps, perImage: b.perImage}
 		return b.Apply(name, k, append(slices.Clone(conv.in), add)...)
 	}
 	return b.Apply(name, sum{len(xs), relu}, xs...)

@@ -41,6 +41,7 @@ func (s ConvSpec) geometry(x, w tensor.Shape) (kernels.Conv, error) {
 type conv2d struct {
 	ConvSpec
 	winograd bool
+	perImage bool // Net.PerImage
 }
 
 func (k conv2d) Describe() string {
@@ -71,7 +72,7 @@ func (k conv2d) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	g.Winograd = k.winograd
+	g.Winograd, g.PerImage = k.winograd, k.perImage
 	var bias []float32
 	if k.Bias {
 		bias = Floats(in[2])
@@ -105,6 +106,7 @@ type convBN struct {
 	ConvSpec
 	relu, add bool
 	eps       float32
+	perImage  bool // Net.PerImage
 }
 
 func (k convBN) Describe() string {
@@ -150,7 +152,7 @@ func (k convBN) Run(out G.Value, in []G.Value) error {
 	if err != nil {
 		return err
 	}
-	g.Winograd = true
+	g.Winograd, g.PerImage = true, k.perImage
 	var bias []float32
 	rest := in[2:]
 	if k.Bias {

@@ -15,7 +15,7 @@ func (k conv2d) RunDevice(c *DeviceCall) error {
 	if err != nil {
 		return err
 	}
-	g.Winograd = k.winograd // a device may use Winograd where the CPU does (inference)
+	g.Winograd, g.PerImage = k.winograd, k.perImage // a device may use Winograd where the CPU does (inference)
 	var bias device.Ptr
 	if k.Bias {
 		bias = c.In[2]
@@ -31,7 +31,7 @@ func (k convBN) RunDevice(c *DeviceCall) error {
 	if err != nil {
 		return err
 	}
-	g.Winograd = true
+	g.Winograd, g.PerImage = true, k.perImage
 	rest := c.In[2:]
 	var bias device.Ptr
 	if k.Bias {

@@ -47,7 +47,7 @@ func imageLabels(x tensor.Shape) tensor.Shape {
 }
 
 // build builds the graph; a training graph resizes the logits to the labels' N×H×W.
-func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *arena, shard *Shard) (*Graph, error) {
+func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *arena, shard *Shard, perImage bool) (*Graph, error) {
 	start := time.Now()
 	if len(x) != 4 {
 		return nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
@@ -56,7 +56,7 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 		return nil, fmt.Errorf("labels must be N×H×W with N = %d, got shape %v", x[0], labels)
 	}
 	gr := &Graph{Mode: mode}
-	b, input, logits, _ := forward(model, params, mode, x)
+	b, input, logits, _ := forward(model, params, mode, x, perImage)
 	gr.input, gr.logits = input, logits
 	outputs := G.Nodes{gr.logits}
 	if mode == Training && b.err == nil {
@@ -115,11 +115,12 @@ func build(model Model, params *Params, mode Mode, x, labels tensor.Shape, mem *
 
 // forward starts a graph for input shape x and adds the model to it; the error is also the
 // builder's (build reports it after adding the training part).
-func forward(model Model, params *Params, mode Mode, x tensor.Shape) (b *Builder, input, logits *G.Node, err error) {
+func forward(model Model, params *Params, mode Mode, x tensor.Shape, perImage bool) (b *Builder, input, logits *G.Node, err error) {
 	if len(x) != 4 {
 		return nil, nil, nil, fmt.Errorf("model input must be N×C×H×W, got shape %v", x)
 	}
 	b = NewBuilder(params, mode == Training)
+	b.perImage = perImage
 	if a, ok := model.(CornerAligner); ok {
 		b.alignCorners = a.AlignsCorners()
 	}
@@ -208,6 +209,10 @@ type Net struct {
 	// Shard, with more than one rank, makes training steps one rank's part of a data-parallel
 	// step (shard.go).
 	Shard *Shard
+	// PerImage makes a batch's inference give each image exactly the result it gets alone:
+	// convolutions choose Winograd or the direct sum by one image's size, not the batch's
+	// (segmentation.Predictor sets it; batched benchmarks leave it off).
+	PerImage bool
 
 	graphs []*Graph // most recently used first
 	mem    arena    // shared by the graphs, which never run at the same time
@@ -235,6 +240,9 @@ func (n *Net) graph(mode Mode, x, labels tensor.Shape) (*Graph, error) {
 	if k, ok := n.Model.(GraphKeyer); ok && len(x) == 4 {
 		key += " " + k.GraphKey(n.Params, x[2], x[3])
 	}
+	if n.PerImage {
+		key += " per-image"
+	}
 	if mode == Training && n.Shard.active() {
 		key += " " + n.Shard.String()
 	}
@@ -245,7 +253,7 @@ func (n *Net) graph(mode Mode, x, labels tensor.Shape) (*Graph, error) {
 			return gr, nil
 		}
 	}
-	gr, err := build(n.Model, n.Params, mode, x, labels, &n.mem, n.Shard)
+	gr, err := build(n.Model, n.Params, mode, x, labels, &n.mem, n.Shard, n.PerImage)
 	if err != nil {
 		return nil, err
 	}

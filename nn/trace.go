@@ -81,7 +81,7 @@ func (k resize) Trace() (any, []bool) {
 // parameters and returns what it computes. A layer whose kernel is not Traceable is an error
 // naming it.
 func (n *Net) Trace(x tensor.Shape) (*Trace, error) {
-	b, input, logits, err := forward(n.Model, n.Params, Inference, x)
+	b, input, logits, err := forward(n.Model, n.Params, Inference, x, n.PerImage)
 	if err != nil {
 		return nil, err
 	}

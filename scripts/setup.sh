@@ -5,7 +5,8 @@
 # needs it). With --mpi also Open MPI (libopenmpi-dev, openmpi-bin), which data-parallel
 # training (go build -tags mpi) and its tests need; with --clang, clang (the CUDA kernels' PTX
 # check); with --arm64, what cross-builds segkit for linux/arm64 and runs its tests under
-# qemu-user (Debian's aarch64 gcc, arm64 OpenBLAS, qemu-user). The demo needs none of these.
+# qemu-user (Debian's aarch64 gcc, arm64 OpenBLAS, qemu-user); with --chromium, Debian's
+# chromium (the web page's browser test, serve/browser_test.go). The demo needs none of these.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -13,13 +14,15 @@ with_onnxruntime=false
 with_mpi=false
 with_clang=false
 with_arm64=false
+with_chromium=false
 for arg in "$@"; do
   case "$arg" in
     --onnxruntime) with_onnxruntime=true ;;
     --mpi) with_mpi=true ;;
     --clang) with_clang=true ;;
     --arm64) with_arm64=true ;;
-    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI; --clang: also clang for the PTX check; --arm64: also the arm64 cross toolchain, arm64 OpenBLAS and qemu-user)" >&2; exit 2 ;;
+    --chromium) with_chromium=true ;;
+    *) echo "setup: unknown argument $arg (--onnxruntime: also fetch onnxruntime for the export tests; --mpi: also Open MPI; --clang: also clang for the PTX check; --arm64: also the arm64 cross toolchain, arm64 OpenBLAS and qemu-user; --chromium: also chromium for the web page's browser test)" >&2; exit 2 ;;
   esac
 done
 
@@ -57,6 +60,31 @@ install_clang() {
   echo "setup: installing clang-15 with apt-get (compiles the CUDA kernels to PTX in the tests)..."
   if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends clang-15; }; then
     echo "setup: could not install clang-15: the CUDA PTX check will skip." >&2
+  fi
+}
+
+# chromium runs the web page of segpredict serve in the browser test (headless, driven over
+# the DevTools protocol); without it that test skips, saying so (it fails under CI=true).
+install_chromium() {
+  local c
+  for c in chromium chromium-browser google-chrome; do
+    if command -v "$c" >/dev/null 2>&1; then
+      echo "setup: $c found (the web page's browser test)."
+      return 0
+    fi
+  done
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: chromium is missing and this machine has no apt-get: the browser test will skip." >&2
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: installing chromium needs root: the browser test will skip." >&2; return 0; }
+    sudo="sudo"
+  fi
+  echo "setup: installing chromium with apt-get (the web page's browser test)..."
+  if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium; }; then
+    echo "setup: could not install chromium: the browser test will skip." >&2
   fi
 }
 
@@ -194,6 +222,9 @@ if $with_arm64; then
 fi
 if $with_clang; then
   install_clang
+fi
+if $with_chromium; then
+  install_chromium
 fi
 if $with_mpi; then
   install_openmpi

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (scripts/setup.sh, with onnxruntime for the ONNX
-# export tests, Open MPI for the data-parallel ones, clang for the PTX check, the arm64 cross
-# toolchain and qemu-user), then runs every test, and the numeric packages again on the other
+# export tests, Open MPI for the data-parallel ones, clang for the PTX check, chromium for the
+# web page's browser test, the arm64 cross toolchain and qemu-user), then runs every test, and the numeric packages again on the other
 # kernels this CPU runs: AVX2 (CPUs without AVX-512) and the portable ones (OpenBLAS and Go:
 # other CPUs), and, cross-built for linux/arm64, under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --onnxruntime --mpi --clang --arm64
+scripts/setup.sh --onnxruntime --mpi --clang --arm64 --chromium
 go vet ./...
 # Every go test runs with -json through scripts/testreport, which shows what plain go test shows
 # (verdicts, failures; everything with -v) and collects the skipped tests with their reasons,

@@ -73,17 +73,37 @@ func (inf *Inference) SetOptions(mode, tta string) error {
 // logits runs the net on a normalised 3×h×w image and returns C×oh×ow logits, resized from the
 // network's 1/4 resolution: at once, or (MMSeg) through the network input's size h×w.
 func (inf Inference) logits(net *nn.Net, img []float32, h, w, oh, ow int) ([]float32, int, error) {
-	x := tensor.New(tensor.WithShape(1, 3, h, w), tensor.WithBacking(img))
-	out, err := net.Predict(x)
+	l, c, err := inf.logitsBatch(net, [][]float32{img}, h, w, oh, ow)
+	if err != nil {
+		return nil, 0, err
+	}
+	return l[0], c, nil
+}
+
+// logitsBatch is logits for images of the same size, run through the net as one N×3×h×w batch.
+func (inf Inference) logitsBatch(net *nn.Net, imgs [][]float32, h, w, oh, ow int) ([][]float32, int, error) {
+	x := imgs[0]
+	if len(imgs) > 1 {
+		x = make([]float32, 0, len(imgs)*3*h*w)
+		for _, img := range imgs {
+			x = append(x, img...)
+		}
+	}
+	out, err := net.Predict(tensor.New(tensor.WithShape(len(imgs), 3, h, w), tensor.WithBacking(x)))
 	if err != nil {
 		return nil, 0, err
 	}
 	s := out.Shape()
-	c, l, lh, lw := s[1], out.Float32s(), s[2], s[3]
-	if inf.MMSeg && (h != oh || w != ow) {
-		l, lh, lw = inf.resize(l, c, lh, lw, h, w), h, w
+	c, all, lh, lw := s[1], out.Float32s(), s[2], s[3]
+	res := make([][]float32, len(imgs))
+	for i := range imgs {
+		l, lh, lw := all[i*c*lh*lw:(i+1)*c*lh*lw], lh, lw
+		if inf.MMSeg && (h != oh || w != ow) {
+			l, lh, lw = inf.resize(l, c, lh, lw, h, w), h, w
+		}
+		res[i] = inf.resize(l, c, lh, lw, oh, ow)
 	}
-	return inf.resize(l, c, lh, lw, oh, ow), c, nil
+	return res, c, nil
 }
 
 // resize resizes c planes of h×w bilinearly to oh×ow.
@@ -97,6 +117,15 @@ func (inf Inference) resize(t []float32, c, h, w, oh, ow int) []float32 {
 // where windows overlap. Where the image is smaller than a window, the window is padded with
 // zeros (the normalised mean), or (MMSeg) cut to the image.
 func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int, error) {
+	l, c, err := inf.slideBatch(net, [][]float32{img}, h, w)
+	if err != nil {
+		return nil, 0, err
+	}
+	return l[0], c, nil
+}
+
+// slideBatch is slide for images of the same size: each window position runs as one batch.
+func (inf Inference) slideBatch(net *nn.Net, imgs [][]float32, h, w int) ([][]float32, int, error) {
 	crop, stride := inf.Crop, max(inf.Stride, 1)
 	starts := func(n int) []int {
 		var s []int
@@ -107,7 +136,7 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 			s = append(s, p)
 		}
 	}
-	var sum []float32
+	sums := make([][]float32, len(imgs))
 	count := make([]float32, h*w)
 	c := 0
 	for _, y0 := range starts(h) {
@@ -117,23 +146,31 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 			if inf.MMSeg {
 				winH, winW = wh, ww
 			}
-			win := make([]float32, 3*winH*winW)
-			for ch := 0; ch < 3; ch++ {
-				for y := 0; y < wh; y++ {
-					copy(win[(ch*winH+y)*winW:(ch*winH+y)*winW+ww], img[(ch*h+y0+y)*w+x0:])
+			wins := make([][]float32, len(imgs))
+			for i, img := range imgs {
+				win := make([]float32, 3*winH*winW)
+				for ch := 0; ch < 3; ch++ {
+					for y := 0; y < wh; y++ {
+						copy(win[(ch*winH+y)*winW:(ch*winH+y)*winW+ww], img[(ch*h+y0+y)*w+x0:])
+					}
 				}
+				wins[i] = win
 			}
-			l, nc, err := inf.logits(net, win, winH, winW, winH, winW)
+			ls, nc, err := inf.logitsBatch(net, wins, winH, winW, winH, winW)
 			if err != nil {
 				return nil, 0, err
 			}
-			if sum == nil {
-				c, sum = nc, make([]float32, nc*h*w)
-			}
-			for k := 0; k < c; k++ {
-				for y := 0; y < wh; y++ {
-					for x := 0; x < ww; x++ {
-						sum[(k*h+y0+y)*w+x0+x] += l[(k*winH+y)*winW+x]
+			c = nc
+			for i, l := range ls {
+				if sums[i] == nil {
+					sums[i] = make([]float32, c*h*w)
+				}
+				sum := sums[i]
+				for k := 0; k < c; k++ {
+					for y := 0; y < wh; y++ {
+						for x := 0; x < ww; x++ {
+							sum[(k*h+y0+y)*w+x0+x] += l[(k*winH+y)*winW+x]
+						}
 					}
 				}
 			}
@@ -144,88 +181,130 @@ func (inf Inference) slide(net *nn.Net, img []float32, h, w int) ([]float32, int
 			}
 		}
 	}
-	for k := 0; k < c; k++ {
-		for i, n := range count {
-			sum[k*h*w+i] /= n
+	for _, sum := range sums {
+		for k := 0; k < c; k++ {
+			for i, n := range count {
+				sum[k*h*w+i] /= n
+			}
 		}
 	}
-	return sum, c, nil
+	return sums, c, nil
 }
 
 // Probabilities returns the class probabilities (C×H×W at the image's size) and C.
 func (inf Inference) Probabilities(net *nn.Net, img voc.RGB) ([]float32, int, error) {
-	return inf.scores(net, img, true)
+	p, c, err := inf.scores(net, []voc.RGB{img}, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p[0], c, nil
 }
 
-// scores returns C×H×W class scores at the image's size: softmax probabilities averaged over the
-// runs (scales, flips), or, for a single run with probs false, the logits themselves (same argmax).
-func (inf Inference) scores(net *nn.Net, image voc.RGB, probs bool) ([]float32, int, error) {
+// scores returns C×H×W class scores at the images' size (all the same): softmax probabilities
+// averaged over the runs (scales, flips), or, for a single run with probs false, the logits
+// themselves (same argmax). Each run of the images goes through the net as one batch.
+func (inf Inference) scores(net *nn.Net, images []voc.RGB, probs bool) ([][]float32, int, error) {
 	scales := inf.Scales
 	if len(scales) == 0 {
 		scales = []float64{1}
 	}
-	H, W := image.H, image.W
-	var acc []float32
+	H, W := images[0].H, images[0].W
+	for _, im := range images[1:] {
+		if im.W != W || im.H != H {
+			return nil, 0, fmt.Errorf("a batch of images of different sizes (%d×%d and %d×%d)", W, H, im.W, im.H)
+		}
+	}
+	acc := make([][]float32, len(images))
 	c, runs := 0, 0
 	for _, sc := range scales {
 		aug := inf.Aug
 		aug.Scale = [2]int{int(float64(aug.Scale[0])*sc + 0.5), int(float64(aug.Scale[1])*sc + 0.5)}
-		ex := aug.Test(image)
+		exs := make([]voc.Example, len(images))
+		for i, im := range images {
+			exs[i] = aug.Test(im) // same size in, same size out
+		}
+		eh, ew := exs[0].H, exs[0].W
 		for _, flip := range []bool{false, true} {
 			if flip && !inf.Flip {
 				continue
 			}
-			img := ex.Image
-			if flip {
-				img = mirror(ex.Image, 3, ex.H, ex.W)
+			imgs := make([][]float32, len(exs))
+			for i, ex := range exs {
+				imgs[i] = ex.Image
+				if flip {
+					imgs[i] = mirror(ex.Image, 3, eh, ew)
+				}
 			}
-			var full []float32
+			var full [][]float32
 			var err error
 			if inf.Slide {
-				var l []float32
-				if l, c, err = inf.slide(net, img, ex.H, ex.W); err == nil {
-					full = inf.resize(l, c, ex.H, ex.W, H, W)
+				var ls [][]float32
+				if ls, c, err = inf.slideBatch(net, imgs, eh, ew); err == nil {
+					full = make([][]float32, len(ls))
+					for i, l := range ls {
+						full[i] = inf.resize(l, c, eh, ew, H, W)
+					}
 				}
 			} else {
-				full, c, err = inf.logits(net, img, ex.H, ex.W, H, W)
+				full, c, err = inf.logitsBatch(net, imgs, eh, ew, H, W)
 			}
 			if err != nil {
 				return nil, 0, err
 			}
-			if flip {
-				full = mirror(full, c, H, W)
-			}
 			if !probs && len(scales) == 1 && !inf.Flip {
 				return full, c, nil
 			}
-			softmax(full, c, H*W)
-			if acc == nil {
-				acc = make([]float32, len(full))
-			}
-			for i, v := range full {
-				acc[i] += v
+			for i, f := range full {
+				if flip {
+					f = mirror(f, c, H, W)
+				}
+				softmax(f, c, H*W)
+				if acc[i] == nil {
+					acc[i] = make([]float32, len(f))
+				}
+				for j, v := range f {
+					acc[i][j] += v
+				}
 			}
 			runs++
 		}
 	}
-	for i := range acc {
-		acc[i] /= float32(runs)
+	for _, a := range acc {
+		for i := range a {
+			a[i] /= float32(runs)
+		}
 	}
 	return acc, c, nil
 }
 
 // Predict returns the label of every pixel of img.
 func (inf Inference) Predict(net *nn.Net, img voc.RGB) ([]uint8, error) {
-	p, c, err := inf.scores(net, img, false)
+	l, err := inf.PredictBatch(net, []voc.RGB{img})
 	if err != nil {
 		return nil, err
 	}
-	n := img.H * img.W
+	return l[0], nil
+}
+
+// PredictBatch returns the labels of every pixel of each image; the images must all have the
+// same size, and every network run (each scale, flip and slide window) takes them as one batch.
+func (inf Inference) PredictBatch(net *nn.Net, imgs []voc.RGB) ([][]uint8, error) {
+	if len(imgs) == 0 {
+		return nil, nil
+	}
+	ps, c, err := inf.scores(net, imgs, false)
+	if err != nil {
+		return nil, err
+	}
+	n := imgs[0].H * imgs[0].W
 	idx := make([]int32, n)
-	kernels.Argmax(p, 1, c, n, idx)
-	out := make([]uint8, n)
-	for i, v := range idx {
-		out[i] = uint8(v)
+	out := make([][]uint8, len(imgs))
+	for i, p := range ps {
+		kernels.Argmax(p, 1, c, n, idx)
+		out[i] = make([]uint8, n)
+		for j, v := range idx {
+			out[i][j] = uint8(v)
+		}
 	}
 	return out, nil
 }

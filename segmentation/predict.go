@@ -25,6 +25,7 @@ type Predictor struct {
 	Classes   []string
 	Palette   Palette // nil: VOC's
 	Inference Inference
+	State     State // the checkpoint's (imported models: as converted)
 }
 
 // NewPredictor loads a checkpoint (or a PyTorch model, imported: OpenCheckpoint); inference
@@ -41,8 +42,9 @@ func NewPredictor(checkpoint string, imp ImportOptions) (*Predictor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", checkpoint, err)
 	}
+	net.PerImage = true // SegmentBatch: each image as alone
 	return &Predictor{Net: net, Model: m, Classes: ck.State.Classes, Palette: ck.State.Palette,
-		Inference: ck.State.Config.TestInference()}, nil
+		Inference: ck.State.Config.TestInference(), State: ck.State}, nil
 }
 
 // LatestCheckpoint is the best checkpoint of runs/latest, with a hint when there is none.
@@ -58,6 +60,15 @@ func LatestCheckpoint(runs string) (string, error) {
 func (p *Predictor) Segment(img voc.RGB) ([]uint8, error) {
 	return p.Inference.Predict(p.Net, img)
 }
+
+// SegmentBatch returns the labels of each image, all of one size, run through the network
+// together (Inference.PredictBatch): the same labels as Segment one by one, faster per image.
+func (p *Predictor) SegmentBatch(imgs []voc.RGB) ([][]uint8, error) {
+	return p.Inference.PredictBatch(p.Net, imgs)
+}
+
+// RGB is the colour of class l: the palette's, or VOC's past its end.
+func (p Palette) RGB(l uint8) [3]uint8 { return p.rgb(l) }
 
 // Palette is a colour per class; classes past its end take VOC's colours.
 type Palette [][3]uint8
@@ -119,54 +130,78 @@ func ParseFormat(s string) (Outputs, error) {
 	return o, nil
 }
 
+// Encode returns one output of an image as its file holds it: "index" (PNG, class indices in
+// the VOC palette), "color" (PNG) or "overlay" (JPEG at the outputs' opacity).
+func (o Outputs) Encode(kind string, img voc.RGB, labels []uint8) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	switch kind {
+	case "index":
+		return voc.EncodeMask(voc.Mask{W: img.W, H: img.H, Labels: labels})
+	case "color":
+		err = png.Encode(&buf, Colorize(labels, img.W, img.H, o.Palette))
+	case "overlay":
+		err = jpeg.Encode(&buf, Overlay(img, labels, o.Opacity, o.Palette), &jpeg.Options{Quality: 92})
+	default:
+		return nil, fmt.Errorf("unknown output %q (index, color, overlay)", kind)
+	}
+	return buf.Bytes(), err
+}
+
 // Write saves the outputs of one image as <out>/<name>.png, <name>_color.png, <name>_overlay.jpg.
 func (o Outputs) Write(out, name string, img voc.RGB, labels []uint8) error {
-	write := func(path string, encode func(*bytes.Buffer) error) error {
-		var buf bytes.Buffer
-		if err := encode(&buf); err != nil {
-			return err
-		}
-		return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
-	}
 	var errs []error
-	if o.Index {
-		data, err := voc.EncodeMask(voc.Mask{W: img.W, H: img.H, Labels: labels})
+	for _, f := range []struct {
+		on         bool
+		kind, file string
+	}{{o.Index, "index", name + ".png"}, {o.Color, "color", name + "_color.png"}, {o.Overlay, "overlay", name + "_overlay.jpg"}} {
+		if !f.on {
+			continue
+		}
+		data, err := o.Encode(f.kind, img, labels)
 		if err == nil {
-			err = atomicfile.WriteFile(filepath.Join(out, name+".png"), data, 0o644)
+			err = atomicfile.WriteFile(filepath.Join(out, f.file), data, 0o644)
 		}
 		errs = append(errs, err)
-	}
-	if o.Color {
-		errs = append(errs, write(filepath.Join(out, name+"_color.png"), func(b *bytes.Buffer) error {
-			return png.Encode(b, Colorize(labels, img.W, img.H, o.Palette))
-		}))
-	}
-	if o.Overlay {
-		errs = append(errs, write(filepath.Join(out, name+"_overlay.jpg"), func(b *bytes.Buffer) error {
-			return jpeg.Encode(b, Overlay(img, labels, o.Opacity, o.Palette), &jpeg.Options{Quality: 92})
-		}))
 	}
 	return errors.Join(errs...)
 }
 
-// Shares returns "class 12.3%" for every class present, largest first.
-func Shares(labels []uint8, classes []string) []string {
-	counts := map[uint8]int{}
+// Share is one class's part of an image's pixels.
+type Share struct {
+	Class  uint8   `json:"class"`
+	Name   string  `json:"name"`
+	Pixels int     `json:"pixels"`
+	Share  float64 `json:"share"` // 0–1
+}
+
+// ClassShares returns the classes present with their shares, largest first (ties: lower class
+// first).
+func ClassShares(labels []uint8, classes []string) []Share {
+	var counts [256]int
 	for _, l := range labels {
 		counts[l]++
 	}
-	keys := make([]uint8, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b uint8) int { return counts[b] - counts[a] })
-	var out []string
-	for _, k := range keys {
+	var out []Share
+	for k, n := range counts {
+		if n == 0 {
+			continue
+		}
 		name := fmt.Sprintf("class %d", k)
-		if int(k) < len(classes) {
+		if k < len(classes) {
 			name = classes[k]
 		}
-		out = append(out, fmt.Sprintf("%s %.1f%%", name, 100*float64(counts[k])/float64(len(labels))))
+		out = append(out, Share{Class: uint8(k), Name: name, Pixels: n, Share: float64(n) / float64(len(labels))})
+	}
+	slices.SortStableFunc(out, func(a, b Share) int { return b.Pixels - a.Pixels })
+	return out
+}
+
+// Shares returns "class 12.3%" for every class present, largest first.
+func Shares(labels []uint8, classes []string) []string {
+	var out []string
+	for _, sh := range ClassShares(labels, classes) {
+		out = append(out, fmt.Sprintf("%s %.1f%%", sh.Name, 100*sh.Share))
 	}
 	return out
 }

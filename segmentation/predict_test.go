@@ -203,3 +203,56 @@ func TestTTAValues(t *testing.T) {
 		t.Error("scales {1} differ from the plain prediction")
 	}
 }
+
+// A batch gives each image the labels, and the logits, of running it alone, bit for bit:
+// whole images, slide windows and TTA (batch 5 of 37×53 makes the 1/4-resolution convolutions
+// take Winograd where one image does not, hence the per-image Winograd decision).
+func TestSegmentBatch(t *testing.T) {
+	p := trainedPredictor(t)
+	imgs := make([]voc.RGB, 5)
+	for i := range imgs {
+		imgs[i] = testImage(37, 53, false)
+		for j := range imgs[i].Pix {
+			imgs[i].Pix[j] += uint8(j*i) % 31
+		}
+	}
+	for _, mode := range []struct {
+		name string
+		set  func(*Inference)
+	}{
+		{"whole", func(*Inference) {}},
+		{"whole at 96×96", func(inf *Inference) { inf.Aug.Scale = [2]int{512, 96} }},
+		{"slide", func(inf *Inference) { inf.Slide, inf.Crop, inf.Stride = true, 32, 16 }},
+		{"flip+ms", func(inf *Inference) { inf.Flip, inf.Scales = true, []float64{0.75, 1.25} }},
+	} {
+		inf := p.Inference
+		mode.set(&inf)
+		batch, c, err := inf.scores(p.Net, imgs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels, err := inf.PredictBatch(p.Net, imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, img := range imgs {
+			one, c1, err := inf.scores(p.Net, []voc.RGB{img}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c1 != c || !slices.Equal(one[0], batch[i]) {
+				t.Errorf("%s: image %d's scores differ in a batch of %d", mode.name, i, len(imgs))
+			}
+			l, err := inf.Predict(p.Net, img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(l, labels[i]) {
+				t.Errorf("%s: image %d's labels differ in a batch of %d", mode.name, i, len(imgs))
+			}
+		}
+	}
+	if _, err := p.SegmentBatch([]voc.RGB{testImage(37, 53, false), testImage(53, 37, false)}); err == nil {
+		t.Error("a batch of two sizes was accepted")
+	}
+}

@@ -45,13 +45,27 @@ func ReadImage(path string) (RGB, error) {
 
 // DecodeImage decodes a JPEG or PNG as RGB, upright by its EXIF orientation (as OpenCV reads
 // them for mmseg); the size is checked before the pixels are read.
-func DecodeImage(data []byte) (RGB, error) {
+func DecodeImage(data []byte) (RGB, error) { return DecodeImageLimit(data, MaxPixels) }
+
+// ErrTooManyPixels is the error of an image whose header declares more pixels than the limit.
+var ErrTooManyPixels = errors.New("too many pixels")
+
+// MaxPixels is DecodeImage's limit on an image's pixel count (128 Mi: a 4 GB decode at most).
+const MaxPixels = 1 << 27
+
+// DecodeImageLimit is DecodeImage with another limit on the pixel count (at most MaxPixels),
+// checked on the header before any pixel is allocated.
+func DecodeImageLimit(data []byte, maxPixels int) (RGB, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return RGB{}, fmt.Errorf("not a readable image: %w", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > 1<<27 {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return RGB{}, fmt.Errorf("image of %d×%d is not usable", cfg.Width, cfg.Height)
+	}
+	if n := int64(cfg.Width) * int64(cfg.Height); n > int64(min(maxPixels, MaxPixels)) {
+		return RGB{}, fmt.Errorf("image of %d×%d is not usable: %w (%d, more than %d)", cfg.Width, cfg.Height,
+			ErrTooManyPixels, n, min(maxPixels, MaxPixels))
 	}
 	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
 	if err != nil {

@@ -2,8 +2,12 @@ package voc
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -160,5 +164,25 @@ func TestEXIFOrientation(t *testing.T) {
 	}
 	if img.W != 10 || img.H != 20 {
 		t.Errorf("read as %d×%d, want 10×20", img.W, img.H)
+	}
+}
+
+// The pixel limit is checked on the header: a 30000×30000 PNG header is refused, naming its size.
+func TestDecodeImageLimit(t *testing.T) {
+	var buf bytes.Buffer
+	png.Encode(&buf, image.NewGray(image.Rect(0, 0, 30, 20)))
+	small := buf.Bytes()
+	if img, err := DecodeImageLimit(small, 600); err != nil || img.W != 30 || img.H != 20 {
+		t.Fatalf("30×20 within 600 pixels: %v", err)
+	}
+	if _, err := DecodeImageLimit(small, 599); !errors.Is(err, ErrTooManyPixels) || !strings.Contains(err.Error(), "30×20") {
+		t.Errorf("30×20 over 599 pixels: %v", err)
+	}
+	huge := append([]byte(nil), small...)
+	binary.BigEndian.PutUint32(huge[16:], 30000) // IHDR width and height
+	binary.BigEndian.PutUint32(huge[20:], 30000)
+	binary.BigEndian.PutUint32(huge[29:], crc32.ChecksumIEEE(huge[12:29]))
+	if _, err := DecodeImage(huge); !errors.Is(err, ErrTooManyPixels) {
+		t.Errorf("30000×30000 header: %v", err)
 	}
 }

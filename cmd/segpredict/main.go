@@ -9,13 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/segkit/segkit/segmentation"
@@ -39,10 +37,9 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 type options struct {
-	checkpoint, out, mode, tta, scale, format string
-	crop, stride                              int
-	opacity                                   float64
-	imp                                       *segmentation.ImportFlags
+	out, format string
+	opacity     float64
+	model       *modelFlags
 }
 
 func newCmd() *cobra.Command {
@@ -70,16 +67,11 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := cmd.Flags()
-	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use: segtrain's .safetensors or a PyTorch model (mmseg, official HRNet) (default: runs/latest/best.safetensors)")
 	f.StringVar(&o.out, "out", ".", "output directory")
 	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
 	f.Float64Var(&o.opacity, "opacity", 0.5, "overlay opacity of the class colours (0: the image, 1: the colours)")
-	f.StringVar(&o.mode, "mode", "", "whole (the whole image) or slide (windows of --crop) (default: the run's --eval-mode)")
-	f.IntVar(&o.crop, "crop", 0, "with --mode slide: window size (default: the training crop)")
-	f.IntVar(&o.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
-	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
-	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the run's --test-scale)")
-	o.imp = segmentation.AddImportFlags(f)
+	o.model = addModelFlags(f)
+	cmd.AddCommand(newServeCmd())
 	return cmd
 }
 
@@ -92,25 +84,9 @@ func run(cmd *cobra.Command, o options, args []string) error {
 		return usageError{fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
 	}
 	outputs.Opacity = o.opacity
-	// A wrong command line is refused before the checkpoint is read (a scratch Inference).
-	if err := configure(&segmentation.Inference{}, o, cmd.Flags()); err != nil {
-		return usageError{err}
-	}
-	imp, err := o.imp.Options()
-	if err != nil {
-		return usageError{err}
-	}
-	if o.checkpoint == "" {
-		if o.checkpoint, err = segmentation.LatestCheckpoint("runs"); err != nil {
-			return err
-		}
-	}
-	p, err := segmentation.NewPredictor(o.checkpoint, imp)
+	p, err := o.model.load()
 	if err != nil {
 		return err
-	}
-	if err := configure(&p.Inference, o, cmd.Flags()); err != nil {
-		return usageError{err}
 	}
 	outputs.Palette = p.Palette
 	files, problems := inputs(args)
@@ -158,48 +134,6 @@ func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, pa
 	}
 	fmt.Fprintf(w, "%s (%d×%d, %.0f ms): %s\n", path, img.W, img.H, float64(time.Since(start).Microseconds())/1e3,
 		strings.Join(segmentation.Shares(labels, p.Classes), ", "))
-	return nil
-}
-
-// configure applies the mode, crop, stride, TTA and scale options; a window flag without
-// --mode slide is refused, not ignored.
-func configure(inf *segmentation.Inference, o options, fs *pflag.FlagSet) error {
-	if err := inf.SetOptions(o.mode, o.tta); err != nil {
-		return err
-	}
-	for _, f := range []string{"crop", "stride"} {
-		if fs.Changed(f) && !inf.Slide {
-			return fmt.Errorf("--%s: only used with --mode slide", f)
-		}
-	}
-	if fs.Changed("crop") {
-		if err := segmentation.CheckCrop(o.crop, 0); err != nil {
-			return err
-		}
-		inf.Crop, inf.Stride = o.crop, max(1, o.crop*2/3)
-	}
-	if fs.Changed("stride") {
-		if o.stride < 1 {
-			return fmt.Errorf("--stride %d: must be positive", o.stride)
-		}
-		inf.Stride = o.stride
-	}
-	if o.scale != "" {
-		parts := strings.Split(strings.ToLower(o.scale), "x")
-		if len(parts) != 2 {
-			return fmt.Errorf("--scale %q: LONGxSHORT, e.g. 2048x512", o.scale)
-		}
-		for i, part := range parts {
-			v, err := strconv.Atoi(part)
-			if err != nil || v < 1 {
-				return fmt.Errorf("--scale %q: LONGxSHORT with positive integers", o.scale)
-			}
-			inf.Aug.Scale[i] = v
-		}
-		if err := segmentation.CheckScale("--scale", inf.Aug.Scale); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -13,6 +13,9 @@ type Conv struct {
 	// direct sum in the fifth digit (errors up to ~1.5e-5 of the output's largest value,
 	// measured). For inference.
 	Winograd bool
+	// PerImage decides Winograd as for one image (N = 1), so that each image of a batch gets
+	// exactly the result it gets alone (a batch's tile count would otherwise tip the choice).
+	PerImage bool
 }
 
 // Validate reports invalid parameters or an empty output.

@@ -24,6 +24,9 @@ func (c Conv) winograd() bool {
 		c.C < 8 || c.K < 8 {
 		return false
 	}
+	if c.PerImage {
+		c.N = 1
+	}
 	tiles, blocks := c.winogradTiles()
 	return tiles >= winogradTiles && blocks*winogradTiles <= 2*tiles
 }

@@ -112,3 +112,20 @@ func TestWinogradPathsAgree(t *testing.T) {
 		}
 	}
 }
+
+// PerImage makes the choice one image's: a batch whose tiles would tip it keeps the direct sum.
+func TestWinogradPerImage(t *testing.T) {
+	c := Conv{N: 5, C: 16, H: 24, W: 24, K: 16, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Winograd: true}
+	if level() == isaPortable {
+		t.Skip("no Winograd on the portable path")
+	}
+	one := c
+	one.N = 1
+	if !c.winograd() || one.winograd() {
+		t.Fatalf("batch of 5: %v, one image: %v (want true, false: 180 and 36 tiles)", c.winograd(), one.winograd())
+	}
+	c.PerImage = true
+	if c.winograd() {
+		t.Error("PerImage: a batch of 5 took Winograd where one image does not")
+	}
+}

@@ -20,8 +20,9 @@ tie envelope       grad_env {param: [norm, proj]}, grads_env {param: max_i sum |
                    than TAU * peak of its tensor (exact ties are decided by the first-maximum rule
                    on both sides and are not counted). ties {relu, max, tau}: how many there were.
 
-Near-ties are found and flipped in float64; each flip reruns forward and backward with that gate
-forced (a ReLU passes or blocks its element, a max-window takes its second-largest query).
+Near-ties are found and flipped in float64; each flip reruns the backward of the same forward pass
+with that gate forced (a ReLU passes or blocks its element, a max-window sends its gradient to its
+second-largest query). The forward values would move by less than the gate's margin: left out.
 """
 import json
 import os
@@ -42,39 +43,81 @@ VARIANT_ALPHAS = {"fixed": None, "dynopool": {}, "dynopool_alpha": {
 
 
 class Gates:
-    """Every ReLU and DynOPool max-window of a forward pass, numbered in call order: records their
-    inputs (to find near-ties) and flips one element or cell when asked."""
+    """Every ReLU and DynOPool max-window of a forward pass, numbered in call order. When tracking
+    (the float64 passes), it records their inputs (to find near-ties) and routes their backward
+    through Gate functions, so that one element or cell can be flipped in a later backward of the
+    same graph; otherwise the reference ops run as they are (the float32 golden's own numbers)."""
 
     def __init__(self):
-        self.record, self.flip, self.calls = None, None, 0
+        self.tracking, self.record, self.flip, self.calls = False, [], None, 0
 
-    def start(self, record=False, flip=None):
-        self.calls, self.record, self.flip = 0, ([] if record else None), flip
+    def start(self, tracking=False):
+        self.tracking, self.record, self.flip, self.calls = tracking, [], None, 0
 
     def _next(self, kind, t):
-        k = self.calls
         self.calls += 1
-        if self.record is not None:
-            self.record.append((kind, t.detach()))
-        return self.flip[1] if self.flip is not None and self.flip[0] == k else None
+        self.record.append((kind, t.detach()))
+        return self.calls - 1
+
+    def flipped(self, call):
+        return self.flip[1] if self.flip is not None and self.flip[0] == call else None
 
     def relu(self, x, inplace=False):
-        i = self._next("relu", x)
-        if i is None:
+        if not self.tracking:
             return torch.relu(x)
-        mask = (x > 0).flatten()
-        mask[i] = ~mask[i]
-        return x * mask.view_as(x)
+        return GatedReLU.apply(x, self._next("relu", x))
 
     def max_pool2d(self, v, kernel, stride):
         assert kernel == 2 and stride == 2
-        i = self._next("max", v)
-        if i is None:
+        if not self.tracking:
             return F.max_pool2d(v, 2, 2)
+        return GatedMax.apply(v, self._next("max", v))
+
+
+class GatedReLU(torch.autograd.Function):
+    """ReLU whose backward passes or blocks one element against its gate when GATES says so."""
+
+    @staticmethod
+    def forward(ctx, x, call):
+        ctx.call = call
+        mask = x > 0
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, g):
+        mask, = ctx.saved_tensors
+        i = GATES.flipped(ctx.call)
+        if i is not None:
+            mask = mask.flatten().clone()
+            mask[i] = ~mask[i]
+            mask = mask.view_as(g)
+        return g * mask, None
+
+
+class GatedMax(torch.autograd.Function):
+    """2x2 max-windows (the first maximal query wins) whose backward sends one cell's gradient to
+    its second-largest query when GATES says so."""
+
+    @staticmethod
+    def forward(ctx, v, call):
         q = cells(v)
-        pick = ranked(q)[..., 0].flatten().clone()
-        pick[i] = ranked(q)[..., 1].flatten()[i]
-        return q.gather(-1, pick.view(q.shape[:-1] + (1,))).squeeze(-1)
+        order = ranked(q)
+        ctx.call, ctx.shape = call, v.shape
+        ctx.save_for_backward(order[..., 0], order[..., 1])
+        return q.gather(-1, order[..., :1]).squeeze(-1)
+
+    @staticmethod
+    def backward(ctx, g):
+        first, second = ctx.saved_tensors
+        i = GATES.flipped(ctx.call)
+        if i is not None:
+            first = first.flatten().clone()
+            first[i] = second.flatten()[i]
+            first = first.view_as(second)
+        gq = torch.zeros(g.shape + (4,), dtype=g.dtype).scatter_(-1, first.unsqueeze(-1), g.unsqueeze(-1))
+        n, c, h, w = g.shape
+        return gq.reshape(n, c, h, w, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(ctx.shape), None
 
 
 def cells(v):
@@ -113,7 +156,7 @@ dynopool.F = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.
 dynopool.F.max_pool2d = GATES.max_pool2d
 
 
-class GatedReLU(nn.Module):
+class ReLUModule(nn.Module):
     def forward(self, x):
         return GATES.relu(x)
 
@@ -122,7 +165,7 @@ def gate_modules(model):
     for name, m in list(model.named_modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, nn.ReLU):
-                setattr(m, child_name, GatedReLU())
+                setattr(m, child_name, ReLUModule())
     return model
 
 
@@ -135,16 +178,22 @@ def make_model(variant, state, dtype):
     return gate_modules(model.to(dtype).train())
 
 
-def step(model, x, labels, record=False, flip=None):
-    """One training forward and backward; returns logits, loss, {param: grad} and the gates' record."""
+def step(model, x, labels, tracking=False):
+    """One training forward and backward; returns logits, loss, {param: grad} and a function
+    that runs the same backward again with one gate flipped (tracking only)."""
     model.zero_grad(set_to_none=True)
-    GATES.start(record, flip)
+    GATES.start(tracking)
     logits = model(x)
-    gates = GATES.record
     loss = F.cross_entropy(hrnet.upsample_logits(logits, labels.shape[-2:]), labels, ignore_index=255)
-    loss.backward()
-    GATES.start()
-    return logits, loss, {n: p.grad.detach().clone() for n, p in model.named_parameters()}, gates
+    names, params = zip(*model.named_parameters())
+    grads = torch.autograd.grad(loss, params, retain_graph=tracking)
+
+    def flipped(flip):
+        GATES.flip = flip
+        g = torch.autograd.grad(loss, params, retain_graph=True)
+        GATES.flip = None
+        return dict(zip(names, g))
+    return logits, loss, dict(zip(names, grads)), flipped
 
 
 def summary(grads):
@@ -193,13 +242,13 @@ def variant_golden(variant, exact, x, labels):
 
     m64 = make_model(variant, exact, torch.float64)
     x64 = x.double()
-    _, loss64, g64, gates = step(m64, x64, labels, record=True)
-    flips, counts = near_ties(gates)
+    _, loss64, g64, flipped = step(m64, x64, labels, tracking=True)
+    flips, counts = near_ties(GATES.record)
     base = summary(g64)
     env = {n: [0.0, 0.0] for n in g64}
     env_full = {n: torch.zeros_like(g64[n]) for n in GRAD_FULL}
     for flip in flips:
-        _, _, gf, _ = step(m64, x64, labels, flip=flip)
+        gf = flipped(flip)
         for n, (a, b) in summary(gf).items():
             env[n][0] += abs(a - base[n][0])
             env[n][1] += abs(b - base[n][1])
