@@ -1,3 +1,5 @@
+//go:build device
+
 package nn
 
 import (
@@ -116,7 +118,7 @@ type devProgram struct {
 // UseDevice runs the net's graphs on d from now on (nil: on the CPU again, after bringing the
 // parameters back). The cached graphs are dropped: they are planned for one or the other.
 func (n *Net) UseDevice(d device.Device) error {
-	if ds := n.mem.dev; ds != nil {
+	if ds := n.devState(); ds != nil {
 		if err := n.SyncParams(); err != nil {
 			return err
 		}
@@ -131,26 +133,32 @@ func (n *Net) UseDevice(d device.Device) error {
 	return nil
 }
 
+// devState returns the net's device executor (nil: the net runs on the CPU).
+func (n *Net) devState() *devState {
+	ds, _ := n.mem.dev.(*devState)
+	return ds
+}
+
 // Device returns the device the net runs on (nil: the CPU).
 func (n *Net) Device() device.Device {
-	if n.mem.dev == nil {
-		return nil
+	if ds := n.devState(); ds != nil {
+		return ds.dev
 	}
-	return n.mem.dev.dev
+	return nil
 }
 
 // DeviceFallbacks counts, by op kind, the calls the device path ran on the host.
 func (n *Net) DeviceFallbacks() map[string]int {
-	if n.mem.dev == nil {
-		return nil
+	if ds := n.devState(); ds != nil {
+		return ds.fallbacks
 	}
-	return n.mem.dev.fallbacks
+	return nil
 }
 
 // SyncParams copies the parameters, buffers and SGD momentum that DeviceStep left on the device
 // back to the host (for checkpoints, evaluation on the CPU, or reading them).
 func (n *Net) SyncParams() error {
-	ds := n.mem.dev
+	ds := n.devState()
 	if ds == nil || !ds.resident {
 		return nil
 	}
@@ -176,7 +184,7 @@ func (n *Net) SyncParams() error {
 // up and the losses come down. It equals TrainStep followed by opt.Step(n.Params), except that
 // Param.Grad is not set and the host's parameters are stale until SyncParams.
 func (n *Net) DeviceStep(x, labels *tensor.Dense, opt *SGD) (Losses, error) {
-	ds := n.mem.dev
+	ds := n.devState()
 	if ds == nil {
 		return Losses{}, errors.New("DeviceStep: the net has no device (UseDevice)")
 	}

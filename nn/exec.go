@@ -107,9 +107,15 @@ func compile(g *G.ExprGraph, outputs G.Nodes, mem *arena) (*program, error) {
 type arena struct {
 	buf []float32
 	gen int // bumped when the buffer is replaced, so graphs re-point their tensors
-	// dev, when set, runs the graphs on a device (device.go): the plan's offsets then place
-	// results in one device arena, and buf stays empty.
-	dev *devState
+	// dev, when set, runs the graphs on a device (device.go, built with the tag device): the
+	// plan's offsets then place results in one device arena, and buf stays empty.
+	dev deviceRunner
+}
+
+// deviceRunner executes a program on a device. The default build has none: the GPU backend
+// does not yet run end to end, so the engine carries only this seam.
+type deviceRunner interface {
+	run(p *program, resident bool) error
 }
 
 // fit grows the buffer to at least n values.

@@ -45,6 +45,10 @@ skipped() {
   echo "$1" >>"$skips"
 }
 gotest "./..." ./... "$@"
+# The device executor (the GPU code path: build tag device, out of the default engine until a
+# backend runs end to end) on the simulated device, and the CUDA loader's own tests.
+go vet -tags device ./nn ./dynopool ./internal/device/... ./internal/cuda
+gotest "tags device" -tags device ./nn ./dynopool ./internal/device/... ./internal/cuda "$@"
 # Data-parallel training under mpirun (build tag mpi, Open MPI): the binding and segtrain with
 # two ranks on this machine (--oversubscribe --bind-to none; --allow-run-as-root as root).
 go vet -tags mpi ./internal/mpi/... ./parallel ./cmd/segtrain

@@ -1,3 +1,5 @@
+//go:build device
+
 // Package cuda is segkit's NVIDIA backend, loaded at run time: libcuda (the driver API), NVRTC
 // and cuDNN are opened with dlopen and called through our own declarations (decl.h), so the
 // binary builds and runs where no CUDA exists, and uses a GPU where the driver and libraries

@@ -19,10 +19,14 @@ type Ptr uint64
 // Floats returns p moved by n float32 values.
 func (p Ptr) Floats(n int) Ptr { return p + Ptr(4*n) }
 
-// Device is memory, transfers and the operations of the graphs. Shapes and parameters come in
-// the CPU kernels' own descriptions (internal/kernels), so a lowering cannot describe an op
-// differently on the two paths.
+// Device is a device's memory and the operations of the graphs on it.
 type Device interface {
+	Memory
+	Ops
+}
+
+// Memory is a device's memory and the transfers to, from and within it.
+type Memory interface {
 	// Name says what runs the work ("sim", "cuda: NVIDIA H100 80GB HBM3, cuDNN 9.10.2").
 	Name() string
 	Alloc(bytes int) (Ptr, error) // zeroed memory
@@ -32,7 +36,12 @@ type Device interface {
 	Copy(dst, src Ptr, bytes int) error
 	Zero(dst Ptr, bytes int) error
 	Sync() error
+}
 
+// Ops are the operations the graphs lower to, on device memory. Shapes and parameters come in
+// the CPU kernels' own descriptions (internal/kernels), so a lowering cannot describe an op
+// differently on the two paths.
+type Ops interface {
 	// cuDNN-shaped: convolutions (bias 0: none) and batch normalisation, exact fp32.
 	ConvForward(g kernels.Conv, x, w, bias, y Ptr) error
 	ConvBackwardData(g kernels.Conv, w, dy, dx Ptr) error
@@ -76,13 +85,13 @@ func bytesOf[T float32 | int32 | uint8](s []T) []byte {
 }
 
 // UploadFloats copies host values to the device.
-func UploadFloats(d Device, dst Ptr, src []float32) error { return d.Upload(dst, bytesOf(src)) }
+func UploadFloats(d Memory, dst Ptr, src []float32) error { return d.Upload(dst, bytesOf(src)) }
 
 // UploadInts copies host int32 values to the device.
-func UploadInts(d Device, dst Ptr, src []int32) error { return d.Upload(dst, bytesOf(src)) }
+func UploadInts(d Memory, dst Ptr, src []int32) error { return d.Upload(dst, bytesOf(src)) }
 
 // DownloadFloats copies device values to the host (waiting for the work queued before).
-func DownloadFloats(d Device, dst []float32, src Ptr) error { return d.Download(bytesOf(dst), src) }
+func DownloadFloats(d Memory, dst []float32, src Ptr) error { return d.Download(bytesOf(dst), src) }
 
 // DownloadInts copies device int32 values to the host.
-func DownloadInts(d Device, dst []int32, src Ptr) error { return d.Download(bytesOf(dst), src) }
+func DownloadInts(d Memory, dst []int32, src Ptr) error { return d.Download(bytesOf(dst), src) }
