@@ -1,12 +1,13 @@
+//go:build amd64
+
 // AVX2 batch normalisation over the channels [c0, c1) of an N×C×HW tensor (batchnorm.go has the
 // definitions and the Go version; batchnorm_avx512.c the same in 16-wide vectors). Sums run in
 // float32 vectors over blocks of 256 values and are added up in double, in a fixed order.
 
-#if defined(__x86_64__)
-
 #include <math.h>
 
-#include "avx2.h"
+#include "simd_avx2.h"
+#include "kernels.h"
 
 #define BLOCK 256
 
@@ -192,25 +193,3 @@ AVX2 void segkit_avx2_bn_grad_dx(long N, long C, long HW, int relu, const float 
 	for (long c = c0; c < c1; c++)
 		backward_dx(N, C, HW, relu, 1, x, y, dy, gamma, mean[c], invstd[c], sum_dy[c], sum_dyxc[c], m, dx, 0, 0, c);
 }
-
-#else
-
-void segkit_avx2_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                          const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
-                          float *run_mean, float *run_var, long c0, long c1) {}
-void segkit_avx2_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale,
-                           const float *shift, float *y, long c0, long c1) {}
-void segkit_avx2_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
-                             const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
-                             float *dx, float *dgamma, float *dbeta, long c0, long c1) {}
-void segkit_avx2_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1) {}
-void segkit_avx2_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                         const float *gamma, const float *beta, float *y, const float *mean, const double *ss, double m,
-                         float *mean_out, float *invstd_out, float *run_mean, float *run_var, long c0, long c1) {}
-void segkit_avx2_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                              const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1) {}
-void segkit_avx2_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                            const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
-                            const double *sum_dyxc, double m, float *dx, long c0, long c1) {}
-
-#endif

@@ -1,11 +1,12 @@
+//go:build amd64
+
 // AVX-512 batch normalisation over the channels [c0, c1) of an N×C×HW tensor (batchnorm.go has
 // the definitions and the portable Go version). Sums run in float32 vectors over blocks of 256
 // values and are added up in double, in a fixed order.
 
-#if defined(__x86_64__)
-
-#include "avx512.h"
+#include "simd_avx512.h"
 #include <math.h>
+#include "kernels.h"
 
 #define BLOCK 256
 
@@ -75,8 +76,8 @@ __attribute__((target("avx512f"), noinline)) static void normalise(long N, long 
 	for (long n = 0; n < N; n++) affine(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, scale, shift, relu);
 }
 
-// segkit_bn_train is BatchNorm.ForwardTrain for channels [c0, c1).
-__attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW, float eps, int relu,
+// segkit_avx512_bn_train is BatchNorm.ForwardTrain for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_avx512_bn_train(long N, long C, long HW, float eps, int relu,
                                                         float momentum, const float *x, const float *gamma,
                                                         const float *beta, float *y, float *mean_out,
                                                         float *invstd_out, float *run_mean, float *run_var, long c0,
@@ -90,15 +91,15 @@ __attribute__((target("avx512f"))) void segkit_bn_train(long N, long C, long HW,
 	}
 }
 
-// segkit_bn_sums is SyncBN's BatchNorm.SumX (mean NULL) or SumSquares for channels [c0, c1).
-__attribute__((target("avx512f"))) void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean,
+// segkit_avx512_bn_sums is SyncBN's BatchNorm.SumX (mean NULL) or SumSquares for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_avx512_bn_sums(long N, long C, long HW, const float *x, const float *mean,
                                                        double *sum, long c0, long c1) {
 	for (long c = c0; c < c1; c++) sum[c] = chan_sum(N, C, HW, x, c, mean != 0, mean ? mean[c] : 0);
 }
 
-// segkit_bn_norm is SyncBN's BatchNorm.ForwardGlobal for channels [c0, c1): m values per channel
+// segkit_avx512_bn_norm is SyncBN's BatchNorm.ForwardGlobal for channels [c0, c1): m values per channel
 // over the ranks.
-__attribute__((target("avx512f"))) void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum,
+__attribute__((target("avx512f"))) void segkit_avx512_bn_norm(long N, long C, long HW, float eps, int relu, float momentum,
                                                        const float *x, const float *gamma, const float *beta,
                                                        float *y, const float *mean, const double *ss, double m,
                                                        float *mean_out, float *invstd_out, float *run_mean,
@@ -108,8 +109,8 @@ __attribute__((target("avx512f"))) void segkit_bn_norm(long N, long C, long HW, 
 		          run_mean, run_var, c);
 }
 
-// segkit_bn_affine is BatchNorm.ForwardEval (as per-channel scale and shift) for channels [c0, c1).
-__attribute__((target("avx512f"))) void segkit_bn_affine(long N, long C, long HW, int relu, const float *x,
+// segkit_avx512_bn_affine is BatchNorm.ForwardEval (as per-channel scale and shift) for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_avx512_bn_affine(long N, long C, long HW, int relu, const float *x,
                                                          const float *scale, const float *shift, float *y, long c0,
                                                          long c1) {
 	for (long c = c0; c < c1; c++)
@@ -169,8 +170,8 @@ __attribute__((target("avx512f"), noinline)) static void backward_dx(long N, lon
 	}
 }
 
-// segkit_bn_backward is BatchNorm.Backward for channels [c0, c1).
-__attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long HW, int relu, int train,
+// segkit_avx512_bn_backward is BatchNorm.Backward for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_avx512_bn_backward(long N, long C, long HW, int relu, int train,
                                                            const float *x, const float *y, const float *dy,
                                                            const float *gamma, const float *mean_in,
                                                            const float *invstd_in, float *dx, float *dgamma,
@@ -184,15 +185,15 @@ __attribute__((target("avx512f"))) void segkit_bn_backward(long N, long C, long 
 	}
 }
 
-// segkit_bn_grad_sums is SyncBN's BatchNorm.GradSums for channels [c0, c1).
-__attribute__((target("avx512f"))) void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x,
+// segkit_avx512_bn_grad_sums is SyncBN's BatchNorm.GradSums for channels [c0, c1).
+__attribute__((target("avx512f"))) void segkit_avx512_bn_grad_sums(long N, long C, long HW, int relu, const float *x,
                                                             const float *y, const float *dy, const float *mean,
                                                             double *sum_dy, double *sum_dyxc, long c0, long c1) {
 	for (long c = c0; c < c1; c++) grad_sums(N, C, HW, relu, x, y, dy, mean[c], c, sum_dy + c, sum_dyxc + c);
 }
 
-// segkit_bn_grad_dx is SyncBN's BatchNorm.BackwardGlobal for channels [c0, c1): sums over m values.
-__attribute__((target("avx512f"))) void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x,
+// segkit_avx512_bn_grad_dx is SyncBN's BatchNorm.BackwardGlobal for channels [c0, c1): sums over m values.
+__attribute__((target("avx512f"))) void segkit_avx512_bn_grad_dx(long N, long C, long HW, int relu, const float *x,
                                                           const float *y, const float *dy, const float *gamma,
                                                           const float *mean, const float *invstd,
                                                           const double *sum_dy, const double *sum_dyxc, double m,
@@ -200,25 +201,3 @@ __attribute__((target("avx512f"))) void segkit_bn_grad_dx(long N, long C, long H
 	for (long c = c0; c < c1; c++)
 		backward_dx(N, C, HW, relu, 1, x, y, dy, gamma, mean[c], invstd[c], sum_dy[c], sum_dyxc[c], m, dx, 0, 0, c);
 }
-
-#else
-
-void segkit_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                     const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
-                     float *run_mean, float *run_var, long c0, long c1) {}
-void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale, const float *shift,
-                      float *y, long c0, long c1) {}
-void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
-                        const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
-                        float *dx, float *dgamma, float *dbeta, long c0, long c1) {}
-void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1) {}
-void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x, const float *gamma,
-                    const float *beta, float *y, const float *mean, const double *ss, double m, float *mean_out,
-                    float *invstd_out, float *run_mean, float *run_var, long c0, long c1) {}
-void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                         const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1) {}
-void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                       const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
-                       const double *sum_dyxc, double m, float *dx, long c0, long c1) {}
-
-#endif

@@ -1,14 +1,15 @@
+//go:build amd64
+
 // AVX2 bilinear resizing (bilinear.go has the definition and the Go version; bilinear_avx512.c
 // the same in 16-wide vectors). The forward matches Go bit for bit (same operations, no FMA
 // contraction); the backward sums down the columns in vectors, then along the rows in scalars.
-
-#if defined(__x86_64__)
 
 #pragma GCC optimize("fp-contract=off")
 
 #include <string.h>
 
-#include "avx2.h"
+#include "simd_avx2.h"
+#include "kernels.h"
 
 // hrow interpolates source row src along the width: out[ox] = w0·src[i0] + w1·src[i1].
 AVX2 static void hrow(const float *src, long OW, const int *i0, const int *i1, const float *w0, const float *w1,
@@ -23,7 +24,7 @@ AVX2 static void hrow(const float *src, long OW, const int *i0, const int *i1, c
 	for (; ox < OW; ox++) out[ox] = w0[ox] * src[i0[ox]] + w1[ox] * src[i1[ox]];
 }
 
-// segkit_avx2_bilinear_forward is segkit_bilinear_forward (bilinear_avx512.c).
+// segkit_avx2_bilinear_forward is segkit_avx512_bilinear_forward (bilinear_avx512.c).
 AVX2 void segkit_avx2_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
                                        const int *yi1, const float *ya0, const float *ya1, const int *xi0,
                                        const int *xi1, const float *xw0, const float *xw1, long p0, long p1,
@@ -56,7 +57,7 @@ AVX2 void segkit_avx2_bilinear_forward(long H, long W, long OH, long OW, const f
 	}
 }
 
-// segkit_avx2_bilinear_backward is segkit_bilinear_backward (bilinear_avx512.c); scratch holds
+// segkit_avx2_bilinear_backward is segkit_avx512_bilinear_backward (bilinear_avx512.c); scratch holds
 // H·OW floats.
 AVX2 void segkit_avx2_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
                                         const int *yi1, const float *ya0, const float *ya1, const int *xi0,
@@ -89,16 +90,3 @@ AVX2 void segkit_avx2_bilinear_backward(long H, long W, long OH, long OW, const 
 		}
 	}
 }
-
-#else
-
-void segkit_avx2_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
-                                  const int *yi1, const float *ya0, const float *ya1, const int *xi0,
-                                  const int *xi1, const float *xw0, const float *xw1, long p0, long p1,
-                                  float *scratch) {}
-void segkit_avx2_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
-                                   const int *yi1, const float *ya0, const float *ya1, const int *xi0,
-                                   const int *xi1, const float *xw0, const float *xw1, long p0, long p1,
-                                   float *scratch) {}
-
-#endif

@@ -1,14 +1,15 @@
+//go:build amd64
+
 // AVX-512 bilinear resizing (bilinear.go has the definition and the Go version). The forward
 // matches Go bit for bit (same operations, no FMA contraction); the backward is separable: the
 // output gradient is first summed down the columns into the source rows' interpolated gradient
 // (vectors), which then goes back along the rows (scalar: neighbouring outputs share pixels).
 
-#if defined(__x86_64__)
-
 #pragma GCC optimize("fp-contract=off")
 
-#include "avx512.h"
+#include "simd_avx512.h"
 #include <string.h>
+#include "kernels.h"
 
 // hrow interpolates source row src along the width: out[ox] = w0·src[i0] + w1·src[i1].
 __attribute__((target("avx512f"))) static void hrow(const float *src, long OW, const int *i0, const int *i1,
@@ -24,9 +25,9 @@ __attribute__((target("avx512f"))) static void hrow(const float *src, long OW, c
 	}
 }
 
-// segkit_bilinear_forward resizes planes [p0, p1); taps as bilinear.go's (row: yi0, yi1, ya0,
+// segkit_avx512_bilinear_forward resizes planes [p0, p1); taps as bilinear.go's (row: yi0, yi1, ya0,
 // ya1; column: xi0, xi1, xw0, xw1); scratch holds 2·OW floats.
-__attribute__((target("avx512f"))) void segkit_bilinear_forward(long H, long W, long OH, long OW, const float *x,
+__attribute__((target("avx512f"))) void segkit_avx512_bilinear_forward(long H, long W, long OH, long OW, const float *x,
                                                                 float *y, const int *yi0, const int *yi1,
                                                                 const float *ya0, const float *ya1, const int *xi0,
                                                                 const int *xi1, const float *xw0, const float *xw1,
@@ -59,8 +60,8 @@ __attribute__((target("avx512f"))) void segkit_bilinear_forward(long H, long W, 
 	}
 }
 
-// segkit_bilinear_backward writes dx for planes [p0, p1) from dy; scratch holds H·OW floats.
-__attribute__((target("avx512f"))) void segkit_bilinear_backward(long H, long W, long OH, long OW, const float *dy,
+// segkit_avx512_bilinear_backward writes dx for planes [p0, p1) from dy; scratch holds H·OW floats.
+__attribute__((target("avx512f"))) void segkit_avx512_bilinear_backward(long H, long W, long OH, long OW, const float *dy,
                                                                  float *dx, const int *yi0, const int *yi1,
                                                                  const float *ya0, const float *ya1, const int *xi0,
                                                                  const int *xi1, const float *xw0, const float *xw1,
@@ -90,14 +91,3 @@ __attribute__((target("avx512f"))) void segkit_bilinear_backward(long H, long W,
 		}
 	}
 }
-
-#else
-
-void segkit_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
-                             const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
-                             const float *xw0, const float *xw1, long p0, long p1, float *scratch) {}
-void segkit_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
-                              const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
-                              const float *xw0, const float *xw1, long p0, long p1, float *scratch) {}
-
-#endif

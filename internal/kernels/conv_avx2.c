@@ -1,12 +1,13 @@
+//go:build amd64
+
 // Implicit-GEMM convolution and filter gradient on the AVX2 GEMM (sgemm_avx2.c), as
 // conv_avx512.c: B panels are packed straight from the image, the patch matrix never formed.
-
-#if defined(__x86_64__)
 
 #include <string.h>
 
 #include "gemm_avx2.h"
 #include "conv_geometry.h"
+#include "kernels.h"
 
 // Per-thread copy of the filter gradient's A rows.
 static _Thread_local float *abuf;
@@ -124,7 +125,7 @@ AVX2 static void pack_patches(const geometry *g, const float *x, long r0, long k
 	}
 }
 
-// segkit_avx2_conv_sgemm is segkit_conv_sgemm (conv_avx512.c) on AVX2+FMA.
+// segkit_avx2_conv_sgemm is segkit_avx512_conv_sgemm (conv_avx512.c) on AVX2+FMA.
 void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                             const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                             const float *add, int relu, int phased) {
@@ -210,7 +211,7 @@ AVX2 static void pack_patches_t(const geometry *g, const float *x, long q0, long
 	}
 }
 
-// segkit_avx2_conv_filter_grad is segkit_conv_filter_grad (conv_avx512.c) on AVX2+FMA.
+// segkit_avx2_conv_filter_grad is segkit_avx512_conv_filter_grad (conv_avx512.c) on AVX2+FMA.
 void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                                   const float *dy, long q0, long nq, float *dw, float beta) {
 	geometry g = make_geometry(C, H, W, k, s, p, d);
@@ -229,45 +230,3 @@ void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s
 		}
 	}
 }
-
-// segkit_phase_rows is declared in conv_geometry.h (for both vector paths: AVX-512 CPUs have AVX2).
-AVX2 void segkit_phase_rows(long C, long H, long W, const float *x, float *out, long i0, long R) {
-	long PW = (W + 1) / 2, ps = R * PW;
-	for (long c = 0; c < C; c++) {
-		const float *in = x + c * H * W;
-		for (int a = 0; a < 2; a++) {
-			for (long i = 0; i < R; i++) {
-				long iy = 2 * (i0 + i) + a;
-				float *ev = out + (4 * c + 2 * a) * ps + i * PW, *od = ev + ps;
-				if (iy >= H) { // odd H: the last row of the odd phases is outside the image
-					for (long j = 0; j < PW; j++) ev[j] = od[j] = 0;
-					continue;
-				}
-				const float *src = in + iy * W;
-				long j = 0;
-				for (; 2 * j + 16 <= W; j += 8) {
-					__m256 u = _mm256_loadu_ps(src + 2 * j), v = _mm256_loadu_ps(src + 2 * j + 8);
-					__m256 e = _mm256_shuffle_ps(u, v, 0x88), d = _mm256_shuffle_ps(u, v, 0xDD);
-					_mm256_storeu_ps(ev + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
-					_mm256_storeu_ps(od + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(d), 0xD8)));
-				}
-				for (; j < PW; j++) {
-					ev[j] = src[2 * j];
-					od[j] = 2 * j + 1 < W ? src[2 * j + 1] : 0;
-				}
-			}
-		}
-	}
-}
-
-#else
-
-void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                            const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                            const float *add, int relu, int phased) {}
-void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                                  const float *dy, long q0, long nq, float *dw, float beta) {}
-
-void segkit_phase_rows(long C, long H, long W, const float *x, float *out, long i0, long R) {}
-
-#endif

@@ -1,11 +1,12 @@
+//go:build amd64
+
 // Implicit-GEMM convolution on the AVX-512 GEMM (sgemm_avx512.c): the convolution's GEMM with
 // its patch matrix (im2col) never formed; B panels are packed straight from the image, which
 // saves writing and re-reading the patch matrix.
 
-#if defined(__x86_64__)
-
 #include "gemm_avx512.h"
 #include "conv_geometry.h"
+#include "kernels.h"
 
 // Per-thread copy of the filter gradient's A rows.
 static _Thread_local float *abuf;
@@ -57,10 +58,10 @@ __attribute__((target("avx512f"))) static void pack_patches(const geometry *g, c
 	}
 }
 
-// segkit_conv_sgemm computes output pixels [q0, q0+nq) of all K channels of one image's
-// convolution, y = w · patches(x), through the epilogue (as segkit_sgemm's); y and add point
+// segkit_avx512_conv_sgemm computes output pixels [q0, q0+nq) of all K channels of one image's
+// convolution, y = w · patches(x), through the epilogue (as segkit_avx512_sgemm's); y and add point
 // at pixel q0 of channel 0, rows OH·OW apart; w is K×(C·k·k).
-void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
+void segkit_avx512_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
                        const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
                        const float *add, int relu, int phased) {
 	geometry g = make_geometry(C, H, W, k, s, p, d), pg = g;
@@ -68,13 +69,13 @@ void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, l
 	long rows = C * k * k, ldc = g.OH * g.OW;
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
-	float *bp = segkit_pack_buffer();
+	float *bp = segkit_avx512_pack_buffer();
 	for (long jc = 0; jc < nq; jc += NC) {
 		long nc = nq - jc < NC ? nq - jc : NC;
 		for (long pc = 0; pc < rows; pc += KC) {
 			long kc = rows - pc < KC ? rows - pc : KC;
 			pack_patches(&pg, x, pc, kc, q0 + jc, nc, bp);
-			segkit_gemm_block(K, nc, kc, w + pc, rows, 1, bp, y + jc, ldc, jc, 1, pc == 0 ? 0 : 1,
+			segkit_avx512_gemm_block(K, nc, kc, w + pc, rows, 1, bp, y + jc, ldc, jc, 1, pc == 0 ? 0 : 1,
 			                  pc + kc == rows ? last : 0);
 		}
 	}
@@ -139,15 +140,15 @@ __attribute__((target("avx512f"))) static void pack_patches_t(const geometry *g,
 	}
 }
 
-// segkit_conv_filter_grad adds (beta = 1) or writes (beta = 0) dw = dy · patches(x)ᵀ over the
+// segkit_avx512_conv_filter_grad adds (beta = 1) or writes (beta = 0) dw = dy · patches(x)ᵀ over the
 // output pixels [q0, q0+nq) of one image: dy points at pixel q0 of channel 0 (rows OH·OW
 // apart), dw is K×(C·k·k).
-__attribute__((target("avx512f"))) void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s,
+__attribute__((target("avx512f"))) void segkit_avx512_conv_filter_grad(long C, long H, long W, long K, long k, long s,
                                                                 long p, long d, const float *x, const float *dy,
                                                                 long q0, long nq, float *dw, float beta) {
 	geometry g = make_geometry(C, H, W, k, s, p, d);
 	long rows = C * k * k, ld = g.OH * g.OW;
-	float *bp = segkit_pack_buffer();
+	float *bp = segkit_avx512_pack_buffer();
 	for (long jc = 0; jc < rows; jc += NC) {
 		long nc = rows - jc < NC ? rows - jc : NC;
 		for (long pc = 0; pc < nq; pc += KC) {
@@ -159,17 +160,7 @@ __attribute__((target("avx512f"))) void segkit_conv_filter_grad(long C, long H, 
 			for (long i = 0; i < K; i++)
 				for (long t = 0; t < kc; t += 16)
 					store16(ap + i * kc + t, tail_mask(kc - t), load16(tail_mask(kc - t), dy + i * ld + pc + t));
-			segkit_gemm_block(K, nc, kc, ap, kc, 1, bp, dw + jc, rows, jc, 1, pc == 0 ? beta : 1, 0);
+			segkit_avx512_gemm_block(K, nc, kc, ap, kc, 1, bp, dw + jc, rows, jc, 1, pc == 0 ? beta : 1, 0);
 		}
 	}
 }
-
-#else
-
-void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                       const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                       const float *add, int relu, int phased) {}
-void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                             const float *dy, long q0, long nq, float *dw, float beta) {}
-
-#endif

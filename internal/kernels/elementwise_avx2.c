@@ -1,13 +1,14 @@
+//go:build amd64
+
 // AVX2 elementwise kernels (elementwise.go has the definitions and the Go versions, which these
 // match bit for bit: the same float32 operations in the same order).
 
-#if defined(__x86_64__)
-
 #pragma GCC optimize("fp-contract=off") // segkit_avx2_momentum rounds as Go does
 
-#include "avx2.h"
+#include "simd_avx2.h"
+#include "kernels.h"
 
-// segkit_avx2_sum4 is segkit_sum4 (elementwise_avx512.c): y = x0 + x1 (+ x2 (+ x3)), left to
+// segkit_avx2_sum4 is segkit_avx512_sum4 (elementwise_avx512.c): y = x0 + x1 (+ x2 (+ x3)), left to
 // right, then max(·, 0) when relu; x2 and x3 may be NULL.
 AVX2 void segkit_avx2_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2,
                            const float *x3) {
@@ -53,12 +54,3 @@ AVX2 void segkit_avx2_momentum(long n, float *w, const float *g, float *v, float
 		w[i] -= lr * v[i];
 	}
 }
-
-#else
-
-void segkit_avx2_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2,
-                      const float *x3) {}
-void segkit_avx2_relu_backward(long n, const float *y, const float *dy, float *dx) {}
-void segkit_avx2_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu) {}
-
-#endif

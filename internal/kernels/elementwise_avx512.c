@@ -1,14 +1,15 @@
+//go:build amd64
+
 // AVX-512 elementwise kernels (elementwise.go has the definitions and the Go versions).
 
-#if defined(__x86_64__)
+#pragma GCC optimize("fp-contract=off") // segkit_avx512_momentum rounds as Go does
 
-#pragma GCC optimize("fp-contract=off") // segkit_momentum rounds as Go does
+#include "simd_avx512.h"
+#include "kernels.h"
 
-#include "avx512.h"
-
-// segkit_sum4 writes y[i] = x0[i] + x1[i] (+ x2[i] (+ x3[i])) over [0, n), left to right,
+// segkit_avx512_sum4 writes y[i] = x0[i] + x1[i] (+ x2[i] (+ x3[i])) over [0, n), left to right,
 // then max(·, 0) when relu; x2 and x3 may be NULL.
-__attribute__((target("avx512f"))) void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1,
+__attribute__((target("avx512f"))) void segkit_avx512_sum4(long n, int relu, float *y, const float *x0, const float *x1,
                                                     const float *x2, const float *x3) {
 	for (long i = 0; i < n; i += 16) {
 		__mmask16 m = tail_mask(n - i);
@@ -20,8 +21,8 @@ __attribute__((target("avx512f"))) void segkit_sum4(long n, int relu, float *y, 
 	}
 }
 
-// segkit_relu_backward writes dx = dy where y > 0, else 0, over [0, n).
-__attribute__((target("avx512f"))) void segkit_relu_backward(long n, const float *y, const float *dy, float *dx) {
+// segkit_avx512_relu_backward writes dx = dy where y > 0, else 0, over [0, n).
+__attribute__((target("avx512f"))) void segkit_avx512_relu_backward(long n, const float *y, const float *dy, float *dx) {
 	for (long i = 0; i < n; i += 16) {
 		__mmask16 m = tail_mask(n - i);
 		__mmask16 on = _mm512_cmp_ps_mask(load16(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
@@ -29,9 +30,9 @@ __attribute__((target("avx512f"))) void segkit_relu_backward(long n, const float
 	}
 }
 
-// segkit_momentum is one SGD-with-momentum step over [0, n), in the Go version's float32
+// segkit_avx512_momentum is one SGD-with-momentum step over [0, n), in the Go version's float32
 // operations and order (no FMA contraction in this file): v = mu·v + g + wd·w; w −= lr·v.
-__attribute__((target("avx512f"))) void segkit_momentum(long n, float *w, const float *g, float *v, float lr,
+__attribute__((target("avx512f"))) void segkit_avx512_momentum(long n, float *w, const float *g, float *v, float lr,
                                                         float wd, float mu) {
 	__m512 vlr = _mm512_set1_ps(lr), vwd = _mm512_set1_ps(wd), vmu = _mm512_set1_ps(mu);
 	for (long i = 0; i < n; i += 16) {
@@ -43,11 +44,3 @@ __attribute__((target("avx512f"))) void segkit_momentum(long n, float *w, const 
 		store16(w + i, m, _mm512_sub_ps(wi, _mm512_mul_ps(vlr, vi)));
 	}
 }
-
-#else
-
-void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3) {}
-void segkit_relu_backward(long n, const float *y, const float *dy, float *dx) {}
-void segkit_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu) {}
-
-#endif

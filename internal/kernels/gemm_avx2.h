@@ -56,14 +56,11 @@ typedef struct {
 	int relu;
 } epilogue;
 
-// segkit_avx2_gemm_block is segkit_gemm_block (gemm_avx512.h) for panels of this file's NR.
+// segkit_avx2_gemm_block is segkit_avx512_gemm_block (gemm_avx512.h) for panels of this file's NR.
 void segkit_avx2_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
                             long ldc, long col0, float alpha, float beta, const epilogue *ep);
 
 // segkit_avx2_pack_buffer returns this thread's buffer for KC×(NC+NR) packed floats.
 float *segkit_avx2_pack_buffer(void);
-
-// segkit_grow (sgemm_avx512.c) returns *buf with room for n floats (64-byte aligned).
-float *segkit_grow(float **buf, long *cap, long n);
 
 #endif

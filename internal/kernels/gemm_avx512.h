@@ -4,7 +4,7 @@
 #ifndef SEGKIT_GEMM_AVX512_H
 #define SEGKIT_GEMM_AVX512_H
 
-#include "avx512.h"
+#include "simd_avx512.h"
 
 // The register tile is MR×NR (24 zmm accumulators); B is packed KC rows by up to NC columns at a
 // time, in panels of NR columns.
@@ -50,17 +50,13 @@ typedef struct {
 	int relu;
 } epilogue;
 
-// segkit_gemm_block computes C[0:m, 0:nc] = alpha·A·B + beta·C for one packed B block (kc×nc,
+// segkit_avx512_gemm_block computes C[0:m, 0:nc] = alpha·A·B + beta·C for one packed B block (kc×nc,
 // panels of NR columns), then the epilogue ep (NULL: none; C's columns are col0.. of the whole
 // C that ep's add mirrors). A's element (i, k) is a[i*ai + k*ak].
-void segkit_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
+void segkit_avx512_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
                        long ldc, long col0, float alpha, float beta, const epilogue *ep);
 
-// segkit_pack_buffer returns this thread's buffer for KC×(NC+NR) packed floats.
-float *segkit_pack_buffer(void);
-
-// segkit_grow returns *buf with room for n floats (64-byte aligned), reallocating it when *cap
-// is short: the kernels' per-thread scratch.
-float *segkit_grow(float **buf, long *cap, long n);
+// segkit_avx512_pack_buffer returns this thread's buffer for KC×(NC+NR) packed floats.
+float *segkit_avx512_pack_buffer(void);
 
 #endif

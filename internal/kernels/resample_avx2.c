@@ -1,11 +1,12 @@
+//go:build amd64
+
 // AVX2 forward of DynOPool's sampling op: resample_avx512.c in 8-wide vectors, the cells past the
 // last whole vector in scalars; bit for bit resample.go's (the same float32 operations, no FMA).
 
-#if defined(__x86_64__)
-
 #pragma GCC optimize("fp-contract=off") // round as Go does: a multiply and an add stay two operations
 
-#include "avx2.h"
+#include "simd_avx2.h"
+#include "kernels.h"
 
 // lerp8 is torch.lerp per lane, as resample.go's lerp.
 AVX2_INLINE __m256 lerp8(__m256 a, __m256 b, __m256 t) {
@@ -44,7 +45,7 @@ static inline float lerp1(float a, float b, float t) { return t < 0.5f ? a + t *
 // max1 is maxps on one lane: b unless a > b.
 static inline float max1(float a, float b) { return a > b ? a : b; }
 
-// segkit_avx2_resample is segkit_resample (resample_avx512.c).
+// segkit_avx2_resample is segkit_avx512_resample (resample_avx512.c).
 AVX2 void segkit_avx2_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax,
                                int mean, const int *ri0, const int *ri1, const float *rt, const int *cl0,
                                const int *cl1, const float *clt, const int *cr0, const int *cr1, const float *crt,
@@ -128,12 +129,3 @@ AVX2 void segkit_avx2_resample(long H, long W, long OH, long OW, const float *x,
 		}
 	}
 }
-
-#else
-
-void segkit_avx2_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax,
-                          int mean, const int *ri0, const int *ri1, const float *rt, const int *cl0,
-                          const int *cl1, const float *clt, const int *cr0, const int *cr1, const float *crt,
-                          long p0, long p1, float *scratch) {}
-
-#endif

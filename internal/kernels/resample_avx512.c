@@ -1,11 +1,12 @@
+//go:build amd64
+
 // AVX-512 forward of DynOPool's sampling op (resample.go has the definition and the Go version,
 // which this matches bit for bit: the same float32 operations in the same order, no FMA).
 
-#if defined(__x86_64__)
-
 #pragma GCC optimize("fp-contract=off") // round as Go does: a multiply and an add stay two operations
 
-#include "avx512.h"
+#include "simd_avx512.h"
+#include "kernels.h"
 
 // lerp16 is torch.lerp per lane, as resample.go's lerp.
 __attribute__((target("avx512f"), always_inline)) static inline __m512 lerp16(__m512 a, __m512 b, __m512 t) {
@@ -22,11 +23,11 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 lerp16(__
 // so the floats read past a row's last tap are memory (never selected).
 #define SCRATCH_GAP 32
 
-// segkit_resample planes [p0, p1) of x (H×W each) into y (OH×OW each). Row taps (2·OH: input rows
+// segkit_avx512_resample planes [p0, p1) of x (H×W each) into y (OH×OW each). Row taps (2·OH: input rows
 // r0, r1 and weight rt of every query row) and column taps split by side (OW each: left queries
 // l0, l1, lt; right r0, r1, rt) come from resample.go; when argmax is not NULL the winning query
 // (0–3) of every cell is stored there; scratch holds 2·(W + SCRATCH_GAP) floats.
-__attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y,
+__attribute__((target("avx512f"))) void segkit_avx512_resample(long H, long W, long OH, long OW, const float *x, float *y,
                                                         unsigned char *argmax, int mean, const int *ri0,
                                                         const int *ri1, const float *rt, const int *cl0,
                                                         const int *cl1, const float *clt, const int *cr0,
@@ -92,46 +93,3 @@ __attribute__((target("avx512f"))) void segkit_resample(long H, long W, long OH,
 		}
 	}
 }
-
-// segkit_resample_back_plane is the per-cell loop of resample.go's Backward for one plane, in
-// the same float32 operations: each cell's gradient goes to its winning query (won[cell]) or a
-// quarter to each (won NULL: mean); a query passes it to its four pixels (dx) and, times the
-// value's slope, to its row and column positions (grow, gcol).
-void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
-                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
-                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
-                                const float *cmask, float *grow, float *gcol) {
-	for (long i = 0; i < OH; i++)
-		for (long j = 0; j < OW; j++) {
-			float gy = g[i * OW + j];
-			int k0 = won ? won[i * OW + j] : 0, k1 = won ? k0 + 1 : 4;
-			if (!won) gy = 0.25f * gy;
-			for (int k = k0; k < k1; k++) {
-				long a = 2 * i + (k >> 1), b = 2 * j + (k & 1);
-				long r0 = ri0[a] * W, r1 = ri1[a] * W, c0 = ci0[b], c1 = ci1[b];
-				float tr = rt[a], tc = ct[b];
-				float x00 = src[r0 + c0], x01 = src[r0 + c1], x10 = src[r1 + c0], x11 = src[r1 + c1];
-				float gt = gy * (1 - tr), gb = gy * tr;
-				dx[r0 + c0] += gt * (1 - tc);
-				dx[r0 + c1] += gt * tc;
-				dx[r1 + c0] += gb * (1 - tc);
-				dx[r1 + c1] += gb * tc;
-				grow[a] += rmask[a] * gy * ((1 - tc) * (x10 - x00) + tc * (x11 - x01));
-				gcol[b] += cmask[b] * gy * ((1 - tr) * (x01 - x00) + tr * (x11 - x10));
-			}
-		}
-}
-
-#else
-
-void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax, int mean,
-                     const int *ri0, const int *ri1, const float *rt, const int *cl0, const int *cl1,
-                     const float *clt, const int *cr0, const int *cr1, const float *crt, long p0, long p1,
-                     float *scratch) {}
-
-void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
-                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
-                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
-                                const float *cmask, float *grow, float *gcol) {}
-
-#endif

@@ -1,18 +1,14 @@
+//go:build amd64
+
 // An AVX2+FMA single-precision GEMM for row-major matrices, for CPUs without AVX-512 (most
 // laptops and many servers): the same BLIS-style layout as sgemm_avx512.c with a 6×16 register
 // tile. OpenBLAS's Haswell kernel is as fast per call, but ours packs convolution patches straight
 // from the image and fuses the epilogue, and mirrors the AVX-512 GEMM bit for bit.
 
-#if defined(__x86_64__)
-
 #include <stdlib.h>
 
 #include "gemm_avx2.h"
-
-int segkit_has_avx2_fma(void) {
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+#include "kernels.h"
 
 // Per-thread packing buffer: concurrent calls come from different threads.
 static _Thread_local float *packed;
@@ -154,7 +150,7 @@ void segkit_avx2_gemm_block(long m, long nc, long kc, const float *a, long ai, l
 	}
 }
 
-// segkit_avx2_sgemm is segkit_sgemm (sgemm_avx512.c) on AVX2+FMA. Requires k > 0.
+// segkit_avx2_sgemm is segkit_avx512_sgemm (sgemm_avx512.c) on AVX2+FMA. Requires k > 0.
 void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                        const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                        const float *shift, const float *add, int relu) {
@@ -173,12 +169,3 @@ void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alp
 		}
 	}
 }
-
-#else
-
-int segkit_has_avx2_fma(void) { return 0; }
-void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                       const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                       const float *shift, const float *add, int relu) {}
-
-#endif

@@ -1,3 +1,5 @@
+//go:build amd64
+
 // An AVX-512 single-precision GEMM for row-major matrices, used in place of OpenBLAS where the
 // CPU has AVX-512: the OpenBLAS build here must run its AVX2 (Haswell) kernels, which reach half
 // of what AVX-512 does on a core with full-width FMA units.
@@ -7,31 +9,16 @@
 // register-blocked MR×NR microkernel keeps its 24 accumulators in zmm registers over KC steps.
 // One call runs on the calling thread; callers split work across threads themselves.
 
-#if defined(__x86_64__)
-
 #include <stdlib.h>
 
 #include "gemm_avx512.h"
-
-int segkit_has_avx512(void) {
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f");
-}
-
-float *segkit_grow(float **buf, long *cap, long n) {
-	if (*cap < n) {
-		free(*buf);
-		*buf = aligned_alloc(64, sizeof(float) * ((n + 15) & ~15L));
-		*cap = n;
-	}
-	return *buf;
-}
+#include "kernels.h"
 
 // Per-thread packing buffer: concurrent calls come from different threads.
 static _Thread_local float *packed;
 static _Thread_local long packed_cap;
 
-float *segkit_pack_buffer(void) { return segkit_grow(&packed, &packed_cap, KC * (NC + NR)); }
+float *segkit_avx512_pack_buffer(void) { return segkit_grow(&packed, &packed_cap, KC * (NC + NR)); }
 
 // pack_b writes op(B)[0:kc, 0:nc] as panels of NR columns, each kc×NR, zero-padded on the right.
 __attribute__((target("avx512f"))) static void pack_b(int trans, long kc, long nc, const float *b, long ldb,
@@ -127,7 +114,7 @@ typedef void (*kernel_fn)(long kc, const float *a, long ai, long ak, const float
                           float alpha, float beta, const epilogue *ep, long row0, long col0);
 static const kernel_fn kernels[MR + 1] = {0, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
 
-void segkit_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
+void segkit_avx512_gemm_block(long m, long nc, long kc, const float *a, long ai, long ak, const float *bp, float *c,
                        long ldc, long col0, float alpha, float beta, const epilogue *ep) {
 	for (long jr = 0; jr < nc; jr += NR) { // a packed panel stays in cache across A's rows
 		long w = nc - jr < NR ? nc - jr : NR;
@@ -138,14 +125,14 @@ void segkit_gemm_block(long m, long nc, long kc, const float *a, long ai, long a
 	}
 }
 
-// segkit_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n), then
+// segkit_avx512_sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major; op(A) m×k, op(B) k×n), then
 // the epilogue (scale, shift, add, relu) when any of them is set. Requires k > 0 and avx512f.
-void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
+void segkit_avx512_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
                   const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
                   const float *shift, const float *add, int relu) {
 	epilogue ep = {scale, shift, add, relu};
 	const epilogue *last = scale || shift || add || relu ? &ep : 0;
-	float *bp = segkit_pack_buffer();
+	float *bp = segkit_avx512_pack_buffer();
 	long ai = transA ? 1 : lda, ak = transA ? lda : 1;
 	for (long jc = 0; jc < n; jc += NC) {
 		long nc = n - jc < NC ? n - jc : NC;
@@ -153,17 +140,8 @@ void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, c
 			long kc = k - pc < KC ? k - pc : KC;
 			const float *bs = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
 			pack_b(transB, kc, nc, bs, ldb, bp);
-			segkit_gemm_block(m, nc, kc, a + pc * ak, ai, ak, bp, c + jc, ldc, jc, alpha, pc == 0 ? beta : 1,
+			segkit_avx512_gemm_block(m, nc, kc, a + pc * ak, ai, ak, bp, c + jc, ldc, jc, alpha, pc == 0 ? beta : 1,
 			                  pc + kc == k ? last : 0);
 		}
 	}
 }
-
-#else
-
-int segkit_has_avx512(void) { return 0; }
-void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                  const float *shift, const float *add, int relu) {}
-
-#endif

@@ -1,12 +1,13 @@
+//go:build amd64
+
 // AVX2 softmax cross-entropy over the class planes of N×C×HW logits, 8 pixels per vector: the
 // AVX-512 kernel (softmax_avx512.c) in 8-wide vectors, with the pixels past a plane's last whole
 // vector done by the same code on a zero-padded copy.
 
-#if defined(__x86_64__)
-
 #include <math.h>
 
-#include "avx2.h"
+#include "simd_avx2.h"
+#include "kernels.h"
 
 // exp8 is e^x for x ≤ 0, as softmax_avx512.c's exp16: 2^n·p(f), x = n·ln2 + f; 2^n is built in
 // the exponent bits (n ≥ −126 after the clamp, so it is a normal number).
@@ -60,7 +61,7 @@ AVX2_INLINE double pixels8(long c, long hw, const float *x, __m256i lab, int ign
 	return total;
 }
 
-// segkit_avx2_softmax_ce is segkit_softmax_ce (softmax_avx512.c); tail holds 2·8·c floats.
+// segkit_avx2_softmax_ce is segkit_avx512_softmax_ce (softmax_avx512.c); tail holds 2·8·c floats.
 AVX2 double segkit_avx2_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
                                    float *dlogits, long p0, long p1, float *tail) {
 	double total = 0;
@@ -88,12 +89,3 @@ AVX2 double segkit_avx2_softmax_ce(long c, long hw, const float *logits, const i
 	}
 	return total;
 }
-
-#else
-
-double segkit_avx2_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
-                              float *dlogits, long p0, long p1, float *tail) {
-	return 0;
-}
-
-#endif

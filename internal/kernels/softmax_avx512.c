@@ -1,9 +1,10 @@
+//go:build amd64
+
 // AVX-512 softmax cross-entropy over the class planes of N×C×HW logits, 16 pixels per vector.
 
-#if defined(__x86_64__)
-
-#include "avx512.h"
+#include "simd_avx512.h"
 #include <math.h>
+#include "kernels.h"
 
 // exp16 is e^x for x ≤ 0 (softmax arguments): 2^n·p(f) with x = n·ln2 + f, |f| ≤ ln2/2, p the
 // degree-7 Taylor polynomial (relative error < 2e-8 before rounding); below −87 it flushes to 0.
@@ -24,11 +25,12 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 exp16(__m
 	return _mm512_scalef_ps(p, n);
 }
 
-// segkit_softmax_ce handles pixels [p0, p1) of the flattened N×HW: it returns the sum of their
+// segkit_avx512_softmax_ce handles pixels [p0, p1) of the flattened N×HW: it returns the sum of their
 // losses (log Σ e^logit − logit[label]) and, when dlogits is not NULL, writes g·(softmax −
 // one-hot) there (0 for pixels labelled ignore, whose loss is not counted). Labels are valid.
-__attribute__((target("avx512f"))) double segkit_softmax_ce(long c, long hw, const float *logits, const int *labels,
-                                                            int ignore, float g, float *dlogits, long p0, long p1) {
+__attribute__((target("avx512f"))) double segkit_avx512_softmax_ce(long c, long hw, const float *logits,
+                                                                   const int *labels, int ignore, float g,
+                                                                   float *dlogits, long p0, long p1, float *tail) {
 	double total = 0;
 	const __m512 vg = _mm512_set1_ps(g);
 	for (long p = p0, end; p < p1; p = end) { // one image at a time
@@ -66,12 +68,3 @@ __attribute__((target("avx512f"))) double segkit_softmax_ce(long c, long hw, con
 	}
 	return total;
 }
-
-#else
-
-double segkit_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
-                         float *dlogits, long p0, long p1) {
-	return 0;
-}
-
-#endif

@@ -1,11 +1,12 @@
+//go:build amd64
+
 // Winograd F(4×4, 3×3) on the AVX2 GEMM (sgemm_avx2.c): winograd_avx512.c's algorithm with 8
 // tiles per vector. Per block of up to WN tiles the input transform writes V[ξ][c][tile] in the
 // GEMM's packed-panel layout (panels of NR tiles), 36 GEMMs M[ξ] = U[ξ]·V[ξ] run on the
 // microkernel, and the output transform writes the tiles.
 
-#if defined(__x86_64__)
-
 #include "gemm_avx2.h"
+#include "kernels.h"
 
 #define WN 64 // tiles per block: the AVX-512 block's, so U is read once per 64 tiles here too
 
@@ -159,7 +160,7 @@ AVX2_INLINE void interleave4(const __m256 *o, __m256 *z) {
 	z[3] = _mm256_permute2f128_ps(u2, u3, 0x31);
 }
 
-// segkit_avx2_wino_block is segkit_wino_block (winograd_avx512.c) on AVX2. Loads past the image
+// segkit_avx2_wino_block is segkit_avx512_wino_block (winograd_avx512.c) on AVX2. Loads past the image
 // are masked (see masked); partial stores go lane by lane (masked stores are slow).
 AVX2 void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
                                  const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
@@ -263,12 +264,3 @@ AVX2 void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x,
 		}
 	}
 }
-
-#else
-
-void segkit_avx2_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
-void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                            const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
-                            long k1) {}
-
-#endif

@@ -1,3 +1,5 @@
+//go:build amd64
+
 // Winograd F(4×4, 3×3) for 3×3, stride-1, padding-1 convolutions, on the AVX-512 GEMM's
 // microkernel (sgemm_avx512.c).
 //
@@ -6,9 +8,8 @@
 // (already in the GEMM's packed-panel layout), 36 GEMMs M[ξ] = U[ξ]·V[ξ] reuse the microkernel,
 // and the output transform writes the tiles. Lanes of the transforms are 16 tiles.
 
-#if defined(__x86_64__)
-
 #include "gemm_avx512.h"
+#include "kernels.h"
 
 #define WN NR
 
@@ -16,8 +17,8 @@
 static _Thread_local float *wino_v, *wino_m;
 static _Thread_local long wino_vcap, wino_mcap;
 
-// segkit_wino_filter writes U[ξ][k][c] = (G g_kc G^T)[ξ] for filters k in [k0, k1).
-__attribute__((target("avx512f"))) void segkit_wino_filter(long K, long C, const float *w, float *u, long k0,
+// segkit_avx512_wino_filter writes U[ξ][k][c] = (G g_kc G^T)[ξ] for filters k in [k0, k1).
+__attribute__((target("avx512f"))) void segkit_avx512_wino_filter(long K, long C, const float *w, float *u, long k0,
                                                            long k1) {
 	const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
 	                                       _mm512_set1_epi32(9));
@@ -146,12 +147,12 @@ __attribute__((target("avx512f"), always_inline)) static inline void interleave4
 	z[3] = _mm512_permutex2var_ps(ah, qh, bh);
 }
 
-// segkit_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN; raster order over ⌈H/4⌉×⌈W/4⌉ per
+// segkit_avx512_wino_block convolves tiles [t0, t0+nt) (nt ≤ WN; raster order over ⌈H/4⌉×⌈W/4⌉ per
 // image, images one after another) of the N×C×H×W x with the transformed filters u (36×K×C),
 // writing output channels [k0, k1) of the N×K×H×W y through the per-channel epilogue (scale,
-// shift, add, relu; as segkit_sgemm's, add laid out as y). Tiles are read and written a row
+// shift, add, relu; as segkit_avx512_sgemm's, add laid out as y). Tiles are read and written a row
 // segment at a time (contiguous loads, shuffled into one tile per lane).
-__attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H, long W, const float *x,
+__attribute__((target("avx512f"))) void segkit_avx512_wino_block(long C, long K, long H, long W, const float *x,
                                                           const float *u, const float *scale, const float *shift,
                                                           const float *add, int relu, float *y, long t0, long nt,
                                                           long k0, long k1) {
@@ -201,7 +202,7 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 		}
 	}
 	for (int xi = 0; xi < 36; xi++)
-		segkit_gemm_block(k1 - k0, nt, C, u + (xi * K + k0) * C, C, 1, v + xi * C * WN, m + (xi * K + k0) * WN, WN, 0,
+		segkit_avx512_gemm_block(k1 - k0, nt, C, u + (xi * K + k0) * C, C, 1, v + xi * C * WN, m + (xi * K + k0) * WN, WN, 0,
 		                  1, 0, 0);
 	for (long g = 0; g < nt; g += 16) {
 		const run *runs = group[g / 16];
@@ -238,12 +239,3 @@ __attribute__((target("avx512f"))) void segkit_wino_block(long C, long K, long H
 		}
 	}
 }
-
-#else
-
-void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1) {}
-void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                       const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
-                       long k1) {}
-
-#endif
