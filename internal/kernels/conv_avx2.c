@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-#include "gemm_avx2.h"
+#include "simd_avx2.h"
+#include "gemm.h"
 #include "conv_geometry.h"
 #include "kernels.h"
 
@@ -204,7 +205,7 @@ AVX2 static void pack_patches_t(const geometry *g, const float *x, long q0, long
 #pragma GCC unroll 8
 				for (int jj = 0; jj < 8; jj++)
 					v[jj] = jb + jj < live ? patch_row8(g, ck, rows[jb + jj]) : _mm256_setzero_ps();
-				transpose8(v, o);
+				vf_transpose(v, o);
 				for (long t = 0; t < ck->at[ck->n]; t++) _mm256_store_ps(d + t * NR + jb, o[t]);
 			}
 		}

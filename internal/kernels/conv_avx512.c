@@ -4,7 +4,8 @@
 // its patch matrix (im2col) never formed; B panels are packed straight from the image, which
 // saves writing and re-reading the patch matrix.
 
-#include "gemm_avx512.h"
+#include "simd_avx512.h"
+#include "gemm.h"
 #include "conv_geometry.h"
 #include "kernels.h"
 
@@ -133,7 +134,7 @@ __attribute__((target("avx512f"))) static void pack_patches_t(const geometry *g,
 #pragma GCC unroll 16
 				for (int jj = 0; jj < 16; jj++)
 					v[jj] = jb + jj < live ? patch_row16(g, ck, rows[jb + jj]) : _mm512_setzero_ps();
-				transpose16(v, o);
+				vf_transpose(v, o);
 				for (long t = 0; t < ck->at[ck->n]; t++) _mm512_store_ps(d + t * NR + jb, o[t]);
 			}
 		}

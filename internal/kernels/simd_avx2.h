@@ -1,21 +1,110 @@
-// Helpers shared by the AVX2 kernels (*_avx2.c). AVX2 has no cheap lane masks, so these kernels
-// run whole 8-float vectors and finish each row with scalar code in the same operations.
+// The AVX2+FMA vocabulary of the kernel templates (*_tmpl.h): the vector type and its operations,
+// named alike in simd_avx512.h, so that each kernel is written once. AVX2 has no cheap lane masks
+// (maskload is slow on AMD's cores): where AVX-512 loads or stores part of a vector, these run
+// whole vectors and finish with scalar code in the same operations, or load whole and AND.
 
-#ifndef SEGKIT_AVX2_H
-#define SEGKIT_AVX2_H
+#ifndef SEGKIT_SIMD_H
+#define SEGKIT_SIMD_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
-#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#include "kernels.h"
+
+#define SIMD_AVX2 1
+#define VL 8 // floats per vector
+
+// ISA_NAME(x) is this instruction set's segkit_avx2_x.
+#define ISA_NAME(x) segkit_avx2_##x
+
+// SIMD marks a function compiled for the instruction set; SIMD_INLINE a helper always inlined.
+#define SIMD __attribute__((target("avx2,fma")))
+#define SIMD_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+
+// The names of the kernels not yet written as templates.
+#define AVX2 SIMD
+#define AVX2_INLINE SIMD_INLINE
+
+typedef __m256 vf;
+typedef __m256i vi;
+
+#define vf_zero _mm256_setzero_ps
+#define vf_set1 _mm256_set1_ps
+#define vf_load _mm256_load_ps // aligned
+#define vf_loadu _mm256_loadu_ps
+#define vf_store _mm256_store_ps // aligned
+#define vf_storeu _mm256_storeu_ps
+#define vf_add _mm256_add_ps
+#define vf_sub _mm256_sub_ps
+#define vf_mul _mm256_mul_ps
+#define vf_div _mm256_div_ps
+#define vf_max _mm256_max_ps
+#define vf_fmadd _mm256_fmadd_ps   // a·b + c, one rounding
+#define vf_fnmadd _mm256_fnmadd_ps // −a·b + c, one rounding
+
+// vf_load_first returns the first n floats at p (all VL for n ≥ VL, none for n ≤ 0), zeros in the
+// other lanes; it reads no float past them.
+SIMD_INLINE vf vf_load_first(const float *p, long n) {
+	if (n >= 8) return _mm256_loadu_ps(p);
+	float t[8] = {0};
+	for (long l = 0; l < n; l++) t[l] = p[l];
+	return _mm256_loadu_ps(t);
+}
+
+// vf_store_first stores the first n lanes of v at p (all VL for n ≥ VL); it writes no float past
+// them.
+SIMD_INLINE void vf_store_first(float *p, long n, vf v) {
+	if (n >= 8) {
+		_mm256_storeu_ps(p, v);
+		return;
+	}
+	float t[8];
+	_mm256_storeu_ps(t, v);
+	for (long l = 0; l < n; l++) p[l] = t[l];
+}
+
+// vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
+SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
+	return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);
+}
 
 // hsum8 returns the sum of v's lanes, in double, lane order.
-AVX2_INLINE double hsum8(__m256 v) {
+SIMD_INLINE double hsum8(__m256 v) {
 	float t[8];
 	_mm256_storeu_ps(t, v);
 	double s = 0;
 	for (int i = 0; i < 8; i++) s += t[i];
 	return s;
+}
+
+// vf_transpose sets o[c][r] = r[r][c] for a VL×VL block.
+SIMD_INLINE void vf_transpose(const __m256 *r, __m256 *o) {
+	__m256 t[8], u[8];
+	for (int i = 0; i < 4; i++) { // pairs of rows, interleaved within 128-bit lanes
+		t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 2; i++) { // four rows' columns c, c+4 in the two lanes
+		u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+		u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+		u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+		u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+	}
+	for (int c = 0; c < 4; c++) { // rows 0-3 with rows 4-7
+		o[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+		o[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+	}
+}
+
+// masked returns the 8 floats at a with the lanes of mask m kept, zero elsewhere, as
+// _mm256_maskload_ps would. That instruction is slow on some CPUs (AMD Zen measured: packing
+// with it took longer than the GEMM), so where the 8 floats lie inside the input plane [lo, hi)
+// they are loaded whole and the mask applied with an AND; only loads that could leave the
+// plane (its first and last few floats) stay masked, since those may leave the allocation.
+SIMD_INLINE __m256 masked(const float *a, __m256i m, const float *lo, const float *hi) {
+	if ((uintptr_t)a >= (uintptr_t)lo && (uintptr_t)(a + 8) <= (uintptr_t)hi)
+		return _mm256_and_ps(_mm256_loadu_ps(a), _mm256_castsi256_ps(m));
+	return _mm256_maskload_ps(a, m);
 }
 
 #endif

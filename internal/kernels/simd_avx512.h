@@ -1,9 +1,40 @@
-// Helpers shared by the AVX-512 kernels (*_avx512.c).
+// The AVX-512F vocabulary of the kernel templates (*_tmpl.h): the vector type and its operations,
+// named alike in simd_avx2.h, so that each kernel is written once. Partial vectors are loaded and
+// stored through lane masks.
 
-#ifndef SEGKIT_AVX512_H
-#define SEGKIT_AVX512_H
+#ifndef SEGKIT_SIMD_H
+#define SEGKIT_SIMD_H
 
 #include <immintrin.h>
+
+#include "kernels.h"
+
+#define SIMD_AVX512 1
+#define VL 16 // floats per vector
+
+// ISA_NAME(x) is this instruction set's segkit_avx512_x.
+#define ISA_NAME(x) segkit_avx512_##x
+
+// SIMD marks a function compiled for the instruction set; SIMD_INLINE a helper always inlined.
+#define SIMD __attribute__((target("avx512f")))
+#define SIMD_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+
+typedef __m512 vf;
+typedef __m512i vi;
+
+#define vf_zero _mm512_setzero_ps
+#define vf_set1 _mm512_set1_ps
+#define vf_load _mm512_load_ps // aligned
+#define vf_loadu _mm512_loadu_ps
+#define vf_store _mm512_store_ps // aligned
+#define vf_storeu _mm512_storeu_ps
+#define vf_add _mm512_add_ps
+#define vf_sub _mm512_sub_ps
+#define vf_mul _mm512_mul_ps
+#define vf_div _mm512_div_ps
+#define vf_max _mm512_max_ps
+#define vf_fmadd _mm512_fmadd_ps   // a·b + c, one rounding
+#define vf_fnmadd _mm512_fnmadd_ps // −a·b + c, one rounding
 
 // tail_mask selects the first n (clamped to [0, 16]) lanes.
 static inline __mmask16 tail_mask(long n) {
@@ -14,7 +45,7 @@ static inline __mmask16 tail_mask(long n) {
 
 // store16 stores the lanes of v selected by m. Masked stores are slow on AMD's cores (measured:
 // they made packing 3× slower), so a full mask takes a plain store.
-__attribute__((target("avx512f"), always_inline)) static inline void store16(float *p, __mmask16 m, __m512 v) {
+SIMD_INLINE void store16(float *p, __mmask16 m, __m512 v) {
 	if (m == 0xFFFF)
 		_mm512_storeu_ps(p, v);
 	else
@@ -23,8 +54,50 @@ __attribute__((target("avx512f"), always_inline)) static inline void store16(flo
 
 // load16 loads the lanes of p selected by m, zeros elsewhere; a full mask takes a plain load
 // (masked loads are slower too).
-__attribute__((target("avx512f"), always_inline)) static inline __m512 load16(__mmask16 m, const float *p) {
+SIMD_INLINE __m512 load16(__mmask16 m, const float *p) {
 	return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+// vf_load_first returns the first n floats at p (all VL for n ≥ VL, none for n ≤ 0), zeros in the
+// other lanes; it reads no float past them.
+SIMD_INLINE vf vf_load_first(const float *p, long n) { return load16(tail_mask(n), p); }
+
+// vf_store_first stores the first n lanes of v at p (all VL for n ≥ VL); it writes no float past
+// them.
+SIMD_INLINE void vf_store_first(float *p, long n, vf v) { store16(p, tail_mask(n), v); }
+
+// vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
+SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
+	return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
+}
+
+// vf_transpose sets o[c][r] = r[r][c] for a VL×VL block.
+SIMD_INLINE void vf_transpose(const __m512 *r, __m512 *o) {
+	__m512 t[16], u[16];
+	for (int i = 0; i < 8; i++) { // lane L of t[2i]: r2i[4L], r2i+1[4L], r2i[4L+1], r2i+1[4L+1]
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++) { // lane L of u[4i+c]: column 4L+c of rows 4i..4i+3
+		__m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+		__m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+		u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+		u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+		u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+		u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+	}
+	for (int c = 0; c < 4; c++) { // 128-bit lanes: rows 0-3, 4-7 (t[c], t[c+4]) and 8-11, 12-15
+		t[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);      // columns c, 8+c
+		t[c + 4] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);  // columns 4+c, 12+c
+		t[c + 8] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+		t[c + 12] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+	}
+	for (int c = 0; c < 4; c++) {
+		o[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+		o[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xDD);
+		o[c + 4] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0x88);
+		o[c + 12] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0xDD);
+	}
 }
 
 #endif

@@ -5,7 +5,8 @@
 // GEMM's packed-panel layout (panels of NR tiles), 36 GEMMs M[ξ] = U[ξ]·V[ξ] run on the
 // microkernel, and the output transform writes the tiles.
 
-#include "gemm_avx2.h"
+#include "simd_avx2.h"
+#include "gemm.h"
 #include "kernels.h"
 
 #define WN 64 // tiles per block: the AVX-512 block's, so U is read once per 64 tiles here too

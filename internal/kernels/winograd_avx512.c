@@ -8,7 +8,8 @@
 // (already in the GEMM's packed-panel layout), 36 GEMMs M[ξ] = U[ξ]·V[ξ] reuse the microkernel,
 // and the output transform writes the tiles. Lanes of the transforms are 16 tiles.
 
-#include "gemm_avx512.h"
+#include "simd_avx512.h"
+#include "gemm.h"
 #include "kernels.h"
 
 #define WN NR
