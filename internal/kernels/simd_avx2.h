@@ -14,6 +14,10 @@
 #define SIMD_AVX2 1
 #define VL 8 // floats per vector
 
+// The rest of a row after its whole vectors is not one more, partial vector here: where a sum
+// takes it, in scalars (in the kernels' own order, not the AVX-512 one).
+#define SIMD_PARTIAL_VECTORS 0
+
 // ISA_NAME(x) is this instruction set's segkit_avx2_x.
 #define ISA_NAME(x) segkit_avx2_##x
 
@@ -63,13 +67,21 @@ SIMD_INLINE void vf_store_first(float *p, long n, vf v) {
 	for (long l = 0; l < n; l++) p[l] = t[l];
 }
 
+// vf_gather9_first returns p[0], p[9], p[18], … in the first n lanes (all VL for n ≥ VL), zeros in
+// the others: a filter tap of n consecutive 3×3 filters.
+SIMD_INLINE vf vf_gather9_first(const float *p, long n) {
+	float v[8] = {0};
+	for (long l = 0; l < n; l++) v[l] = p[l * 9];
+	return _mm256_loadu_ps(v);
+}
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);
 }
 
-// hsum8 returns the sum of v's lanes, in double, lane order.
-SIMD_INLINE double hsum8(__m256 v) {
+// vf_hsum returns the sum of v's lanes, in double, lane order.
+SIMD_INLINE double vf_hsum(__m256 v) {
 	float t[8];
 	_mm256_storeu_ps(t, v);
 	double s = 0;

@@ -12,6 +12,9 @@
 #define SIMD_AVX512 1
 #define VL 16 // floats per vector
 
+// The rest of a row after its whole vectors is one more, partial vector (masked lanes).
+#define SIMD_PARTIAL_VECTORS 1
+
 // ISA_NAME(x) is this instruction set's segkit_avx512_x.
 #define ISA_NAME(x) segkit_avx512_##x
 
@@ -66,9 +69,29 @@ SIMD_INLINE vf vf_load_first(const float *p, long n) { return load16(tail_mask(n
 // them.
 SIMD_INLINE void vf_store_first(float *p, long n, vf v) { store16(p, tail_mask(n), v); }
 
+// vf_gather9_first returns p[0], p[9], p[18], … in the first n lanes (all VL for n ≥ VL), zeros in
+// the others: a filter tap of n consecutive 3×3 filters.
+SIMD_INLINE vf vf_gather9_first(const float *p, long n) {
+	const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+	                                       _mm512_set1_epi32(9));
+	return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(n), idx, p, 4);
+}
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
+}
+
+// vf_sub_first returns a − b in the first n lanes, zero in the others.
+SIMD_INLINE vf vf_sub_first(vf a, vf b, long n) { return _mm512_maskz_sub_ps(tail_mask(n), a, b); }
+
+// vf_hsum returns the sum of v's lanes, in double, lane order.
+SIMD_INLINE double vf_hsum(__m512 v) {
+	float t[16];
+	_mm512_storeu_ps(t, v);
+	double s = 0;
+	for (int i = 0; i < 16; i++) s += t[i];
+	return s;
 }
 
 // vf_transpose sets o[c][r] = r[r][c] for a VL×VL block.
