@@ -24,6 +24,7 @@
 // SIMD marks a function compiled for the instruction set; SIMD_INLINE a helper always inlined.
 #define SIMD __attribute__((target("avx2,fma")))
 #define SIMD_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define SIMD_UNROLL_VL _Pragma("GCC unroll 8") // the next loop, over VL, unrolled
 
 // The names of the kernels not yet written as templates.
 #define AVX2 SIMD

@@ -21,6 +21,7 @@
 // SIMD marks a function compiled for the instruction set; SIMD_INLINE a helper always inlined.
 #define SIMD __attribute__((target("avx512f")))
 #define SIMD_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+#define SIMD_UNROLL_VL _Pragma("GCC unroll 16") // the next loop, over VL, unrolled
 
 typedef __m512 vf;
 typedef __m512i vi;
