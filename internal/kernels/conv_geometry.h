@@ -1,5 +1,5 @@
-// The convolution geometry shared by the implicit-GEMM packers (conv_avx512.c, conv_avx2.c), each
-// of which includes this after its GEMM header (which defines NR, the panel width).
+// The convolution geometry shared by the implicit-GEMM packers of both instruction sets
+// (conv_tmpl.h), included after gemm.h (which defines NR, the panel width).
 
 #ifndef SEGKIT_CONV_GEOMETRY_H
 #define SEGKIT_CONV_GEOMETRY_H

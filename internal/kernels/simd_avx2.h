@@ -76,6 +76,86 @@ SIMD_INLINE vf vf_gather9_first(const float *p, long n) {
 	return _mm256_loadu_ps(v);
 }
 
+// vf_gather_first returns src[idx[l]] in the first n lanes l (all VL for n ≥ VL), zeros in the
+// others.
+SIMD_INLINE vf vf_gather_first(const float *src, const int *idx, long n) {
+	if (n >= 8) return _mm256_i32gather_ps(src, _mm256_loadu_si256((const __m256i *)idx), 4);
+	float t[8] = {0};
+	for (long l = 0; l < n; l++) t[l] = src[idx[l]];
+	return _mm256_loadu_ps(t);
+}
+
+#define vi_set1 _mm256_set1_epi32
+#define vi_sub _mm256_sub_epi32
+#define vi_min _mm256_min_epi32
+#define vi_max _mm256_max_epi32
+
+// vi_load_first returns the first n ints at p (all VL for n ≥ VL), zeros in the other lanes.
+SIMD_INLINE vi vi_load_first(const int *p, long n) {
+	if (n >= 8) return _mm256_loadu_si256((const __m256i *)p);
+	int t[8] = {0};
+	for (long l = 0; l < n; l++) t[l] = p[l];
+	return _mm256_loadu_si256((const __m256i *)t);
+}
+
+// vi_hmin_first and vi_hmax_first return the least and greatest of the first n (≥ 1) lanes.
+SIMD_INLINE int vi_hmin_first(vi v, long n) {
+	if (n < 8) {
+		int t[8], m;
+		_mm256_storeu_si256((__m256i *)t, v);
+		m = t[0];
+		for (long l = 1; l < n; l++) m = t[l] < m ? t[l] : m;
+		return m;
+	}
+	__m128i m = _mm_min_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	m = _mm_min_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+	return _mm_cvtsi128_si32(_mm_min_epi32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+SIMD_INLINE int vi_hmax_first(vi v, long n) {
+	if (n < 8) {
+		int t[8], m;
+		_mm256_storeu_si256((__m256i *)t, v);
+		m = t[0];
+		for (long l = 1; l < n; l++) m = t[l] > m ? t[l] : m;
+		return m;
+	}
+	__m128i m = _mm_max_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4E));
+	return _mm_cvtsi128_si32(_mm_max_epi32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+
+// vf_gather_vi_first returns src[idx[l]] in the first n lanes l (all VL for n ≥ VL), zeros in the
+// others.
+SIMD_INLINE vf vf_gather_vi_first(const float *src, vi idx, long n) {
+	if (n >= 8) return _mm256_i32gather_ps(src, idx, 4);
+	int i[8];
+	float t[8] = {0};
+	_mm256_storeu_si256((__m256i *)i, idx);
+	for (long l = 0; l < n; l++) t[l] = src[i[l]];
+	return _mm256_loadu_ps(t);
+}
+
+// vf_window returns lanes w[d] of the 2·VL floats w = w0‖w1, for offsets d in [0, 2·VL).
+SIMD_INLINE vf vf_window(vf w0, vf w1, vi d) {
+	return _mm256_blendv_ps(_mm256_permutevar8x32_ps(w0, d), _mm256_permutevar8x32_ps(w1, d),
+	                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(d, _mm256_set1_epi32(7))));
+}
+
+// vf_select_lt returns a in the lanes where t < c, b elsewhere.
+SIMD_INLINE vf vf_select_lt(vf t, vf c, vf a, vf b) { return _mm256_blendv_ps(b, a, _mm256_cmp_ps(t, c, _CMP_LT_OQ)); }
+
+// vi_select_eq returns x in the lanes where a == b, y elsewhere.
+SIMD_INLINE vi vi_select_eq(vf a, vf b, vi x, vi y) {
+	return _mm256_blendv_epi8(y, x, _mm256_castps_si256(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)));
+}
+
+// vi_store_bytes_first stores the first n lanes of k (all VL for n ≥ VL) as bytes at p.
+SIMD_INLINE void vi_store_bytes_first(unsigned char *p, long n, vi k) {
+	int t[8];
+	_mm256_storeu_si256((__m256i *)t, k);
+	for (long l = 0; l < (n < 8 ? n : 8); l++) p[l] = (unsigned char)t[l];
+}
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);

@@ -78,6 +78,49 @@ SIMD_INLINE vf vf_gather9_first(const float *p, long n) {
 	return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(n), idx, p, 4);
 }
 
+// vf_gather_first returns src[idx[l]] in the first n lanes l (all VL for n ≥ VL), zeros in the
+// others.
+SIMD_INLINE vf vf_gather_first(const float *src, const int *idx, long n) {
+	__mmask16 m = tail_mask(n);
+	return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_maskz_loadu_epi32(m, idx), src, 4);
+}
+
+#define vi_set1 _mm512_set1_epi32
+#define vi_sub _mm512_sub_epi32
+#define vi_min _mm512_min_epi32
+#define vi_max _mm512_max_epi32
+
+// vi_load_first returns the first n ints at p (all VL for n ≥ VL), zeros in the other lanes.
+SIMD_INLINE vi vi_load_first(const int *p, long n) { return _mm512_maskz_loadu_epi32(tail_mask(n), p); }
+
+// vi_hmin_first and vi_hmax_first return the least and greatest of the first n (≥ 1) lanes.
+SIMD_INLINE int vi_hmin_first(vi v, long n) { return _mm512_mask_reduce_min_epi32(tail_mask(n), v); }
+SIMD_INLINE int vi_hmax_first(vi v, long n) { return _mm512_mask_reduce_max_epi32(tail_mask(n), v); }
+
+// vf_gather_vi_first returns src[idx[l]] in the first n lanes l (all VL for n ≥ VL), zeros in the
+// others.
+SIMD_INLINE vf vf_gather_vi_first(const float *src, vi idx, long n) {
+	return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), tail_mask(n), idx, src, 4);
+}
+
+// vf_window returns lanes w[d] of the 2·VL floats w = w0‖w1, for offsets d in [0, 2·VL).
+SIMD_INLINE vf vf_window(vf w0, vf w1, vi d) { return _mm512_permutex2var_ps(w0, d, w1); }
+
+// vf_select_lt returns a in the lanes where t < c, b elsewhere.
+SIMD_INLINE vf vf_select_lt(vf t, vf c, vf a, vf b) {
+	return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, c, _CMP_LT_OQ), b, a);
+}
+
+// vi_select_eq returns x in the lanes where a == b, y elsewhere.
+SIMD_INLINE vi vi_select_eq(vf a, vf b, vi x, vi y) {
+	return _mm512_mask_mov_epi32(y, _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ), x);
+}
+
+// vi_store_bytes_first stores the first n lanes of k (all VL for n ≥ VL) as bytes at p.
+SIMD_INLINE void vi_store_bytes_first(unsigned char *p, long n, vi k) {
+	_mm512_mask_cvtepi32_storeu_epi8(p, tail_mask(n), k);
+}
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
