@@ -156,6 +156,41 @@ SIMD_INLINE void vi_store_bytes_first(unsigned char *p, long n, vi k) {
 	for (long l = 0; l < (n < 8 ? n : 8); l++) p[l] = (unsigned char)t[l];
 }
 
+#define vf_round_nearest(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+// vf_ldexp returns p·2^n for integral n ≥ −126 (a normal number), the power built in the exponent
+// bits.
+SIMD_INLINE vf vf_ldexp(vf p, vf n) {
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// vm is a set of lanes: all bits of a lane set, or none.
+typedef __m256 vm;
+
+// vm_first selects the first n lanes (all for n ≥ VL).
+SIMD_INLINE vm vm_first(long n) {
+	__m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n < 8 ? (int)n : 8), l));
+}
+
+#define vm_and _mm256_and_ps
+
+// vm_eq and vm_ne select the lanes where a == b, a != b.
+SIMD_INLINE vm vm_eq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
+SIMD_INLINE vm vm_ne(vi a, vi b) {
+	return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(a, b), _mm256_set1_epi32(-1)));
+}
+
+// vm_bits returns m as bits, lane l in bit l.
+SIMD_INLINE int vm_bits(vm m) { return _mm256_movemask_ps(m); }
+
+// vf_blend returns b in the lanes of m, a elsewhere; vf_maskz v in the lanes of m, zero elsewhere;
+// vf_sub_in a − b in the lanes of m, a elsewhere.
+SIMD_INLINE vf vf_blend(vf a, vm m, vf b) { return _mm256_blendv_ps(a, b, m); }
+SIMD_INLINE vf vf_maskz(vm m, vf v) { return _mm256_and_ps(m, v); }
+SIMD_INLINE vf vf_sub_in(vf a, vm m, vf b) { return _mm256_sub_ps(a, _mm256_and_ps(m, b)); }
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm256_and_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ), d);

@@ -121,6 +121,30 @@ SIMD_INLINE void vi_store_bytes_first(unsigned char *p, long n, vi k) {
 	_mm512_mask_cvtepi32_storeu_epi8(p, tail_mask(n), k);
 }
 
+#define vf_round_nearest(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define vf_ldexp _mm512_scalef_ps // p·2^n
+
+// vm is a set of lanes.
+typedef __mmask16 vm;
+
+// vm_first selects the first n lanes (all for n ≥ VL).
+#define vm_first tail_mask
+
+static inline vm vm_and(vm a, vm b) { return a & b; }
+
+// vm_eq and vm_ne select the lanes where a == b, a != b.
+#define vm_eq _mm512_cmpeq_epi32_mask
+#define vm_ne _mm512_cmpneq_epi32_mask
+
+// vm_bits returns m as bits, lane l in bit l.
+static inline int vm_bits(vm m) { return m; }
+
+// vf_blend returns b in the lanes of m, a elsewhere; vf_maskz v in the lanes of m, zero elsewhere;
+// vf_sub_in a − b in the lanes of m, a elsewhere.
+#define vf_blend _mm512_mask_mov_ps
+#define vf_maskz _mm512_maskz_mov_ps
+SIMD_INLINE vf vf_sub_in(vf a, vm m, vf b) { return _mm512_mask_sub_ps(a, m, a, b); }
+
 // vf_keep_positive returns d in the lanes where y > 0, zero elsewhere.
 SIMD_INLINE vf vf_keep_positive(vf y, vf d) {
 	return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), d);
