@@ -77,9 +77,9 @@ typedef void segkit_relu_backward_fn(long n, const float *y, const float *dy, fl
 typedef void segkit_momentum_fn(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
 
 // softmax_ce returns the summed loss of pixels [p0, p1) of the flattened N×HW and, when dlogits
-// is not NULL, writes g·(softmax − one-hot) there; tail is 2·16·c floats of scratch (AVX2 only).
+// is not NULL, writes g·(softmax − one-hot) there.
 typedef double segkit_softmax_ce_fn(long c, long hw, const float *logits, const int *labels, int ignore, float g,
-                                    float *dlogits, long p0, long p1, float *tail);
+                                    float *dlogits, long p0, long p1);
 
 // resample is DynOPool's forward for planes [p0, p1) (resample.go).
 typedef void segkit_resample_fn(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax,
@@ -242,9 +242,8 @@ static inline void segkit_momentum(const segkit_kernels *k, long n, float *w, co
 	k->momentum(n, w, g, v, lr, wd, mu);
 }
 static inline double segkit_softmax_ce(const segkit_kernels *k, long c, long hw, const float *logits,
-                                       const int *labels, int ignore, float g, float *dlogits, long p0, long p1,
-                                       float *tail) {
-	return k->softmax_ce(c, hw, logits, labels, ignore, g, dlogits, p0, p1, tail);
+                                       const int *labels, int ignore, float g, float *dlogits, long p0, long p1) {
+	return k->softmax_ce(c, hw, logits, labels, ignore, g, dlogits, p0, p1);
 }
 static inline void segkit_resample(const segkit_kernels *k, long H, long W, long OH, long OW, const float *x,
                                    float *y, unsigned char *argmax, int mean, const int *ri0, const int *ri1,

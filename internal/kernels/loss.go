@@ -54,9 +54,8 @@ func (ce CrossEntropy) ForwardSum(logits []float32, labels []int32, denom int, s
 	sum := func(lo, hi int) float64 { return ce.pixelLosses(logits, labels, g, dlogits, lo, hi) }
 	if k := simd(); k != nil {
 		sum = func(lo, hi int) float64 {
-			tail := make([]float32, 32*ce.C) // a plane's last pixels, padded to a whole vector (AVX2)
 			return float64(C.segkit_softmax_ce(k, C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
-				C.float(g), ptr(dlogits), C.long(lo), C.long(hi), ptr(tail)))
+				C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))
 		}
 	} else if dlogits != nil {
 		clear(dlogits)
