@@ -24,8 +24,8 @@ type isa int
 
 const (
 	isaPortable isa = iota // Go and OpenBLAS: any CPU
-	isaAVX2                // *_avx2.c: AVX2 and FMA (x86-64 since Haswell and Zen)
-	isaAVX512              // *_avx512.c: AVX-512F
+	isaAVX2                // *_tmpl.h on simd_avx2.h: AVX2 and FMA (x86-64 since Haswell and Zen)
+	isaAVX512              // *_tmpl.h on simd_avx512.h: AVX-512F
 
 	// The numbers are kernels.h's too (segkit_kernels_for, segkit_cpu_isa).
 )

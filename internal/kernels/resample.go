@@ -243,7 +243,7 @@ func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, 
 	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
 
-// forwardC is Forward by the C kernels k (resample_avx512.c or resample_avx2.c), 16 or 8 output cells at a time.
+// forwardC is Forward by the C kernels k (resample_tmpl.h), 16 or 8 output cells at a time.
 func (r Resample) forwardC(k *C.segkit_kernels, x, y []float32, argmax []uint8, rows, cols *axisTaps) {
 	// The cells' left and right queries, each as its own tap list.
 	side := func(s int) (i0, i1 []int32, t []float32) {

@@ -26,10 +26,6 @@
 #define SIMD_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 #define SIMD_UNROLL_VL _Pragma("GCC unroll 8") // the next loop, over VL, unrolled
 
-// The names of the kernels not yet written as templates.
-#define AVX2 SIMD
-#define AVX2_INLINE SIMD_INLINE
-
 typedef __m256 vf;
 typedef __m256i vi;
 

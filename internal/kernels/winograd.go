@@ -6,7 +6,7 @@ import "C"
 // winogradTiles is the number of 4×4 output tiles per block (the GEMM panel width).
 const winogradTiles = 64
 
-// winograd reports whether Forward takes the Winograd path (winograd_avx512.c or _avx2.c). Its GEMMs always
+// winograd reports whether Forward takes the Winograd path (winograd_tmpl.h). Its GEMMs always
 // compute whole blocks of winogradTiles tiles, and its transformed filter is 4× the filter's
 // size: with fewer tiles than one block, or blocks less than half full on average, it costs
 // more than the direct convolution saves (measured: 384 channels, 2×16×16 break even).
