@@ -1,23 +1,6 @@
 package kernels
 
-/*
-void segkit_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                     const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
-                     float *run_mean, float *run_var, long c0, long c1);
-void segkit_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale, const float *shift,
-                      float *y, long c0, long c1);
-void segkit_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
-                        const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
-                        float *dx, float *dgamma, float *dbeta, long c0, long c1);
-void segkit_avx2_bn_train(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                          const float *gamma, const float *beta, float *y, float *mean_out, float *invstd_out,
-                          float *run_mean, float *run_var, long c0, long c1);
-void segkit_avx2_bn_affine(long N, long C, long HW, int relu, const float *x, const float *scale,
-                           const float *shift, float *y, long c0, long c1);
-void segkit_avx2_bn_backward(long N, long C, long HW, int relu, int train, const float *x, const float *y,
-                             const float *dy, const float *gamma, const float *mean_in, const float *invstd_in,
-                             float *dx, float *dgamma, float *dbeta, long c0, long c1);
-*/
+// #include "kernels.h"
 import "C"
 
 import "math"
@@ -37,16 +20,9 @@ type Stats struct{ Mean, InvStd []float32 }
 // variance takes the unbiased batch variance.
 func (b BatchNorm) ForwardTrain(x, gamma, beta, y []float32, st Stats, runMean, runVar []float32, momentum float32) {
 	m := b.N * b.HW
-	if useAVX2() {
+	if k := simd(); k != nil {
 		parallelFor(b.C, m, func(lo, hi int) {
-			C.segkit_avx2_bn_train(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
-				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(st.Mean), ptr(st.InvStd), ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
-		})
-		return
-	}
-	if useAVX512() {
-		parallelFor(b.C, m, func(lo, hi int) {
-			C.segkit_bn_train(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
+			C.segkit_bn_train(k, C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
 				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(st.Mean), ptr(st.InvStd), ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
 		})
 		return
@@ -80,16 +56,9 @@ func (b BatchNorm) ForwardTrain(x, gamma, beta, y []float32, st Stats, runMean, 
 // ForwardEval normalises with the running statistics.
 func (b BatchNorm) ForwardEval(x, gamma, beta, y, runMean, runVar []float32) {
 	ep := b.EvalAffine(gamma, beta, runMean, runVar)
-	if useAVX2() {
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_affine(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(ep.Scale), ptr(ep.Shift),
-				ptr(y), C.long(lo), C.long(hi))
-		})
-		return
-	}
-	if useAVX512() {
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_affine(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(ep.Scale), ptr(ep.Shift),
+			C.segkit_bn_affine(k, C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(ep.Scale), ptr(ep.Shift),
 				ptr(y), C.long(lo), C.long(hi))
 		})
 		return
@@ -128,16 +97,9 @@ func (b BatchNorm) affine(x, y []float32, c int, scale, shift float32) {
 // for eval mode, the running mean and 1/sqrt(running var + eps) with train false.
 func (b BatchNorm) Backward(x, y, dy, gamma []float32, st Stats, train bool, dx, dgamma, dbeta []float32) {
 	m := float64(b.N * b.HW)
-	if useAVX2() {
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_backward(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), cbool(train), ptr(x), ptr(y), ptr(dy),
-				ptr(gamma), ptr(st.Mean), ptr(st.InvStd), ptr(dx), ptr(dgamma), ptr(dbeta), C.long(lo), C.long(hi))
-		})
-		return
-	}
-	if useAVX512() {
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_backward(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), cbool(train), ptr(x), ptr(y), ptr(dy),
+			C.segkit_bn_backward(k, C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), cbool(train), ptr(x), ptr(y), ptr(dy),
 				ptr(gamma), ptr(st.Mean), ptr(st.InvStd), ptr(dx), ptr(dgamma), ptr(dbeta), C.long(lo), C.long(hi))
 		})
 		return

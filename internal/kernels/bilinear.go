@@ -1,21 +1,6 @@
 package kernels
 
-/*
-void segkit_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
-                             const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
-                             const float *xw0, const float *xw1, long p0, long p1, float *scratch);
-void segkit_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
-                              const int *yi1, const float *ya0, const float *ya1, const int *xi0, const int *xi1,
-                              const float *xw0, const float *xw1, long p0, long p1, float *scratch);
-void segkit_avx2_bilinear_forward(long H, long W, long OH, long OW, const float *x, float *y, const int *yi0,
-                                  const int *yi1, const float *ya0, const float *ya1, const int *xi0,
-                                  const int *xi1, const float *xw0, const float *xw1, long p0, long p1,
-                                  float *scratch);
-void segkit_avx2_bilinear_backward(long H, long W, long OH, long OW, const float *dy, float *dx, const int *yi0,
-                                   const int *yi1, const float *ya0, const float *ya1, const int *xi0,
-                                   const int *xi1, const float *xw0, const float *xw1, long p0, long p1,
-                                   float *scratch);
-*/
+// #include "kernels.h"
 import "C"
 
 // Bilinear resizes the planes of an N×C×H×W tensor to OH×OW as PyTorch's bilinear
@@ -65,16 +50,10 @@ func linearTaps(in, out int, alignCorners bool) taps {
 func (b Bilinear) Forward(x, y []float32) {
 	th, tw := linearTaps(b.H, b.OH, b.AlignCorners), linearTaps(b.W, b.OW, b.AlignCorners)
 	in, out := b.H*b.W, b.OH*b.OW
-	if level() != isaPortable {
+	if k := simd(); k != nil {
 		parallelFor(b.Planes, out, func(lo, hi int) {
 			scratch := make([]float32, 2*b.OW)
-			if useAVX2() {
-				C.segkit_avx2_bilinear_forward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(x), ptr(y),
-					cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
-					C.long(lo), C.long(hi), ptr(scratch))
-				return
-			}
-			C.segkit_bilinear_forward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(x), ptr(y),
+			C.segkit_bilinear(k, 0, C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(x), ptr(y),
 				cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
 				C.long(lo), C.long(hi), ptr(scratch))
 		})
@@ -100,16 +79,10 @@ func (b Bilinear) Forward(x, y []float32) {
 func (b Bilinear) Backward(dy, dx []float32) {
 	th, tw := linearTaps(b.H, b.OH, b.AlignCorners), linearTaps(b.W, b.OW, b.AlignCorners)
 	in, out := b.H*b.W, b.OH*b.OW
-	if level() != isaPortable {
+	if k := simd(); k != nil {
 		parallelFor(b.Planes, out, func(lo, hi int) {
 			scratch := make([]float32, b.H*b.OW)
-			if useAVX2() {
-				C.segkit_avx2_bilinear_backward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(dy), ptr(dx),
-					cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
-					C.long(lo), C.long(hi), ptr(scratch))
-				return
-			}
-			C.segkit_bilinear_backward(C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(dy), ptr(dx),
+			C.segkit_bilinear(k, 1, C.long(b.H), C.long(b.W), C.long(b.OH), C.long(b.OW), ptr(dy), ptr(dx),
 				cint(th.j0), cint(th.j1), ptr(th.w0), ptr(th.w1), cint(tw.j0), cint(tw.j1), ptr(tw.w0), ptr(tw.w1),
 				C.long(lo), C.long(hi), ptr(scratch))
 		})

@@ -5,28 +5,10 @@ package kernels
 #cgo CFLAGS: -O3
 // Declared here rather than through <cblas.h>: Debian installs that header under a
 // BLAS-vendor-specific path, and these two prototypes are all we need (C enums are ints).
-// The segkit_ functions are ours (sgemm_avx512.c, conv_avx512.c).
 void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
-int segkit_has_avx512(void);
-int segkit_has_avx2_fma(void);
-void segkit_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                       const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                       const float *add, int relu, int phased);
-void segkit_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                  const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                  const float *shift, const float *add, int relu);
-void segkit_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                             const float *dy, long q0, long nq, float *dw, float beta);
-void segkit_avx2_sgemm(int transA, int transB, long m, long n, long k, float alpha, const float *a, long lda,
-                       const float *b, long ldb, float beta, float *c, long ldc, const float *scale,
-                       const float *shift, const float *add, int relu);
-void segkit_avx2_conv_sgemm(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                            const float *w, long q0, long nq, float *y, const float *scale, const float *shift,
-                            const float *add, int relu, int phased);
-void segkit_avx2_conv_filter_grad(long C, long H, long W, long K, long k, long s, long p, long d, const float *x,
-                                  const float *dy, long q0, long nq, float *dw, float beta);
+#include "kernels.h"
 */
 import "C"
 
@@ -42,8 +24,10 @@ type isa int
 
 const (
 	isaPortable isa = iota // Go and OpenBLAS: any CPU
-	isaAVX2                // *_avx2.c: AVX2 and FMA (x86-64 since Haswell and Zen)
-	isaAVX512              // *_avx512.c: AVX-512F
+	isaAVX2                // *_tmpl.h on simd_avx2.h: AVX2 and FMA (x86-64 since Haswell and Zen)
+	isaAVX512              // *_tmpl.h on simd_avx512.h: AVX-512F
+
+	// The numbers are kernels.h's too (segkit_kernels_for, segkit_cpu_isa).
 )
 
 var isaNames = [...]string{isaPortable: "portable", isaAVX2: "avx2", isaAVX512: "avx512"}
@@ -54,19 +38,9 @@ var isaNames = [...]string{isaPortable: "portable", isaAVX2: "avx2", isaAVX512: 
 // keys its cache only on environment variables read while tests run, so a value read earlier
 // would let `SEGKIT_ISA=portable go test` replay the AVX-512 results.
 var kernelISA struct {
-	once  sync.Once
-	level isa
-}
-
-// cpuISA returns the best kernels the CPU runs.
-func cpuISA() isa {
-	switch {
-	case C.segkit_has_avx512() != 0:
-		return isaAVX512
-	case C.segkit_has_avx2_fma() != 0:
-		return isaAVX2
-	}
-	return isaPortable
+	once   sync.Once
+	level  isa
+	tables [isaAVX512 + 1]*C.segkit_kernels // each level's C kernels (kernels.h); nil: portable
 }
 
 // requestedISA returns the kernels the environment asks for, capped at those the CPU has; an
@@ -89,12 +63,17 @@ func requestedISA(best isa) isa {
 }
 
 func level() isa {
-	kernelISA.once.Do(func() { kernelISA.level = requestedISA(cpuISA()) })
+	kernelISA.once.Do(func() {
+		kernelISA.level = requestedISA(cpuISA())
+		for l := range kernelISA.tables {
+			kernelISA.tables[l] = kernelsFor(isa(l))
+		}
+	})
 	return kernelISA.level
 }
 
-func useAVX512() bool { return level() == isaAVX512 }
-func useAVX2() bool   { return level() == isaAVX2 }
+// simd returns the table of the C kernels in use (kernels.h); nil when the portable ones run.
+func simd() *C.segkit_kernels { return kernelISA.tables[level()] }
 
 // Path names the kernels in use: "avx512", "avx2" or "portable" (OpenBLAS and Go).
 func Path() string { return isaNames[level()] }
@@ -198,13 +177,8 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	pa, pb, pc := ptr(a), ptr(b), ptr(c)
-	switch level() {
-	case isaAVX512:
-		C.segkit_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
-			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
-		return
-	case isaAVX2:
-		C.segkit_avx2_sgemm(cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
+	if kt := simd(); kt != nil {
+		C.segkit_sgemm(kt, cbool(transA), cbool(transB), C.long(m), C.long(n), C.long(k), C.float(alpha),
 			pa, C.long(lda), pb, C.long(ldb), C.float(beta), pc, C.long(ldc), ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU))
 		return
 	}
@@ -275,19 +249,13 @@ func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
 // implicitConv reports whether the convolution runs as an implicit GEMM (a C GEMM packing the
 // patch matrix straight from the image) rather than im2col and a GEMM.
-func (c Conv) implicitConv() bool { return level() != isaPortable && !c.pointwise() }
+func (c Conv) implicitConv() bool { return simd() != nil && !c.pointwise() }
 
 // implicitGemm computes output pixels [q0, q0+nq) of image x's convolution (y and ep's Add
 // start at pixel q0) with the C GEMM packing the patch matrix straight from x (through phase
 // planes when phased).
 func (c Conv) implicitGemm(x, w []float32, q0, nq int, y []float32, ep Affine, phased bool) {
-	if useAVX2() {
-		C.segkit_avx2_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
-			C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
-			ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU), cbool(phased))
-		return
-	}
-	C.segkit_conv_sgemm(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+	C.segkit_conv_sgemm(simd(), C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(w), C.long(q0), C.long(nq), ptr(y),
 		ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU), cbool(phased))
 }
@@ -300,12 +268,7 @@ func (c Conv) phased() bool { return c.implicitConv() && c.Stride == 2 }
 // implicitFilterGrad sets (beta 0) or adds to (beta 1) dw the filter gradient of output pixels
 // [q0, q0+nq) of image x (dy starts at pixel q0), packing the patches straight from x.
 func (c Conv) implicitFilterGrad(x, dy []float32, q0, nq int, dw []float32, beta float32) {
-	if useAVX2() {
-		C.segkit_avx2_conv_filter_grad(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
-			C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(dy), C.long(q0), C.long(nq), ptr(dw), C.float(beta))
-		return
-	}
-	C.segkit_conv_filter_grad(C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
+	C.segkit_conv_filter_grad(simd(), C.long(c.C), C.long(c.H), C.long(c.W), C.long(c.K), C.long(c.Kernel), C.long(c.Stride),
 		C.long(c.Pad), C.long(c.Dilation), ptr(x), ptr(dy), C.long(q0), C.long(nq), ptr(dw), C.float(beta))
 }
 

@@ -1,8 +1,10 @@
-// The convolution geometry shared by the implicit-GEMM packers (conv_avx512.c, conv_avx2.c), each
-// of which includes this after its GEMM header (which defines NR, the panel width).
+// The convolution geometry shared by the implicit-GEMM packers of both instruction sets
+// (conv_tmpl.h), included after gemm.h (which defines NR, the panel width).
 
 #ifndef SEGKIT_CONV_GEOMETRY_H
 #define SEGKIT_CONV_GEOMETRY_H
+
+#include "kernels.h"
 
 typedef struct {
 	long C, H, W, k, s, p, d, OH, OW;
@@ -14,12 +16,6 @@ static geometry make_geometry(long C, long H, long W, long k, long s, long p, lo
 	geometry g = {C, H, W, k, s, p, d, (H + 2 * p - d * (k - 1) - 1) / s + 1, (W + 2 * p - d * (k - 1) - 1) / s + 1, 0, 0};
 	return g;
 }
-
-// segkit_phase_rows (conv_avx2.c) writes rows [i0, i0+R) of the four phase planes of every channel
-// of image x (C×H×W) to out: channel by channel, 4 planes of R×((W+1)/2), plane 2a + b holding
-// x[2i + a][2j + b], zero past the image.
-void segkit_phase_rows(long C, long H, long W, const float *x, float *out, long i0, long R);
-float *segkit_grow(float **buf, long *cap, long n);
 
 // This thread's phase rows.
 static _Thread_local float *phase_buf;

@@ -1,20 +1,13 @@
 package kernels
 
-/*
-void segkit_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
-void segkit_relu_backward(long n, const float *y, const float *dy, float *dx);
-void segkit_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
-void segkit_avx2_sum4(long n, int relu, float *y, const float *x0, const float *x1, const float *x2, const float *x3);
-void segkit_avx2_relu_backward(long n, const float *y, const float *dy, float *dx);
-void segkit_avx2_momentum(long n, float *w, const float *g, float *v, float lr, float wd, float mu);
-*/
+// #include "kernels.h"
 import "C"
 
 import "math"
 
 // Sum writes the elementwise sum of xs into y, then max(·, 0) when relu is set.
 func Sum(xs [][]float32, y []float32, relu bool) {
-	if level() != isaPortable && len(xs) > 1 {
+	if kt := simd(); kt != nil && len(xs) > 1 {
 		parallelFor(len(y), len(xs), func(lo, hi int) {
 			// Up to four inputs per pass, the running sum as the first input of the next.
 			first, rest := xs[0][lo:hi], xs[1:]
@@ -27,11 +20,7 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 				rest = rest[k:]
 				n, r, yp, x0, x1, x2, x3 := C.long(hi-lo), cbool(relu && len(rest) == 0), ptr(y[lo:hi]), ptr(first),
 					ptr(part[0]), ptr(part[1]), ptr(part[2])
-				if useAVX2() {
-					C.segkit_avx2_sum4(n, r, yp, x0, x1, x2, x3)
-				} else {
-					C.segkit_sum4(n, r, yp, x0, x1, x2, x3)
-				}
+				C.segkit_sum4(kt, n, r, yp, x0, x1, x2, x3)
 				first = y[lo:hi]
 			}
 		})
@@ -59,13 +48,9 @@ func Sum(xs [][]float32, y []float32, relu bool) {
 
 // ReLUBackward writes dx = dy where y > 0, else 0.
 func ReLUBackward(y, dy, dx []float32) {
-	if level() != isaPortable {
+	if k := simd(); k != nil {
 		parallelFor(len(y), 1, func(lo, hi int) {
-			if useAVX2() {
-				C.segkit_avx2_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
-				return
-			}
-			C.segkit_relu_backward(C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
+			C.segkit_relu_backward(k, C.long(hi-lo), ptr(y[lo:hi]), ptr(dy[lo:hi]), ptr(dx[lo:hi]))
 		})
 		return
 	}
@@ -120,13 +105,10 @@ func SpreadPlanes(dmeans []float32, hw int, dx []float32) {
 // Momentum is one step of SGD with momentum and weight decay, as torch.optim.SGD:
 // v = mu·v + g + wd·w, then w −= lr·v.
 func Momentum(w, g, v []float32, lr, wd, mu float32) {
+	k := simd()
 	parallelFor(len(w), 1, func(lo, hi int) {
-		switch level() {
-		case isaAVX512:
-			C.segkit_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
-			return
-		case isaAVX2:
-			C.segkit_avx2_momentum(C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
+		if k != nil {
+			C.segkit_momentum(k, C.long(hi-lo), ptr(w[lo:hi]), ptr(g[lo:hi]), ptr(v[lo:hi]), C.float(lr), C.float(wd), C.float(mu))
 			return
 		}
 		ws, gs, vs := w[lo:hi], g[lo:hi], v[lo:hi]

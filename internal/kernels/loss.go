@@ -1,11 +1,6 @@
 package kernels
 
-/*
-double segkit_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
-                         float *dlogits, long p0, long p1);
-double segkit_avx2_softmax_ce(long c, long hw, const float *logits, const int *labels, int ignore, float g,
-                              float *dlogits, long p0, long p1, float *tail);
-*/
+// #include "kernels.h"
 import "C"
 
 import (
@@ -57,19 +52,12 @@ func (ce CrossEntropy) ForwardSum(logits []float32, labels []int32, denom int, s
 	pixels := ce.N * ce.HW
 	g := float32(float64(scale) / float64(denom))
 	sum := func(lo, hi int) float64 { return ce.pixelLosses(logits, labels, g, dlogits, lo, hi) }
-	switch {
-	case useAVX512():
+	if k := simd(); k != nil {
 		sum = func(lo, hi int) float64 {
-			return float64(C.segkit_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
+			return float64(C.segkit_softmax_ce(k, C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
 				C.float(g), ptr(dlogits), C.long(lo), C.long(hi)))
 		}
-	case useAVX2():
-		sum = func(lo, hi int) float64 {
-			tail := make([]float32, 16*ce.C) // a plane's last pixels, padded to a whole vector
-			return float64(C.segkit_avx2_softmax_ce(C.long(ce.C), C.long(ce.HW), ptr(logits), cint(labels), C.int(ce.Ignore),
-				C.float(g), ptr(dlogits), C.long(lo), C.long(hi), ptr(tail)))
-		}
-	case dlogits != nil:
+	} else if dlogits != nil {
 		clear(dlogits)
 	}
 	parts := make([]float64, Workers)

@@ -3,8 +3,10 @@
 // elementwise helpers. Kernels work on plain slices; shapes are checked by the callers.
 //
 // The heavy kernels are C with intrinsics for two x86-64 families, chosen at the first kernel
-// call by the CPU's features: AVX-512 (*_avx512.c) and AVX2 with FMA (*_avx2.c, the same
-// algorithms in 8-wide vectors). Both have our own GEMM, convolutions as implicit GEMMs (the patch
+// call by the CPU's features: AVX-512 (*_avx512.c) and AVX2 with FMA (*_avx2.c). Each kernel is
+// written once (*_tmpl.h) over a vocabulary per family (simd_avx512.h, simd_avx2.h: 16- and
+// 8-wide vectors), declared in kernels.h and called through that family's table. Both have our
+// own GEMM, convolutions as implicit GEMMs (the patch
 // matrix packed straight from the image) or, for inference, Winograd F(4×4, 3×3), with a fused
 // per-channel epilogue (bias, folded batch norm, residual sum, ReLU). Elsewhere (arm64, older
 // x86) the portable Go kernels run, with im2col and OpenBLAS for the GEMMs. SEGKIT_ISA=avx512,

@@ -1,19 +1,6 @@
 package kernels
 
-/*
-void segkit_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax, int mean,
-                     const int *ri0, const int *ri1, const float *rt, const int *cl0, const int *cl1,
-                     const float *clt, const int *cr0, const int *cr1, const float *crt, long p0, long p1,
-                     float *scratch);
-void segkit_resample_back_plane(long W, long OH, long OW, const float *src, const float *g, float *dx,
-                                const unsigned char *won, const int *ri0, const int *ri1, const float *rt,
-                                const float *rmask, const int *ci0, const int *ci1, const float *ct,
-                                const float *cmask, float *grow, float *gcol);
-void segkit_avx2_resample(long H, long W, long OH, long OW, const float *x, float *y, unsigned char *argmax,
-                          int mean, const int *ri0, const int *ri1, const float *rt, const int *cl0,
-                          const int *cl1, const float *clt, const int *cr0, const int *cr1, const float *crt,
-                          long p0, long p1, float *scratch);
-*/
+// #include "kernels.h"
 import "C"
 
 import (
@@ -89,8 +76,8 @@ func lerp(a, b, t float32) float32 {
 // keeps the max (or mean) of its four queries.
 func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
-	if level() != isaPortable {
-		r.forwardC(x, y, argmax, &rows, &cols)
+	if k := simd(); k != nil {
+		r.forwardC(k, x, y, argmax, &rows, &cols)
 		return
 	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
@@ -256,8 +243,8 @@ func (r Resample) backQuery(src, dst []float32, rows, cols *axisTaps, a, b int, 
 	gCol[b] += cols.mask[b] * g * ((1-tr)*(x01-x00) + tr*(x11-x10))
 }
 
-// forwardC is Forward by resample_avx512.c or resample_avx2.c, 16 or 8 output cells at a time.
-func (r Resample) forwardC(x, y []float32, argmax []uint8, rows, cols *axisTaps) {
+// forwardC is Forward by the C kernels k (resample_tmpl.h), 16 or 8 output cells at a time.
+func (r Resample) forwardC(k *C.segkit_kernels, x, y []float32, argmax []uint8, rows, cols *axisTaps) {
 	// The cells' left and right queries, each as its own tap list.
 	side := func(s int) (i0, i1 []int32, t []float32) {
 		i0, i1, t = make([]int32, r.OW), make([]int32, r.OW), make([]float32, r.OW)
@@ -274,19 +261,13 @@ func (r Resample) forwardC(x, y []float32, argmax []uint8, rows, cols *axisTaps)
 	}
 	parallelFor(r.Planes, r.OH*r.W*8, func(lo, hi int) {
 		scratch := make([]float32, 2*(r.W+32)) // two query rows, SCRATCH_GAP (resample_*.c) apart
-		if useAVX2() {
-			C.segkit_avx2_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
-				cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
-				C.long(lo), C.long(hi), ptr(scratch))
-			return
-		}
-		C.segkit_resample(C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
+		C.segkit_resample(k, C.long(r.H), C.long(r.W), C.long(r.OH), C.long(r.OW), ptr(x), ptr(y), won, cbool(r.Mean),
 			cint(rows.j0), cint(rows.j1), ptr(rows.t), cint(l0), cint(l1), ptr(lt), cint(r0), cint(r1), ptr(rt),
 			C.long(lo), C.long(hi), ptr(scratch))
 	})
 }
 
-// backPlaneC is backPlane in C (resample_avx512.c), without Go's bounds checks.
+// backPlaneC is backPlane in C (resample_back.c), without Go's bounds checks.
 func (r Resample) backPlaneC(src, g, dst []float32, won []uint8, rows, cols *axisTaps, gRow, gCol []float32) {
 	var w *C.uchar
 	if !r.Mean {

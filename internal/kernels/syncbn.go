@@ -1,25 +1,6 @@
 package kernels
 
-/*
-void segkit_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1);
-void segkit_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x, const float *gamma,
-                    const float *beta, float *y, const float *mean, const double *ss, double m, float *mean_out,
-                    float *invstd_out, float *run_mean, float *run_var, long c0, long c1);
-void segkit_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                         const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1);
-void segkit_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                       const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
-                       const double *sum_dyxc, double m, float *dx, long c0, long c1);
-void segkit_avx2_bn_sums(long N, long C, long HW, const float *x, const float *mean, double *sum, long c0, long c1);
-void segkit_avx2_bn_norm(long N, long C, long HW, float eps, int relu, float momentum, const float *x,
-                         const float *gamma, const float *beta, float *y, const float *mean, const double *ss, double m,
-                         float *mean_out, float *invstd_out, float *run_mean, float *run_var, long c0, long c1);
-void segkit_avx2_bn_grad_sums(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                              const float *mean, double *sum_dy, double *sum_dyxc, long c0, long c1);
-void segkit_avx2_bn_grad_dx(long N, long C, long HW, int relu, const float *x, const float *y, const float *dy,
-                            const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
-                            const double *sum_dyxc, double m, float *dx, long c0, long c1);
-*/
+// #include "kernels.h"
 import "C"
 
 import (
@@ -72,17 +53,9 @@ func (b BatchNorm) SumSquares(x, mean []float32, ss []float64) {
 // the running statistics, as ForwardTrain does for its own batch.
 func (b BatchNorm) ForwardGlobal(x, gamma, beta, y []float32, mean []float32, ss []float64, count int, st Stats,
 	runMean, runVar []float32, momentum float32) {
-	switch level() {
-	case isaAVX512:
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_norm(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
-				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(mean), ptr64(ss), C.double(count), ptr(st.Mean), ptr(st.InvStd),
-				ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
-		})
-		return
-	case isaAVX2:
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_norm(C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
+			C.segkit_bn_norm(k, C.long(b.N), C.long(b.C), C.long(b.HW), C.float(b.Eps), cbool(b.ReLU), C.float(momentum),
 				ptr(x), ptr(gamma), ptr(beta), ptr(y), ptr(mean), ptr64(ss), C.double(count), ptr(st.Mean), ptr(st.InvStd),
 				ptr(runMean), ptr(runVar), C.long(lo), C.long(hi))
 		})
@@ -122,16 +95,9 @@ func (b BatchNorm) ForwardGlobal(x, gamma, beta, y []float32, mean []float32, ss
 // GradSums writes, per channel, Σdy' and Σdy'·(x − mean) with dy' the gradient masked by the
 // ReLU (y: the forward output, nil without ReLU).
 func (b BatchNorm) GradSums(x, y, dy, mean []float32, sumDy, sumDyXc []float64) {
-	switch level() {
-	case isaAVX512:
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_grad_sums(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(mean),
-				ptr64(sumDy), ptr64(sumDyXc), C.long(lo), C.long(hi))
-		})
-		return
-	case isaAVX2:
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_grad_sums(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(mean),
+			C.segkit_bn_grad_sums(k, C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(mean),
 				ptr64(sumDy), ptr64(sumDyXc), C.long(lo), C.long(hi))
 		})
 		return
@@ -157,16 +123,9 @@ func (b BatchNorm) GradSums(x, y, dy, mean []float32, sumDy, sumDyXc []float64) 
 // channel) has the gradient sums sumDy and sumDyXc (GradSums over the whole batch); st holds
 // the forward's statistics.
 func (b BatchNorm) BackwardGlobal(x, y, dy, gamma []float32, st Stats, sumDy, sumDyXc []float64, count int, dx []float32) {
-	switch level() {
-	case isaAVX512:
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_grad_dx(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(gamma),
-				ptr(st.Mean), ptr(st.InvStd), ptr64(sumDy), ptr64(sumDyXc), C.double(count), ptr(dx), C.long(lo), C.long(hi))
-		})
-		return
-	case isaAVX2:
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_grad_dx(C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(gamma),
+			C.segkit_bn_grad_dx(k, C.long(b.N), C.long(b.C), C.long(b.HW), cbool(b.ReLU), ptr(x), ptr(y), ptr(dy), ptr(gamma),
 				ptr(st.Mean), ptr(st.InvStd), ptr64(sumDy), ptr64(sumDyXc), C.double(count), ptr(dx), C.long(lo), C.long(hi))
 		})
 		return
@@ -198,15 +157,9 @@ func (b BatchNorm) BackwardGlobal(x, y, dy, gamma []float32, st Stats, sumDy, su
 
 // sumsC runs SumX (mean nil) or SumSquares on the C path in use, reporting false on the Go one.
 func (b BatchNorm) sumsC(x, mean []float32, sum []float64) bool {
-	switch level() {
-	case isaAVX512:
+	if k := simd(); k != nil {
 		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_bn_sums(C.long(b.N), C.long(b.C), C.long(b.HW), ptr(x), ptr(mean), ptr64(sum), C.long(lo), C.long(hi))
-		})
-		return true
-	case isaAVX2:
-		parallelFor(b.C, b.N*b.HW, func(lo, hi int) {
-			C.segkit_avx2_bn_sums(C.long(b.N), C.long(b.C), C.long(b.HW), ptr(x), ptr(mean), ptr64(sum), C.long(lo), C.long(hi))
+			C.segkit_bn_sums(k, C.long(b.N), C.long(b.C), C.long(b.HW), ptr(x), ptr(mean), ptr64(sum), C.long(lo), C.long(hi))
 		})
 		return true
 	}

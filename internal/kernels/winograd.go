@@ -1,21 +1,12 @@
 package kernels
 
-/*
-void segkit_wino_filter(long K, long C, const float *w, float *u, long k0, long k1);
-void segkit_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                       const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
-                       long k1);
-void segkit_avx2_wino_filter(long K, long C, const float *w, float *u, long k0, long k1);
-void segkit_avx2_wino_block(long C, long K, long H, long W, const float *x, const float *u, const float *scale,
-                            const float *shift, const float *add, int relu, float *y, long t0, long nt, long k0,
-                            long k1);
-*/
+// #include "kernels.h"
 import "C"
 
 // winogradTiles is the number of 4×4 output tiles per block (the GEMM panel width).
 const winogradTiles = 64
 
-// winograd reports whether Forward takes the Winograd path (winograd_avx512.c or _avx2.c). Its GEMMs always
+// winograd reports whether Forward takes the Winograd path (winograd_tmpl.h). Its GEMMs always
 // compute whole blocks of winogradTiles tiles, and its transformed filter is 4× the filter's
 // size: with fewer tiles than one block, or blocks less than half full on average, it costs
 // more than the direct convolution saves (measured: 384 channels, 2×16×16 break even).
@@ -44,13 +35,9 @@ func (c Conv) winogradTiles() (tiles, blocks int) {
 func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 	u := convScratch.get(36 * c.K * c.C)
 	pu, pw := ptr(u), ptr(w)
-	avx2 := useAVX2()
+	k := simd()
 	parallelFor(c.K, 36*c.C*4, func(lo, hi int) {
-		if avx2 {
-			C.segkit_avx2_wino_filter(C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
-			return
-		}
-		C.segkit_wino_filter(C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
+		C.segkit_wino_filter(k, C.long(c.K), C.long(c.C), pw, pu, C.long(lo), C.long(hi))
 	})
 	sc, sh, add, relu := ptr(ep.Scale), ptr(ep.Shift), ptr(ep.Add), cbool(ep.ReLU)
 	tiles, blocks := c.winogradTiles()
@@ -68,12 +55,7 @@ func (c Conv) forwardWinograd(x, w []float32, ep Affine, y []float32) {
 	parallelBlocks(blocks*parts, func(_, i int) {
 		t0, k0 := (i/parts)*per, (i%parts)*step
 		nt, k1 := min(per, tiles-t0), min(k0+step, c.K)
-		if avx2 {
-			C.segkit_avx2_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W), ptr(x), pu, sc, sh, add, relu,
-				ptr(y), C.long(t0), C.long(nt), C.long(k0), C.long(k1))
-			return
-		}
-		C.segkit_wino_block(C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W), ptr(x), pu, sc, sh, add, relu,
+		C.segkit_wino_block(k, C.long(c.C), C.long(c.K), C.long(c.H), C.long(c.W), ptr(x), pu, sc, sh, add, relu,
 			ptr(y), C.long(t0), C.long(nt), C.long(k0), C.long(k1))
 	})
 }
