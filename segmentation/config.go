@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/segkit/segkit/nn"
 )
 
 // Config is every setting of a training run; flags and a config file fill it.
@@ -114,8 +116,8 @@ var ResumeSettings = []string{"iters", "eval_every", "ckpt_every", "keep", "log_
 // Flag is the command-line flag of a setting (JSON key): "eval_every" is --eval-every.
 func Flag(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
 
-// override copies the settings keys of src into c; only ResumeSettings may be overridden.
-func (c *Config) override(src Config, keys []string) error {
+// Override copies the settings keys of src into c; only ResumeSettings may be overridden.
+func (c *Config) Override(src Config, keys []string) error {
 	dst, from := reflect.ValueOf(c).Elem(), reflect.ValueOf(src)
 	for _, key := range keys {
 		if !slices.Contains(ResumeSettings, key) {
@@ -149,7 +151,7 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Batch >= 2, "--batch %d: batch norm in training mode needs batches of at least 2", c.Batch)
-	errs = append(errs, c.modelErrors()...)
+	errs = append(errs, c.ModelErrors()...)
 	errs = append(errs, c.dataErrors()...)
 	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
 	check(c.LR > 0, "--lr %g: must be positive", c.LR)
@@ -159,4 +161,29 @@ func (c Config) Validate() error {
 		return SettingError{errors.Join(errs...)}
 	}
 	return nil
+}
+
+// Schedule returns the learning rate of iteration it: linear warm-up, then mmseg's poly decay.
+func (c Config) Schedule(it int) float64 {
+	if it < c.Warmup {
+		return c.LR * float64(it+1) / float64(c.Warmup)
+	}
+	return nn.PolyLR(c.LR, c.MinLR, it, c.Iters, c.PolyPower)
+}
+
+// InputScaled returns c for images resized by s, for training and evaluation: the crop, the
+// rescale and the test scale times s (the demo dataset's images keep their size).
+func (c Config) InputScaled(s float64) Config {
+	d := c.WithDefaults()
+	if d.Data == "" && d.DemoSize == 0 {
+		d.DemoSize = d.Crop
+	}
+	mul := func(v int) int { return max(1, int(float64(v)*s+0.5)) }
+	d.Scale = [2]int{mul(d.Scale[0]), mul(d.Scale[1])}
+	d.TestScale = [2]int{mul(d.TestScale[0]), mul(d.TestScale[1])}
+	d.Crop, d.CropW = max(32, mul(d.Crop)), max(32, mul(d.CropW))
+	if d.CropW == d.Crop {
+		d.CropW = 0
+	}
+	return d
 }

@@ -18,31 +18,22 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/voc"
 )
 
-func main() {
-	if err := newCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "segpredict:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2) // the command line is wrong
-		}
-		os.Exit(1) // some image failed, or the model could not be loaded
-	}
-}
+func main() { cli.Main("segpredict", newCmd()) }
 
-// usageError marks a wrong command line (exit status 2, not 1).
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
+// usageError is a wrong command line (exit status 2).
+type usageError = cli.UsageError
 
 type options struct {
 	checkpoint, out, mode, tta, scale, format string
 	crop, stride                              int
 	opacity                                   float64
-	imp                                       *segmentation.ImportFlags
+	imp                                       *cli.ImportFlags
 }
 
 func newCmd() *cobra.Command {
@@ -60,7 +51,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
   segpredict --checkpoint runs/w48/best.safetensors --tta flip --out masks/ images/`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.MinimumNArgs(1)(cmd, args); err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			return nil
 		},
@@ -68,7 +59,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 		SilenceErrors: true,
 		RunE:          func(cmd *cobra.Command, args []string) error { return run(cmd, o, args) },
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{Err: err} })
 	f := cmd.Flags()
 	f.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint to use: segtrain's .safetensors or a PyTorch model (mmseg, official HRNet) (default: runs/latest/best.safetensors)")
 	f.StringVar(&o.out, "out", ".", "output directory")
@@ -79,38 +70,38 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 	f.IntVar(&o.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
 	f.StringVar(&o.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
 	f.StringVar(&o.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the run's --test-scale)")
-	o.imp = segmentation.AddImportFlags(f)
+	o.imp = cli.AddImportFlags(f)
 	return cmd
 }
 
 func run(cmd *cobra.Command, o options, args []string) error {
-	outputs, err := segmentation.ParseFormat(o.format)
+	outputs, err := infer.ParseFormat(o.format)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	if o.opacity < 0 || o.opacity > 1 {
-		return usageError{fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
+		return usageError{Err: fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
 	}
 	outputs.Opacity = o.opacity
 	// A wrong command line is refused before the checkpoint is read (a scratch Inference).
-	if err := configure(&segmentation.Inference{}, o, cmd.Flags()); err != nil {
-		return usageError{err}
+	if err := configure(&infer.Inference{}, o, cmd.Flags()); err != nil {
+		return usageError{Err: err}
 	}
 	imp, err := o.imp.Options()
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	if o.checkpoint == "" {
-		if o.checkpoint, err = segmentation.LatestCheckpoint("runs"); err != nil {
+		if o.checkpoint, err = infer.LatestCheckpoint("runs"); err != nil {
 			return err
 		}
 	}
-	p, err := segmentation.NewPredictor(o.checkpoint, imp)
+	p, err := infer.NewPredictor(o.checkpoint, imp)
 	if err != nil {
 		return err
 	}
 	if err := configure(&p.Inference, o, cmd.Flags()); err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	outputs.Palette = p.Palette
 	files, problems := inputs(args)
@@ -143,7 +134,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	return nil
 }
 
-func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, path string, w io.Writer, start time.Time) error {
+func predictOne(p *infer.Predictor, outputs infer.Outputs, out, path string, w io.Writer, start time.Time) error {
 	img, err := voc.ReadImage(path)
 	if err != nil {
 		return err
@@ -157,13 +148,13 @@ func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, pa
 		return fmt.Errorf("%s: writing the outputs: %w", path, err)
 	}
 	fmt.Fprintf(w, "%s (%d×%d, %.0f ms): %s\n", path, img.W, img.H, float64(time.Since(start).Microseconds())/1e3,
-		strings.Join(segmentation.Shares(labels, p.Classes), ", "))
+		strings.Join(infer.Shares(labels, p.Classes), ", "))
 	return nil
 }
 
 // configure applies the mode, crop, stride, TTA and scale options; a window flag without
 // --mode slide is refused, not ignored.
-func configure(inf *segmentation.Inference, o options, fs *pflag.FlagSet) error {
+func configure(inf *infer.Inference, o options, fs *pflag.FlagSet) error {
 	if err := inf.SetOptions(o.mode, o.tta); err != nil {
 		return err
 	}

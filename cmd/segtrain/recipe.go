@@ -30,7 +30,7 @@ batch, iterations, learning rate, evaluation scale and mode, as flags that overr
 			}
 			r, err := segmentation.RecipeFor(args[0])
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			info, _ := dataset.Lookup(r.Dataset)
 			classes := fmt.Sprintf("%d classes: %s", len(info.Classes), strings.Join(info.Classes, ", "))

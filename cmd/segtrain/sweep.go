@@ -10,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/parallel"
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/sweep"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 func newSweepCmd() *cobra.Command {
@@ -53,7 +55,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			if err := refuseOthers(cmd, "report"); err != nil {
 				return err
 			}
-			rep, err := segmentation.ReportSweep(report)
+			rep, err := sweep.ReportSweep(report)
 			if err != nil {
 				return err
 			}
@@ -66,7 +68,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 		}
 		for _, f := range []string{"resume", "resize"} {
 			if cmd.Flags().Changed(f) {
-				return usageError{fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
+				return usageError{Err: fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
 			}
 		}
 		cfg, said, err := t.config(cmd.Flags())
@@ -78,7 +80,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 		if name == "" {
 			name = "sweep_" + cfg.Model
 		}
-		s := &segmentation.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
+		s := &sweep.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
 			Dir: filepath.Join(cfg.Out, name), Out: out}
 		s.Base.Name = ""
 		// Under mpirun or srun every run is data-parallel over the ranks.
@@ -90,11 +92,11 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			s.Out = io.Discard
 		}
 		if err := s.Validate(); err != nil {
-			return usageError{err}
+			return usageError{Err: err}
 		}
 		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
 		rep, err := s.Run()
-		if err := endJob(cmd, comm, err); err != nil {
+		if err := cli.Usage(train.Ranks{Comm: comm}.End(err, cmd.ErrOrStderr(), "segtrain")); err != nil {
 			return err
 		}
 		fmt.Fprint(out, "\n"+rep.Table())
@@ -115,7 +117,7 @@ func refuseOthers(cmd *cobra.Command, keep string) error {
 	if len(set) == 0 {
 		return nil
 	}
-	return usageError{fmt.Errorf("%s: not used with --%s (the sweep's settings are in its sweep.json)", strings.Join(set, ", "), keep)}
+	return usageError{Err: fmt.Errorf("%s: not used with --%s (the sweep's settings are in its sweep.json)", strings.Join(set, ", "), keep)}
 }
 
 // floatList is a comma-separated list of numbers.

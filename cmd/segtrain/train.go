@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -14,15 +12,15 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 // trainFlags binds the training flags to a Config; only the flags a user sets override the
@@ -62,17 +60,17 @@ func addTrainFlags(fs *pflag.FlagSet) *trainFlags {
 		fs.Var(v, name, usage)
 		t.set[name] = fields
 	}
-	custom(cropValue{c}, "crop", "training crop H or HxW (a crop other than the recipe's keeps its scales in proportion)", func(dst, src *segmentation.Config) {
+	custom(cli.CropValue{C: c}, "crop", "training crop H or HxW (a crop other than the recipe's keeps its scales in proportion)", func(dst, src *segmentation.Config) {
 		dst.Crop, dst.CropW = src.Crop, src.CropW
 	})
-	custom(scaleValue{&c.Scale}, "scale", "rescale target LONGxSHORT (fit, keeping the aspect), times a random ratio", func(dst, src *segmentation.Config) { dst.Scale = src.Scale })
-	custom(ratioValue{&c.RatioRange}, "ratio-range", "random ratio range MIN,MAX of the scale", func(dst, src *segmentation.Config) { dst.RatioRange = src.RatioRange })
+	custom(cli.ScaleValue{P: &c.Scale}, "scale", "rescale target LONGxSHORT (fit, keeping the aspect), times a random ratio", func(dst, src *segmentation.Config) { dst.Scale = src.Scale })
+	custom(cli.RatioValue{P: &c.RatioRange}, "ratio-range", "random ratio range MIN,MAX of the scale", func(dst, src *segmentation.Config) { dst.RatioRange = src.RatioRange })
 	flt(&c.CatMaxRatio, "cat-max-ratio", "retry a crop (up to 10 times) while one class covers this share of it (1: no retries)", func(c *segmentation.Config) *float64 { return &c.CatMaxRatio })
 	fs.BoolVar(&c.NoPhotometric, "no-photometric", false, "no photometric distortion (brightness, contrast, saturation, hue)")
 	t.set["no-photometric"] = func(dst, src *segmentation.Config) { dst.NoPhotometric = src.NoPhotometric }
-	custom(scaleValue{&c.TestScale}, "test-scale", "evaluation rescale LONGxSHORT", func(dst, src *segmentation.Config) { dst.TestScale = src.TestScale })
+	custom(cli.ScaleValue{P: &c.TestScale}, "test-scale", "evaluation rescale LONGxSHORT", func(dst, src *segmentation.Config) { dst.TestScale = src.TestScale })
 	str(&c.EvalMode, "eval-mode", "evaluation: whole (whole images) or slide (windows of the crop, 2/3 overlap)", func(c *segmentation.Config) *string { return &c.EvalMode })
-	custom(ignoreValue{&c.IgnoreIndex}, "ignore-index", "mask value of void pixels (default: the dataset's: 255, CamVid 11)", func(dst, src *segmentation.Config) { dst.IgnoreIndex = src.IgnoreIndex })
+	custom(cli.IgnoreValue{P: &c.IgnoreIndex}, "ignore-index", "mask value of void pixels (default: the dataset's: 255, CamVid 11)", func(dst, src *segmentation.Config) { dst.IgnoreIndex = src.IgnoreIndex })
 	fs.BoolVar(&c.ReduceZero, "reduce-zero-label", false, "mask value 0 is void and k is class k−1 (always for ADE20K and Pascal Context 59)")
 	t.set["reduce-zero-label"] = func(dst, src *segmentation.Config) { dst.ReduceZero = src.ReduceZero }
 	num(&c.Batch, "batch", "batch size (at least 2: batch norm)", func(c *segmentation.Config) *int { return &c.Batch })
@@ -119,7 +117,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, err
 	if t.configFile != "" {
 		var err error
 		if file, err = segmentation.LoadConfig(t.configFile, segmentation.Config{}); err != nil {
-			return file, "", usageError{fmt.Errorf("--config: %w", err)}
+			return file, "", usageError{Err: fmt.Errorf("--config: %w", err)}
 		}
 	}
 	data, name := file.Data, file.Dataset
@@ -136,7 +134,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, err
 	cfg := base
 	if t.configFile != "" {
 		if cfg, err = segmentation.LoadConfig(t.configFile, cfg); err != nil {
-			return cfg, "", usageError{fmt.Errorf("--config: %w", err)}
+			return cfg, "", usageError{Err: fmt.Errorf("--config: %w", err)}
 		}
 	}
 	fs.Visit(func(f *pflag.Flag) {
@@ -152,7 +150,7 @@ func (t *trainFlags) config(fs *pflag.FlagSet) (segmentation.Config, string, err
 		cfg.TestScale = scaled.TestScale
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, "", usageError{err}
+		return cfg, "", usageError{Err: err}
 	}
 	return cfg, said, nil
 }
@@ -169,13 +167,13 @@ func recipeBase(data, name string) (cfg segmentation.Config, recognised, recipe 
 	if detected {
 		found, err := dataset.Detect(data)
 		if err != nil {
-			return cfg, "", "", usageError{fmt.Errorf("--data: %w", err)}
+			return cfg, "", "", usageError{Err: fmt.Errorf("--data: %w", err)}
 		}
 		name, recognised = found.Name, fmt.Sprintf("--data %s: %s recognised by %s\n", data, found.Name, found.By)
 	}
 	r, err := segmentation.RecipeFor(name)
 	if err != nil {
-		return cfg, "", "", usageError{fmt.Errorf("--dataset: %w", err)}
+		return cfg, "", "", usageError{Err: fmt.Errorf("--dataset: %w", err)}
 	}
 	cfg = r.Config
 	if detected {
@@ -199,7 +197,7 @@ func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
 		}
 	})
 	if len(refused) > 0 {
-		return nil, usageError{fmt.Errorf("%s cannot change when resuming: the run keeps its checkpoint's settings (with --resume only %s may be given)",
+		return nil, usageError{Err: fmt.Errorf("%s cannot change when resuming: the run keeps its checkpoint's settings (with --resume only %s may be given)",
 			strings.Join(refused, ", "), segmentation.ResumeFlags())}
 	}
 	return keys, nil
@@ -208,7 +206,7 @@ func (t *trainFlags) resumeOverrides(fs *pflag.FlagSet) ([]string, error) {
 // applyThreads sets this process's kernel threads from --threads.
 func (t *trainFlags) applyThreads() error {
 	if t.threads < 0 {
-		return usageError{fmt.Errorf("--threads %d: at least 1 (0: every core)", t.threads)}
+		return usageError{Err: fmt.Errorf("--threads %d: at least 1 (0: every core)", t.threads)}
 	}
 	if t.threads > 0 {
 		runtime.GOMAXPROCS(t.threads)
@@ -217,11 +215,15 @@ func (t *trainFlags) applyThreads() error {
 	return nil
 }
 
+// beforeTrain, when set (by tests), readies each run before it trains: the MPI test injects
+// its faults there (Run.BeforeStep); the product has no fault hook.
+var beforeTrain func(*train.Run)
+
 func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	if err := t.applyThreads(); err != nil {
 		return err
 	}
-	run := &segmentation.Run{Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !isTerminal(cmd.OutOrStdout()),
+	run := &train.Run{Out: cmd.OutOrStdout(), Resume: t.resume, NoBar: t.noBar || !cli.IsTerminal(cmd.OutOrStdout()),
 		Interrupt: &atomic.Bool{}}
 	var err error
 	if t.resume != "" {
@@ -248,9 +250,9 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d runs 1 thread on a %d-core machine: the launcher bound it to one core "+
 				"(mpirun: --bind-to none, or --map-by slot:PE=<cores per rank>)\n", comm.Rank(), comm.Size(), cores)
 		}
-		if run.BeforeStep, err = faultHook(os.Getenv("SEGKIT_FAULT"), comm.Rank()); err != nil {
-			return err
-		}
+	}
+	if beforeTrain != nil {
+		beforeTrain(run)
 	}
 	// Ctrl-C, SIGTERM or SIGUSR1 (mpirun forwards it to every rank; Slurm's --signal sends it
 	// before the time limit): finish the step, write a checkpoint, exit; a second one exits at once.
@@ -269,7 +271,7 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 		}
 	}()
 	sum, err := run.Train()
-	if err := endJob(cmd, comm, err); err != nil {
+	if err := cli.Usage(train.Ranks{Comm: comm}.End(err, cmd.ErrOrStderr(), "segtrain")); err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
@@ -281,83 +283,6 @@ func runTraining(cmd *cobra.Command, t *trainFlags) error {
 	}
 	fmt.Fprintf(out, "branch sizes at the %s crop: %v, %.3f GMACs per image\nrun directory: %s\n", crop, sum.Sizes, sum.GMACs, sum.Dir)
 	return nil
-}
-
-// endJob ends this process's part of the job after its work returned err (endRank with several
-// ranks; MPI with one rank is finalized) and returns what main reports: a SettingError as a
-// usage error.
-func endJob(cmd *cobra.Command, comm parallel.Comm, err error) error {
-	if comm.Size() > 1 {
-		err = endRank(cmd, comm, err)
-	} else if closeErr := comm.Close(); err == nil {
-		err = closeErr
-	}
-	if se := (segmentation.SettingError{}); errors.As(err, &se) {
-		return usageError{err}
-	}
-	return err
-}
-
-// endRank ends this rank's part of a data-parallel run: an error every rank met together (an
-// interrupt, a NaN, a setting) or a stop because another rank failed ends every rank normally,
-// rank 0 reporting it; any other error is this rank's alone: it is reported, naming the rank,
-// and the job is aborted (mpirun then ends every rank and exits non-zero). Ranks other than 0
-// exit here; rank 0 returns what main reports.
-func endRank(cmd *cobra.Command, comm parallel.Comm, err error) error {
-	var shared segmentation.SharedError
-	together := err == nil || errors.As(err, &shared) || errors.Is(err, segmentation.ErrOtherRank)
-	if !together {
-		fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d: %v\n", comm.Rank(), comm.Size(), err)
-		comm.Abort(err) // does not return
-	}
-	if closeErr := comm.Close(); err == nil {
-		err = closeErr
-	}
-	if comm.Rank() == 0 {
-		return err
-	}
-	code := 0
-	switch se := (segmentation.SettingError{}); {
-	case err == nil:
-	case errors.As(err, &se):
-		code = 2
-	default:
-		code = 1
-		if errors.As(err, &shared) { // this rank's own share of the failure
-			fmt.Fprintf(cmd.ErrOrStderr(), "segtrain: rank %d/%d: %v\n", comm.Rank(), comm.Size(), err)
-		}
-	}
-	os.Exit(code)
-	return nil
-}
-
-// faultHook parses SEGKIT_FAULT, the fault injection of the data-parallel tests:
-// "kill@ITER:RANK" makes rank RANK kill itself (SIGKILL) as iteration ITER begins,
-// "exit@ITER:RANK" makes it exit with status 3 there. Empty: no hook.
-func faultHook(spec string, rank int) (func(int), error) {
-	if spec == "" {
-		return nil, nil
-	}
-	var kind string
-	var at, who int
-	how, where, ok := strings.Cut(spec, "@")
-	if _, err := fmt.Sscanf(where, "%d:%d", &at, &who); !ok || err != nil || (how != "kill" && how != "exit") {
-		return nil, fmt.Errorf("SEGKIT_FAULT=%q: kill@ITER:RANK or exit@ITER:RANK", spec)
-	}
-	kind = how
-	if who != rank {
-		return nil, nil
-	}
-	return func(it int) {
-		if it != at {
-			return
-		}
-		fmt.Fprintf(os.Stderr, "segtrain: rank %d: SEGKIT_FAULT %s at iteration %d\n", rank, kind, it)
-		if kind == "kill" {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-		os.Exit(3)
-	}, nil
 }
 
 // onlineCPUs is the machine's number of cores (runtime.NumCPU is the cores this process may
@@ -382,10 +307,4 @@ func onlineCPUs() int {
 		n += b - a + 1
 	}
 	return n
-}
-
-// isTerminal reports whether w is a terminal (a progress bar only makes sense there).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

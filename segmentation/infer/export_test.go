@@ -1,0 +1,4 @@
+package infer
+
+// Mirror is mirror, for the external tests.
+var Mirror = mirror
