@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -68,6 +67,8 @@ type Config struct {
 	// with the share's statistics, instead of the whole batch's (SyncBN, the default): another
 	// training than one process's, as in mmseg without SyncBN.
 	NoSyncBN bool `json:"no_sync_bn,omitempty" yaml:"no_sync_bn,omitempty"`
+
+	found *recognised // the layout Resolve recognised Data as, so that Open need not look again
 }
 
 // DefaultConfig is mmseg's VOC recipe with HRNet-W48, fixed resizing.
@@ -118,17 +119,12 @@ func Flag(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
 
 // Override copies the settings keys of src into c; only ResumeSettings may be overridden.
 func (c *Config) Override(src Config, keys []string) error {
-	dst, from := reflect.ValueOf(c).Elem(), reflect.ValueOf(src)
 	for _, key := range keys {
 		if !slices.Contains(ResumeSettings, key) {
 			return SettingError{fmt.Errorf("%s cannot change when resuming: the run keeps its checkpoint's settings (a resume may set %s)",
 				Flag(key), ResumeFlags())}
 		}
-		for i := 0; i < dst.NumField(); i++ {
-			if name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("json"), ","); name == key {
-				dst.Field(i).Set(from.Field(i))
-			}
-		}
+		c.copyKey(src, key)
 	}
 	return nil
 }

@@ -225,9 +225,13 @@ func (c Config) Open() (Data, Config, error) {
 	}
 	var data Data
 	if c.Dataset == "" {
-		found, err := dataset.Detect(c.Data)
-		if err != nil {
-			return data, c, err
+		found := c.found // Resolve's look at the files, if it was of these
+		if found == nil || found.data != c.Data {
+			f, err := dataset.Detect(c.Data)
+			if err != nil {
+				return data, c, err
+			}
+			found = &recognised{data: c.Data, Found: f}
 		}
 		c.Dataset, data.Found = found.Name, found.By
 	}

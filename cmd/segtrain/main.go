@@ -47,12 +47,12 @@ A longer --iters recomputes the poly schedule over the new total.`, demo.Crop, d
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	flags := addTrainFlags(root.Flags())
+	flags := cli.AddTrainFlags(root.Flags())
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return runTraining(cmd, flags) }
 	help := root.HelpFunc()
 	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
 		if cmd == root {
-			showRecipeDefaults(cmd, flags)
+			flags.ShowDefaults(cmd.OutOrStdout())
 		}
 		help(cmd, args)
 	})

@@ -40,11 +40,11 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
   segtrain sweep --report runs/demo_sweep`,
 		Args: cobra.NoArgs,
 	}
-	t := addTrainFlags(cmd.Flags())
+	t := cli.AddTrainFlags(cmd.Flags())
 	// --gmacs-budget is a list here: one DynOPool run per budget.
 	fb := cmd.Flags().Lookup("gmacs-budget")
 	fb.Value, fb.DefValue, fb.Usage = &budgets, budgets.String(), "DynOPool GMACs budgets, fractions of the fixed model's GMACs (a run each)"
-	delete(t.set, "gmacs-budget")
+	t.Forget("gmacs-budget")
 	cmd.Flags().Var(&scales, "baseline-scales", "input scales of the fixed baselines (a run each)")
 	cmd.Flags().IntVar(&seeds, "seeds", seeds, "runs per budget and scale (seeds --seed, --seed+1, …)")
 	cmd.Flags().IntVar(&par, "parallel", 1, "runs at once (the threads split between them)")
@@ -63,7 +63,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			fmt.Fprintf(out, "wrote %s\n", strings.Join([]string{"summary.json", "summary.csv", "frontier.png"}, ", "))
 			return nil
 		}
-		if err := t.applyThreads(); err != nil {
+		if err := t.ApplyThreads(); err != nil {
 			return err
 		}
 		for _, f := range []string{"resume", "resize"} {
@@ -71,7 +71,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 				return usageError{Err: fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
 			}
 		}
-		cfg, said, err := t.config(cmd.Flags())
+		cfg, said, err := t.Config()
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			Dir: filepath.Join(cfg.Out, name), Out: out}
 		s.Base.Name = ""
 		// Under mpirun or srun every run is data-parallel over the ranks.
-		comm, err := parallel.Open(parallel.Options{Timeout: t.timeout})
+		comm, err := parallel.Open(parallel.Options{Timeout: t.Timeout})
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			s.Out = io.Discard
 		}
 		if err := s.Validate(); err != nil {
-			return usageError{Err: err}
+			return cli.Usage(err)
 		}
 		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
 		rep, err := s.Run()
