@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -34,73 +35,55 @@ type TrainFlags struct {
 // AddTrainFlags adds the training flags to fs.
 func AddTrainFlags(fs *pflag.FlagSet) *TrainFlags {
 	t := &TrainFlags{Cfg: segmentation.DefaultConfig(), fs: fs, set: map[string]bool{}}
-	c := &t.Cfg
-	str := func(p *string, name, usage string) {
-		fs.StringVar(p, name, *p, usage)
-		t.set[name] = true
-	}
-	num := func(p *int, name, usage string) {
-		fs.IntVar(p, name, *p, usage)
-		t.set[name] = true
-	}
-	flt := func(p *float64, name, usage string) {
-		fs.Float64Var(p, name, *p, usage)
-		t.set[name] = true
-	}
-	str(&c.Data, "data", "dataset root, its layout recognised by its files: VOC 2012, Cityscapes, ADE20K, Pascal Context, CamVid (SegNet's) or a folder dataset (default: the built-in demo dataset)")
-	str(&c.Dataset, "dataset", "the dataset's layout, instead of recognising it: "+strings.Join(dataset.Names(), ", ")+"; its recipe gives the defaults (segtrain recipe NAME)")
-	str(&c.Split, "split", "training split")
-	str(&c.ValSplit, "val-split", "evaluation split")
-	str(&c.Model, "model", "HRNet config: w18_small_v1, w18_small_v2, w18, w32, w48")
-	str(&c.Resize, "resize", "fixed or dynopool")
-	custom := func(v pflag.Value, name, usage string) {
-		fs.Var(v, name, usage)
-		t.set[name] = true
-	}
-	custom(CropValue{C: c}, "crop", "training crop H or HxW (a crop other than the recipe's keeps its scales in proportion)")
-	custom(ScaleValue{P: &c.Scale}, "scale", "rescale target LONGxSHORT (fit, keeping the aspect), times a random ratio")
-	custom(RatioValue{P: &c.RatioRange}, "ratio-range", "random ratio range MIN,MAX of the scale")
-	flt(&c.CatMaxRatio, "cat-max-ratio", "retry a crop (up to 10 times) while one class covers this share of it (1: no retries)")
-	fs.BoolVar(&c.NoPhotometric, "no-photometric", false, "no photometric distortion (brightness, contrast, saturation, hue)")
-	t.set["no-photometric"] = true
-	custom(ScaleValue{P: &c.TestScale}, "test-scale", "evaluation rescale LONGxSHORT")
-	str(&c.EvalMode, "eval-mode", "evaluation: whole (whole images) or slide (windows of the crop, 2/3 overlap)")
-	custom(IgnoreValue{P: &c.IgnoreIndex}, "ignore-index", "mask value of void pixels (default: the dataset's: 255, CamVid 11)")
-	fs.BoolVar(&c.ReduceZero, "reduce-zero-label", false, "mask value 0 is void and k is class k−1 (always for ADE20K and Pascal Context 59)")
-	t.set["reduce-zero-label"] = true
-	num(&c.Batch, "batch", "batch size (at least 2: batch norm)")
-	num(&c.Iters, "iters", "training iterations")
-	flt(&c.LR, "lr", "learning rate")
-	flt(&c.Momentum, "momentum", "SGD momentum")
-	flt(&c.WeightDec, "weight-decay", "weight decay (not on the alphas)")
-	flt(&c.PolyPower, "poly-power", "poly schedule power")
-	flt(&c.MinLR, "min-lr", "poly schedule's final learning rate")
-	num(&c.Warmup, "warmup", "linear warm-up iterations")
-	flt(&c.AlphaLR, "alpha-lr", "learning rate of the DynOPool alphas")
-	flt(&c.GMACsW, "gmacs-weight", "weight of the GMACs loss (0: off)")
-	flt(&c.GMACsB, "gmacs-budget", "GMACs budget as a fraction of the fixed model's (hinge); 0: the paper's plain loss")
-	num(&c.EvalEvery, "eval-every", "evaluate every N iterations (and at the end)")
-	num(&c.CkptEvery, "ckpt-every", "checkpoint every N iterations (and at the end)")
-	num(&c.Keep, "keep", "checkpoints kept (besides the best)")
-	str(&c.Out, "out", "directory of the runs")
-	str(&c.Name, "name", "run name (default: date, model, resizing)")
-	str(&c.Pretrained, "pretrained", "weights to start from (.pth or .safetensors; the head is skipped if its classes differ)")
-	fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed (data order, augmentation, initialisation)")
-	t.set["seed"] = true
-	num(&c.Workers, "workers", "data loading goroutines")
-	num(&c.LogEvery, "log-every", "log every N iterations")
-	fs.BoolVar(&c.SkipBad, "skip-bad", false, "skip samples that fail to load (listed at the end)")
-	t.set["skip-bad"] = true
-	fs.BoolVar(&c.SkipNaN, "skip-nan", false, "skip a batch whose loss or gradients are NaN/Inf instead of stopping")
-	t.set["skip-nan"] = true
+	t.addSettings(fs)
 	fs.StringVar(&t.ConfigFile, "config", "", "YAML or JSON file of settings (flags override it)")
 	fs.StringVar(&t.Resume, "resume", "", "continue a run: its directory or a checkpoint")
 	fs.BoolVar(&t.NoBar, "no-bar", false, "print log lines instead of a progress bar")
-	fs.BoolVar(&c.NoSyncBN, "no-sync-bn", false, "under mpirun/srun with several ranks: batch norm over each rank's share, not the whole batch (SyncBN)")
-	t.set["no-sync-bn"] = true
 	fs.IntVar(&t.Threads, "threads", 0, "kernel threads of this process (default: every core it may run on)")
 	fs.DurationVar(&t.Timeout, "timeout", 10*time.Minute, "under mpirun/srun: how long a rank waits for the others before ending the job with an error")
 	return t
+}
+
+// addSettings adds a flag for every setting of Config with a help tag, named after its JSON
+// key ("eval_every" is --eval-every); the pairs and the optional mask value take their forms
+// of values (HxW, LONGxSHORT, MIN,MAX).
+func (t *TrainFlags) addSettings(fs *pflag.FlagSet) {
+	v := reflect.ValueOf(&t.Cfg).Elem()
+	for i := range v.NumField() {
+		field := v.Type().Field(i)
+		help, ok := field.Tag.Lookup("help")
+		if !ok {
+			continue
+		}
+		key, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+		name := strings.ReplaceAll(key, "_", "-")
+		help = strings.ReplaceAll(help, "{datasets}", strings.Join(dataset.Names(), ", "))
+		switch p := v.Field(i).Addr().Interface().(type) {
+		case *int:
+			if name == "crop" { // the height; the width is crop_w
+				fs.Var(CropValue{C: &t.Cfg}, name, help)
+			} else {
+				fs.IntVar(p, name, *p, help)
+			}
+		case *string:
+			fs.StringVar(p, name, *p, help)
+		case *float64:
+			fs.Float64Var(p, name, *p, help)
+		case *bool:
+			fs.BoolVar(p, name, *p, help)
+		case *uint64:
+			fs.Uint64Var(p, name, *p, help)
+		case *[2]int:
+			fs.Var(ScaleValue{P: p}, name, help)
+		case *[2]float64:
+			fs.Var(RatioValue{P: p}, name, help)
+		case **int:
+			fs.Var(IgnoreValue{P: p}, name, help)
+		default:
+			panic(fmt.Sprintf("setting %s: no flag for a %T", key, p))
+		}
+		t.set[name] = true
+	}
 }
 
 // Settings are the flags of settings that the command line set, by name: what
