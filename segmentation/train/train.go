@@ -3,15 +3,11 @@
 package train
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,7 +18,6 @@ import (
 	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/atomicfile"
-	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/metrics"
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/parallel"
@@ -71,25 +66,32 @@ type Run struct {
 	// BeforeStep, when set, is called with each iteration (counted from 1) before it runs; tests
 	// make a rank fail at a given iteration with it.
 	BeforeStep func(iter int)
-	ranks      Ranks
-	resumed    bool // continuing a checkpoint (which rank 0 read)
-	dir        string
-	data       segmentation.Data
-	model      *hrnet.Model
-	net        *nn.Net
-	opt        *nn.SGD
-	state      checkpoint.State
-	classes    []string
-	train      dataset.Dataset
-	val        dataset.Dataset
-	loader     *dataset.Loader
-	stream     *dataset.Stream
-	tracker    dynopool.Tracker
-	logFile    *os.File
-	progress   *progressbar.ProgressBar
-	meter      meter
+
+	// Setup's (setup.go): the ranks, the run directory, the data, the model, the optimiser and
+	// the state a checkpoint records; the loop and the step (train.go) use them.
+	ranks   Ranks
+	resumed bool // continuing a checkpoint (which rank 0 read)
+	dir     string
+	data    segmentation.Data
+	classes []string
+	train   dataset.Dataset
+	val     dataset.Dataset
+	loader  *dataset.Loader
+	stream  *dataset.Stream
+	model   *hrnet.Model
+	net     *nn.Net
+	opt     *nn.SGD
+	state   checkpoint.State
+
+	// The hooks after each step, in the order loop states. Report (output.go):
+	logFile  *os.File
+	progress *progressbar.ProgressBar
+	meter    meter
+	tracker  dynopool.Tracker // the sizes' changes
+	// Checkpoint (output.go):
+	written int // the iteration of the last checkpoint this run wrote (rank 0)
+	// Evaluate (evaluate.go):
 	last       *metrics.Result // the latest evaluation
-	written    int             // the iteration of the last checkpoint this run wrote (rank 0)
 	valSkipped []dataset.Skip  // evaluation samples SkipBad left out (Index: in the whole split)
 	valSeen    map[int]bool
 	evalImage  func(i int) // when set, called before each evaluation image (tests interrupt there)
@@ -103,13 +105,6 @@ type meter struct {
 	images    int // since the last log line
 	lossSum   float64
 	lossN     int
-}
-
-func (r *Run) printf(format string, args ...any) {
-	if r.progress != nil {
-		r.progress.Clear()
-	}
-	fmt.Fprintf(r.Out, format, args...)
 }
 
 // Train runs (or resumes) the training and returns its summary.
@@ -140,224 +135,18 @@ func (r *Run) Train() (Summary, error) {
 	return r.finish(start)
 }
 
-// resume loads the checkpoint to continue from (nil without Resume): its state and settings,
-// with those of Override taken from Cfg.
-func (r *Run) resume() (*checkpoint.Checkpoint, error) {
-	if r.Resume == "" {
-		return nil, nil
-	}
-	path, err := checkpoint.Latest(r.Resume)
-	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-		return nil, r.restart(r.Resume)
-	}
-	if err != nil {
-		return nil, err
-	}
-	ck, err := checkpoint.LoadCheckpoint(path)
-	if err != nil {
-		return nil, err
-	}
-	was := ck.State.Config
-	cfg := was
-	if err := cfg.Override(r.Cfg, r.Override); err != nil {
-		return nil, err
-	}
-	if cfg.Iters < ck.State.Iter {
-		return nil, segmentation.SettingError{Err: fmt.Errorf("--iters %d: the run is already at iteration %d", cfg.Iters, ck.State.Iter)}
-	}
-	r.Cfg, r.state, r.resumed = cfg, ck.State, true
-	r.state.Config = cfg
-	r.dir = filepath.Dir(path)
-	// A write cut short (killed process) leaves only a temporary file: remove it.
-	stale, _ := filepath.Glob(filepath.Join(r.dir, atomicfile.TempPrefix+"*"))
-	for _, f := range stale {
-		os.Remove(f)
-	}
-	r.printf("resuming %s at iteration %d\n", path, r.state.Iter)
-	if cfg.Iters != was.Iters {
-		r.printf("the run now ends at iteration %d (was %d): the poly schedule is recomputed over %d iterations\n", cfg.Iters, was.Iters, cfg.Iters)
-	}
-	if w := ck.State.KernelWorkers; w > 0 && w != kernels.Workers {
-		r.printf("note: the checkpoint was written with %d kernel worker(s) (GOMAXPROCS %d), this process has %d: the kernels "+
-			"split their sums differently, so the continuation is not bit-identical to an uninterrupted run on %d "+
-			"(resume with GOMAXPROCS=%d for that)\n", w, ck.State.GOMAXPROCS, kernels.Workers, w, w)
-	}
-	if was, now := max(ck.State.Ranks, 1), r.Comm.Size(); was != now {
-		r.printf("note: the checkpoint was written by %d rank(s), this run has %d: the same global batch of %d, split "+
-			"otherwise, so the continuation agrees with the run to float rounding, not bit for bit\n", was, now, cfg.Batch)
-	}
-	return ck, nil
-}
-
-// restart readies a run directory without a checkpoint (its run stopped before the first one)
-// to train again from iteration 0 with the settings of its config.json (and Override), as
-// mmsegmentation's resume starts over when it finds no checkpoint.
-func (r *Run) restart(dir string) error {
-	path := filepath.Join(dir, "config.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w, nor a config.json to start it again from", dir, checkpoint.ErrNoCheckpoint)
-	}
-	var cfg segmentation.Config
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := cfg.Override(r.Cfg, r.Override); err != nil {
-		return err
-	}
-	r.Cfg, r.dir = cfg, dir
-	// A best model of the stopped run would pass for this one's.
-	leftovers, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"*"))
-	for _, f := range append(leftovers, filepath.Join(dir, "best.safetensors")) {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	r.printf("%s has no checkpoint: starting it again from iteration 0 with its config.json\n", dir)
-	return nil
-}
-
-// setup opens the data, builds the model (from the checkpoint, or in a new run directory), the
-// log, the loader, the optimiser and the progress display.
-func (r *Run) setup(ck *checkpoint.Checkpoint) error {
-	if err := r.Cfg.Validate(); err != nil {
-		return r.ranks.same(err)
-	}
-	if n := r.Comm.Size(); r.Cfg.Batch%n != 0 {
-		return r.ranks.same(segmentation.SettingError{Err: fmt.Errorf("--batch %d: the global batch must divide among the %d ranks", r.Cfg.Batch, n)})
-	}
-	if err := r.ranks.agree(r.build(ck)); err != nil {
-		return err
-	}
-	if err := r.shareModel(); err != nil {
-		return err
-	}
-	c := r.Cfg
-	r.state.KernelWorkers, r.state.GOMAXPROCS, r.state.Ranks = kernels.Workers, runtime.GOMAXPROCS(0), r.Comm.Size()
-	if r.ranks.lead() {
-		if err := r.openLog(); err != nil {
-			return err
-		}
-	}
-	r.writeLog(map[string]any{"iter": r.state.Iter, "kernel_workers": r.state.KernelWorkers, "gomaxprocs": r.state.GOMAXPROCS, "ranks": r.state.Ranks})
-	r.loader = &dataset.Loader{Data: r.train, Aug: c.TrainAugment(), Batch: c.Batch, Seed: c.Seed, Workers: c.Workers, SkipBad: c.SkipBad,
-		Shard: r.Comm.Rank(), Shards: r.Comm.Size()}
-	r.stream = r.loader.Stream(r.state.Epoch, r.state.Batch)
-	if r.Comm.Size() > 1 {
-		r.net.Shard = &nn.Shard{Comm: r.Comm, SyncBN: !c.NoSyncBN}
-	}
-	r.opt = &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
-		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
-	r.net.OnBuild = func(key string, took time.Duration) {
-		if took > 2*time.Second {
-			r.printf("graph for %s built in %v\n", key, took.Round(time.Millisecond))
-		}
-	}
-	if !r.NoBar {
-		r.progress = progressbar.NewOptions(c.Iters, progressbar.OptionSetWriter(r.Out), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("it"), progressbar.OptionFullWidth())
-		r.progress.Set(r.state.Iter)
-	}
-	r.printData(r.data)
-	if n := r.Comm.Size(); n > 1 {
-		bn := "SyncBN: batch norm over the whole batch"
-		if c.NoSyncBN {
-			bn = "batch norm over each rank's share (--no-sync-bn)"
-		}
-		r.printf("data parallel: %d ranks × %d images = batch %d; %s\n", n, c.Batch/n, c.Batch, bn)
-	}
-	r.printf("run %s: HRNetV2-%s (%s), %d classes, %d training / %d evaluation images, %d iterations\n",
-		r.dir, c.Model, c.Resize, len(r.classes), r.train.Len(), r.val.Len(), c.Iters)
-	r.tracker.Log = func(msg string) { r.writeLog(map[string]any{"iter": r.state.Iter, "size_change": msg}) }
-	r.observeSizes()
-	return nil
-}
-
-// build opens the data and builds the model: from the checkpoint (rank 0) or, for a new run,
-// in a new run directory (rank 0) from the seed or the pretrained weights. Other ranks get the
-// weights from rank 0 (shareModel).
-func (r *Run) build(ck *checkpoint.Checkpoint) error {
-	data, c, err := r.Cfg.Open()
-	if err != nil {
-		return err
-	}
-	// Every setting the run uses is explicit in config.json and the checkpoints, so that eval
-	// and segpredict reuse the dataset's test protocol.
-	c = c.WithDefaults()
-	r.Cfg, r.state.Config = c, c
-	train, val := data.Train, data.Val
-	r.train, r.val, r.classes = train, val, train.Classes()
-	if r.model, r.net, err = segmentation.NewModel(c, len(r.classes)); err != nil {
-		return err
-	}
-	switch {
-	case !r.ranks.lead() && r.resumed: // rank 0 restored the checkpoint
-	case !r.ranks.lead():
-		r.state = checkpoint.State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
-	case ck != nil:
-		if err := ck.Restore(r.net.Params); err != nil {
-			return err
-		}
-		if len(r.Override) > 0 { // config.json says what the run now is
-			if err := atomicfile.WriteJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
-				return err
-			}
-		}
-	default:
-		r.state = checkpoint.State{BestMIoU: -1, Config: c, Classes: r.classes, Palette: data.Palette}
-		if r.dir != "" { // started again (restart): config.json says what the run now is
-			if err := atomicfile.WriteJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
-				return err
-			}
-		} else if err := r.newRunDir(); err != nil {
-			return err
-		}
-		if c.Pretrained != "" {
-			if err := r.loadPretrained(c.Pretrained); err != nil {
-				return err
-			}
-		}
-	}
-	if r.state.Palette == nil {
-		r.state.Palette = data.Palette
-	}
-	r.data = data
-	return nil
-}
-
-// printData says which dataset the run reads and how.
-func (r *Run) printData(d segmentation.Data) {
-	c := r.Cfg
-	if c.Data == "" {
-		return
-	}
-	how := "--dataset " + c.Dataset
-	if d.Found != "" {
-		how = "recognised by " + d.Found
-	}
-	r.printf("data: %s (%s)\n", d.Title, how)
-	for _, n := range d.Notes {
-		r.printf("  %s\n", n)
-	}
-	h, w := c.CropSize()
-	r.printf("  crops %dx%d of images rescaled to %dx%d × %g–%g; evaluation: %s at %dx%d\n",
-		h, w, c.Scale[0], c.Scale[1], c.RatioRange[0], c.RatioRange[1], c.EvalMode, c.TestScale[0], c.TestScale[1])
-}
-
-// close releases what setup opened.
-func (r *Run) close() {
-	if r.stream != nil {
-		r.stream.Close()
-	}
-	if r.logFile != nil {
-		r.logFile.Close()
-	}
-}
-
-// loop trains up to the end (or StopAt), checkpointing and evaluating on schedule; an
-// interrupt ends it after the step (or in the evaluation, which is then skipped) with a
-// checkpoint and ErrInterrupted.
+// loop trains up to the end (or StopAt). After each step come, in this order (the one place
+// it is said):
+//
+//  1. report: the sizes' changes (observeSizes), the progress bar, and every LogEvery
+//     iterations a log line;
+//  2. checkpoint, when scheduled (every CkptEvery, the last iteration, StopAt): before the
+//     evaluation, so that an evaluation that fails (a bad file) or is interrupted loses none of
+//     the training (evaluating reads the weights only, so the order changes no number);
+//  3. evaluate, when scheduled (every EvalEvery, the last iteration): the table, the plots and
+//     the best checkpoint;
+//  4. interrupt: any rank's Interrupt ends the run here, with a checkpoint (step 2's, or one
+//     written now) and ErrInterrupted; one during the evaluation skips it.
 func (r *Run) loop() error {
 	c := r.Cfg
 	stop := c.Iters
@@ -372,9 +161,6 @@ func (r *Run) loop() error {
 		}
 		r.report(losses)
 		last := r.state.Iter == c.Iters
-		// The checkpoint comes before the evaluation: an evaluation that fails (a bad file) or is
-		// interrupted loses none of the training. Evaluating reads the weights only, so the order
-		// changes no number.
 		scheduled := (c.CkptEvery > 0 && r.state.Iter%c.CkptEvery == 0) || last || r.state.Iter == stop
 		if scheduled {
 			if err := r.checkpoint(); err != nil {
@@ -442,41 +228,6 @@ func (r *Run) step() (nn.Losses, error) {
 	return losses, nil
 }
 
-// report logs the sizes' changes, moves the progress bar and, every LogEvery iterations,
-// writes a log entry with the mean loss since the previous one.
-func (r *Run) report(losses nn.Losses) {
-	c, m := r.Cfg, &r.meter
-	m.images += c.Batch
-	m.lossSum += float64(losses.Total)
-	m.lossN++
-	r.observeSizes()
-	if r.progress != nil {
-		desc := fmt.Sprintf("loss %.3f lr %.2g %.0f img/s", losses.Total, r.opt.LR, float64(c.Batch*(r.state.Iter-m.startIter))/time.Since(m.start).Seconds())
-		if r.model.Resize == hrnet.DynOPool {
-			desc += fmt.Sprintf(" GMACs %.3f sizes %v", r.gmacs(), r.branchSizes())
-		}
-		r.progress.Describe(desc)
-		r.progress.Set(r.state.Iter)
-	}
-	if r.state.Iter%max(c.LogEvery, 1) != 0 {
-		return
-	}
-	now := time.Now()
-	ips := 0.0
-	if !m.lastLog.IsZero() {
-		ips = float64(m.images) / now.Sub(m.lastLog).Seconds()
-	}
-	m.lastLog, m.images = now, 0
-	entry := map[string]any{"iter": r.state.Iter, "loss": m.lossSum / float64(m.lossN), "ce": losses.CE, "lr": r.opt.LR,
-		"images_per_s": math.Round(ips*100) / 100, "gmacs": r.gmacs(), "branch_sizes": r.branchSizes()}
-	m.lossSum, m.lossN = 0, 0
-	r.writeLog(entry)
-	if r.NoBar {
-		r.printf("iter %d/%d loss %.4f lr %.3g %.1f img/s GMACs %.3f sizes %v\n", r.state.Iter, c.Iters,
-			entry["loss"], r.opt.LR, ips, entry["gmacs"], entry["branch_sizes"])
-	}
-}
-
 // finish closes the progress bar, writes metrics.json when the run reached its end, lists the
 // skipped samples and returns the summary.
 func (r *Run) finish(start time.Time) (Summary, error) {
@@ -520,203 +271,4 @@ func (r *Run) finish(start time.Time) (Summary, error) {
 		r.printf("skipped %d bad samples:\n  %s\n", len(skipped), strings.Join(skipped, "\n  "))
 	}
 	return sum, nil
-}
-
-func (r *Run) newRunDir() error {
-	c := r.Cfg
-	name := c.Name
-	if name == "" {
-		name = fmt.Sprintf("%s_%s_%s", time.Now().Format("20060102-150405"), c.Model, c.Resize)
-	}
-	r.dir = filepath.Join(c.Out, name)
-	if _, err := os.Stat(r.dir); err == nil {
-		if _, err := checkpoint.Latest(r.dir); errors.Is(err, checkpoint.ErrNoCheckpoint) {
-			return fmt.Errorf("run directory %s exists, without a checkpoint: --resume %s starts it again from iteration 0 with its settings; or pick another --name", r.dir, r.dir)
-		}
-		return fmt.Errorf("run directory %s exists: pick another --name, or --resume it", r.dir)
-	}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return err
-	}
-	if err := atomicfile.WriteJSON(filepath.Join(r.dir, "config.json"), c); err != nil {
-		return err
-	}
-	latest := filepath.Join(c.Out, "latest")
-	os.Remove(latest)
-	return os.Symlink(name, latest)
-}
-
-func (r *Run) loadPretrained(path string) error {
-	return checkpoint.LoadPretrained(r.net.Params, path, r.Cfg.Model, r.printf)
-}
-
-// openLog opens train.jsonl for appending, first dropping entries past the checkpoint (left by
-// an interrupted run), so a resumed log reads like an uninterrupted one; a run started again
-// from iteration 0 keeps none.
-func (r *Run) openLog() error {
-	path := filepath.Join(r.dir, "train.jsonl")
-	var keep []string
-	if raw, err := os.ReadFile(path); err == nil && r.state.Iter > 0 {
-		for _, line := range strings.Split(string(raw), "\n") {
-			var e struct{ Iter int }
-			if json.Unmarshal([]byte(line), &e) == nil && e.Iter <= r.state.Iter && line != "" {
-				keep = append(keep, line)
-			}
-		}
-	}
-	content := strings.Join(keep, "\n")
-	if content != "" {
-		content += "\n"
-	}
-	if err := atomicfile.WriteFile(path, []byte(content), 0o644); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
-	r.logFile = f
-	return err
-}
-
-func (r *Run) writeLog(entry map[string]any) {
-	if r.logFile == nil { // not rank 0
-		return
-	}
-	b, _ := json.Marshal(entry)
-	r.logFile.Write(append(b, '\n'))
-}
-
-func (r *Run) gmacs() float64 {
-	h, w := r.Cfg.CropSize()
-	return math.Round(float64(r.model.MACs(r.net.Params, h, w))/1e6) / 1e3
-}
-
-func (r *Run) branchSizes() [][2]int {
-	h, w := r.Cfg.CropSize()
-	s := r.model.LevelSizes(r.net.Params, h, w)
-	return [][2]int{s[2], s[3], s[4], s[5]}
-}
-
-// observeSizes logs every DynOPool size change.
-func (r *Run) observeSizes() {
-	if r.model.Resize != hrnet.DynOPool {
-		return
-	}
-	h, w := r.Cfg.CropSize()
-	s := r.model.LevelSizes(r.net.Params, h, w)
-	for l := 1; l < len(s); l++ {
-		r.tracker.Observe("level "+hrnet.LevelNames[l], s[l][0], s[l][1])
-	}
-}
-
-// evaluate runs the evaluation split, prints the table and keeps the best checkpoint. The
-// Interrupt stops it between images (infer.ErrStopped on every rank); with SkipBad, samples that
-// fail to load are left out and listed.
-func (r *Run) evaluate() (metrics.Result, error) {
-	val, index := r.val, func(i int) int { return i }
-	if n := r.Comm.Size(); n > 1 { // image i on rank i mod n; the confusion counts are summed
-		var idx []int
-		for i := r.Comm.Rank(); i < r.val.Len(); i += n {
-			idx = append(idx, i)
-		}
-		val, index = segmentation.Subset{Dataset: r.val, Idx: idx}, func(i int) int { return idx[i] }
-	}
-	hooks := infer.Hooks{Stop: func(i int) bool {
-		if r.evalImage != nil {
-			r.evalImage(i)
-		}
-		return r.Interrupt != nil && r.Interrupt.Load()
-	}}
-	if r.Cfg.SkipBad {
-		hooks.Skip = func(i int, err error) { r.skipVal(index(i), err) }
-	}
-	conf, err := infer.ForConfig(r.Cfg).EvaluateWith(r.net, val, nil, hooks)
-	stopped := errors.Is(err, infer.ErrStopped)
-	if err != nil && !stopped {
-		return metrics.Result{}, err
-	}
-	// One rank stopped (its Ctrl-C came first): every rank drops this evaluation.
-	if stopped, err = r.ranks.anyRank(stopped); err != nil {
-		return metrics.Result{}, err
-	}
-	if stopped {
-		return metrics.Result{}, infer.ErrStopped
-	}
-	if err := r.Comm.SumInt64(conf.Counts()); err != nil {
-		return metrics.Result{}, err
-	}
-	res := conf.Result(r.classes)
-	r.printf("\niteration %d: mIoU %.2f aAcc %.2f mAcc %.2f, GMACs %.3f, branch sizes %v\n%s", r.state.Iter,
-		100*res.MIoU, 100*res.AAcc, 100*res.MAcc, r.gmacs(), r.branchSizes(), res.Table())
-	r.writeLog(map[string]any{"iter": r.state.Iter, "val_miou": res.MIoU, "val_aacc": res.AAcc, "val_macc": res.MAcc, "gmacs": r.gmacs()})
-	if r.ranks.lead() {
-		if err := WritePlots(r.dir, r.model.Resize == hrnet.DynOPool); err != nil {
-			r.printf("plots: %v\n", err) // a plot is not worth stopping a run for
-		}
-	}
-	if res.MIoU > r.state.BestMIoU {
-		r.state.BestMIoU, r.state.BestIter = res.MIoU, r.state.Iter
-		if !r.ranks.lead() {
-			r.last = &res
-			return res, nil
-		}
-		if err := checkpoint.SaveCheckpoint(filepath.Join(r.dir, "best.safetensors"), r.net.Params, r.state); err != nil {
-			return res, err
-		}
-		// This iteration's checkpoint, written before the evaluation, gets the new best too: a
-		// resume from it must not take a worse model for the best (one more write, only when
-		// the best improves).
-		if r.written == r.state.Iter {
-			if err := checkpoint.SaveCheckpoint(r.checkpointPath(), r.net.Params, r.state); err != nil {
-				return res, err
-			}
-		}
-	}
-	r.last = &res
-	return res, nil
-}
-
-// skipVal leaves evaluation sample i (of the whole split) out, saying so the first time.
-func (r *Run) skipVal(i int, err error) {
-	if r.valSeen[i] {
-		return
-	}
-	if r.valSeen == nil {
-		r.valSeen = map[int]bool{}
-	}
-	r.valSeen[i] = true
-	s := dataset.Skip{Index: i, What: fmt.Sprintf("%s: %v (evaluation)", r.val.ID(i), err)}
-	r.valSkipped = append(r.valSkipped, s)
-	r.printf("skipped %s\n", s.What)
-}
-
-// finalResult is the evaluation at the last iteration (done by the loop).
-func (r *Run) finalResult() (metrics.Result, error) {
-	if r.last != nil {
-		return *r.last, nil
-	}
-	return r.evaluate()
-}
-
-// checkpoint writes ckpt_iter_<n>.safetensors and keeps the newest Keep of them.
-func (r *Run) checkpoint() error {
-	if err := r.weightsAgree(); err != nil || !r.ranks.lead() {
-		return err
-	}
-	if err := checkpoint.SaveCheckpoint(r.checkpointPath(), r.net.Params, r.state); err != nil {
-		return err
-	}
-	r.written = r.state.Iter
-	files, _ := filepath.Glob(filepath.Join(r.dir, "ckpt_iter_*.safetensors"))
-	slices.Sort(files)
-	for len(files) > max(r.Cfg.Keep, 1) {
-		if err := os.Remove(files[0]); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		files = files[1:]
-	}
-	return nil
-}
-
-// checkpointPath is the checkpoint of the current iteration.
-func (r *Run) checkpointPath() string {
-	return filepath.Join(r.dir, fmt.Sprintf("ckpt_iter_%07d.safetensors", r.state.Iter))
 }
