@@ -98,6 +98,9 @@ type RankExit struct{ Code int }
 
 func (e RankExit) Error() string { return fmt.Sprintf("rank exits with status %d", e.Code) }
 
+// ExitCode is the process's exit status; a command exits with it and prints nothing more.
+func (e RankExit) ExitCode() int { return e.Code }
+
 // End ends this process's part of the job after its work returned err, and returns what the
 // command reports. One process: the communicator is closed (MPI finalized) and err returned.
 // Several ranks: an error every rank met together (an interrupt, a NaN, a setting) or a stop

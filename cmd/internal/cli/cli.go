@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/segkit/segkit/segmentation"
-	"github.com/segkit/segkit/segmentation/train"
 )
 
 // UsageError marks a wrong command line (exit status 2, not 1).
@@ -33,22 +32,36 @@ func Usage(err error) error {
 	return err
 }
 
-// ExitCode is the exit status of a command that returned err: 0, 2 for a wrong command line,
-// a data-parallel rank's own (train.ExitCode), else 1.
+// ExitCode is the exit status of a command that returned err: 0; an error's own (one with an
+// ExitCode method: a data-parallel rank other than 0, train.RankExit); 2 for a wrong command
+// line or a setting that cannot work (segmentation.SettingError); else 1.
 func ExitCode(err error) int {
+	var own exitCoder
 	var u UsageError
-	if errors.As(err, &u) {
+	var se segmentation.SettingError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &own):
+		return own.ExitCode()
+	case errors.As(err, &u), errors.As(err, &se):
 		return 2
 	}
-	return train.ExitCode(err)
+	return 1
 }
 
-// Main runs a command and exits with its status, saying why it failed on stderr (a rank other
-// than 0 of a data-parallel job has said it already).
+// exitCoder is an error that carries its exit status and has been reported already.
+type exitCoder interface {
+	error
+	ExitCode() int
+}
+
+// Main runs a command and exits with its status, saying why it failed on stderr (unless the
+// error carries its status: what it had to say is said).
 func Main(prog string, cmd *cobra.Command) {
 	err := cmd.Execute()
-	var quiet train.RankExit
-	if err != nil && !errors.As(err, &quiet) {
+	var own exitCoder
+	if err != nil && !errors.As(err, &own) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
 	}
 	os.Exit(ExitCode(err))
