@@ -12,14 +12,7 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	var (
-		model, resize, profile string
-		batch, crop, iters     int
-		classes                int
-		asJSON, opTimes        bool
-		sweep                  bool
-		splitWorkers           string
-	)
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Time a training step and an inference forward (compare with tools/reference/bench.py)",
@@ -39,59 +32,71 @@ over workers × the busiest goroutine's share (items assigned as the code assign
 --json the sweep is one line: {"threads_sweep": [bench rows], "work_split": {…}}.`,
 		Example: "  segtrain bench --model w48 --resize fixed --batch 2 --crop 512 --json",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if batch < 2 || crop < 32 || iters < 1 {
-				return usageError{Err: fmt.Errorf("--batch ≥ 2, --crop ≥ 32 and --iters ≥ 1 (got %d, %d, %d)", batch, crop, iters)}
-			}
-			m, err := bench.Model(model, resize, classes)
-			if err != nil {
-				return usageError{Err: err}
-			}
-			if sweep {
-				return cli.Usage(bench.ThreadsSweep(cmd.OutOrStdout(), m, batch, crop, iters, splitWorkers, asJSON))
-			}
-			if profile != "" {
-				f, err := os.Create(profile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			res, err := bench.Run(m, batch, crop, iters, opTimes)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return json.NewEncoder(out).Encode(res)
-			}
-			fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d, %s kernels: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
-				model, resize, batch, crop, crop, res["kernels"], res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
-				res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
-			fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
-			for _, phase := range []string{"train", "infer"} {
-				if t, ok := res[phase+"_op_ms"].(map[string]float64); ok {
-					bench.PrintOpTimes(out, phase, t)
-				}
-			}
-			return nil
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runBench(cmd, o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "w18_small_v2", "HRNet config")
-	f.StringVar(&resize, "resize", "fixed", "fixed or dynopool")
-	f.IntVar(&batch, "batch", 2, "batch size")
-	f.IntVar(&crop, "crop", 512, "square input size")
-	f.IntVar(&iters, "iters", 5, "timed iterations (after one warm-up)")
-	f.IntVar(&classes, "classes", 21, "number of classes")
-	f.BoolVar(&asJSON, "json", false, "print one JSON line")
-	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (go tool pprof) here")
-	f.BoolVar(&opTimes, "op-times", false, "also report the wall time per iteration of each kind of op")
-	f.BoolVar(&sweep, "threads-sweep", false, "time 1, 2, 4, … threads up to every core: speed-up and parallel efficiency, and the work split's expected load balance on --split-workers")
-	f.StringVar(&splitWorkers, "split-workers", "16,64", `with --threads-sweep: worker counts to model the kernels' load balance for ("": none)`)
+	f.StringVar(&o.model, "model", "w18_small_v2", "HRNet config")
+	f.StringVar(&o.resize, "resize", "fixed", "fixed or dynopool")
+	f.IntVar(&o.batch, "batch", 2, "batch size")
+	f.IntVar(&o.crop, "crop", 512, "square input size")
+	f.IntVar(&o.iters, "iters", 5, "timed iterations (after one warm-up)")
+	f.IntVar(&o.classes, "classes", 21, "number of classes")
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON line")
+	f.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile (go tool pprof) here")
+	f.BoolVar(&o.opTimes, "op-times", false, "also report the wall time per iteration of each kind of op")
+	f.BoolVar(&o.sweep, "threads-sweep", false, "time 1, 2, 4, … threads up to every core: speed-up and parallel efficiency, and the work split's expected load balance on --split-workers")
+	f.StringVar(&o.splitWorkers, "split-workers", "16,64", `with --threads-sweep: worker counts to model the kernels' load balance for ("": none)`)
 	return cmd
+}
+
+// benchOptions are bench's flags.
+type benchOptions struct {
+	model, resize, profile string
+	batch, crop, iters     int
+	classes                int
+	asJSON, opTimes        bool
+	sweep                  bool
+	splitWorkers           string
+}
+
+func runBench(cmd *cobra.Command, o benchOptions) error {
+	if o.batch < 2 || o.crop < 32 || o.iters < 1 {
+		return usageError{Err: fmt.Errorf("--batch ≥ 2, --crop ≥ 32 and --iters ≥ 1 (got %d, %d, %d)", o.batch, o.crop, o.iters)}
+	}
+	m, err := bench.Model(o.model, o.resize, o.classes)
+	if err != nil {
+		return usageError{Err: err}
+	}
+	if o.sweep {
+		return cli.Usage(bench.ThreadsSweep(cmd.OutOrStdout(), m, o.batch, o.crop, o.iters, o.splitWorkers, o.asJSON))
+	}
+	if o.profile != "" {
+		f, err := os.Create(o.profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(m, o.batch, o.crop, o.iters, o.opTimes)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if o.asJSON {
+		return json.NewEncoder(out).Encode(res)
+	}
+	fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d, %s kernels: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
+		o.model, o.resize, o.batch, o.crop, o.crop, res["kernels"], res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
+		res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
+	fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
+	for _, phase := range []string{"train", "infer"} {
+		if t, ok := res[phase+"_op_ms"].(map[string]float64); ok {
+			bench.PrintOpTimes(out, phase, t)
+		}
+	}
+	return nil
 }

@@ -63,45 +63,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			fmt.Fprintf(out, "wrote %s\n", strings.Join([]string{"summary.json", "summary.csv", "frontier.png"}, ", "))
 			return nil
 		}
-		if err := t.ApplyThreads(); err != nil {
-			return err
-		}
-		for _, f := range []string{"resume", "resize"} {
-			if cmd.Flags().Changed(f) {
-				return usageError{Err: fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
-			}
-		}
-		cfg, said, err := t.Config()
-		if err != nil {
-			return err
-		}
-		fmt.Fprint(out, said)
-		name := cfg.Name
-		if name == "" {
-			name = "sweep_" + cfg.Model
-		}
-		s := &sweep.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
-			Dir: filepath.Join(cfg.Out, name), Out: out}
-		s.Base.Name = ""
-		// Under mpirun or srun every run is data-parallel over the ranks.
-		comm, err := parallel.Open(parallel.Options{Timeout: t.Timeout})
-		if err != nil {
-			return err
-		}
-		if s.Comm = comm; comm.Rank() > 0 {
-			s.Out = io.Discard
-		}
-		if err := s.Validate(); err != nil {
-			return cli.Usage(err)
-		}
-		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
-		rep, err := s.Run()
-		if err := cli.Usage(train.Ranks{Comm: comm}.End(err, cmd.ErrOrStderr(), "segtrain")); err != nil {
-			return err
-		}
-		fmt.Fprint(out, "\n"+rep.Table())
-		fmt.Fprintf(out, "wrote %s\n", filepath.Join(s.Dir, "{summary.json,summary.csv,frontier.png}"))
-		return nil
+		return runSweep(cmd, t, budgets, scales, seeds, par)
 	}
 	return cmd
 }
@@ -145,3 +107,47 @@ func (l *floatList) Set(s string) error {
 }
 
 func (l *floatList) Type() string { return "list" }
+
+// runSweep runs (or continues) the sweep that the flags describe, and prints its report.
+func runSweep(cmd *cobra.Command, t *cli.TrainFlags, budgets, scales []float64, seeds, par int) error {
+	out := cmd.OutOrStdout()
+	if err := t.ApplyThreads(); err != nil {
+		return err
+	}
+	for _, f := range []string{"resume", "resize"} {
+		if cmd.Flags().Changed(f) {
+			return usageError{Err: fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
+		}
+	}
+	cfg, said, err := t.Config()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, said)
+	name := cfg.Name
+	if name == "" {
+		name = "sweep_" + cfg.Model
+	}
+	s := &sweep.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
+		Dir: filepath.Join(cfg.Out, name), Out: out}
+	s.Base.Name = ""
+	// Under mpirun or srun every run is data-parallel over the ranks.
+	comm, err := parallel.Open(parallel.Options{Timeout: t.Timeout})
+	if err != nil {
+		return err
+	}
+	if s.Comm = comm; comm.Rank() > 0 {
+		s.Out = io.Discard
+	}
+	if err := s.Validate(); err != nil {
+		return cli.Usage(err)
+	}
+	fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
+	rep, err := s.Run()
+	if err := cli.Usage(train.Ranks{Comm: comm}.End(err, cmd.ErrOrStderr(), "segtrain")); err != nil {
+		return err
+	}
+	fmt.Fprint(out, "\n"+rep.Table())
+	fmt.Fprintf(out, "wrote %s\n", filepath.Join(s.Dir, "{summary.json,summary.csv,frontier.png}"))
+	return nil
+}
