@@ -23,6 +23,7 @@ import (
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -69,7 +70,7 @@ type Options struct {
 type Model struct {
 	HRNet *hrnet.Model
 	Net   *nn.Net // with the model's weights
-	State segmentation.State
+	State checkpoint.State
 }
 
 // DefaultSize is a checkpoint's test size: the training crop's shape rescaled as the test
@@ -90,14 +91,14 @@ func Checkpoint(path string, opt Options) (*onnx.Model, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	ck, err := segmentation.LoadCheckpoint(path)
+	ck, err := checkpoint.LoadCheckpoint(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (export reads segkit checkpoints; convert a PyTorch model with 'segtrain import' first)", err)
 	}
 	if len(ck.State.Classes) == 0 {
 		return nil, fmt.Errorf("%s: the checkpoint does not name its classes", path)
 	}
-	m, net, err := segmentation.LoadModel(ck, len(ck.State.Classes))
+	m, net, err := checkpoint.LoadModel(ck, len(ck.State.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

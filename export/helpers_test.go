@@ -16,6 +16,7 @@ import (
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
 )
 
 // Tolerance of every parity check: max|ONNX − reference| ≤ tol · max|reference|. Both sides are
@@ -85,7 +86,7 @@ func randomModel(t testing.TB, m *hrnet.Model, alphas map[string][2]float32, see
 	for i := range names {
 		names[i] = fmt.Sprintf("class%d", i)
 	}
-	return Model{HRNet: m, Net: net, State: segmentation.State{Config: cfg, Classes: names}}
+	return Model{HRNet: m, Net: net, State: checkpoint.State{Config: cfg, Classes: names}}
 }
 
 // randomInput is n×3×h×w unit-normal values (an image after normalisation).
@@ -222,15 +223,15 @@ func importerGoldens(t testing.TB) map[string]struct {
 // importFixture imports a PyTorch fixture as segtrain import does.
 func importFixture(t testing.TB, f importerFixture) Model {
 	t.Helper()
-	opt := segmentation.ImportOptions{}
+	opt := checkpoint.ImportOptions{}
 	if f.align { // official files only: mmseg's say it themselves
 		opt.AlignCorners = &f.align
 	}
-	im, err := segmentation.ImportModel("../importer/testdata/"+f.file, opt)
+	im, err := checkpoint.ImportModel("../importer/testdata/"+f.file, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, net, err := segmentation.LoadModel(im.Checkpoint(), len(im.State.Classes))
+	m, net, err := checkpoint.LoadModel(im.Checkpoint(), len(im.State.Classes))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
+	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -117,7 +119,7 @@ func testOutputs(t *testing.T, run runner) {
 	m := testModel(t, hrnet.DynOPool, false, anisotropic, 6)
 	const h, w = 45, 60
 	m.State.Config.TestScale = [2]int{w, h} // the test transform keeps 45×60 images as they are
-	inf := m.State.Config.TestInference()
+	inf := infer.ForConfig(m.State.Config)
 	imgs := []voc.RGB{testImage(h, w, 1), testImage(h, w, 2)}
 	for _, out := range []Output{Probs, Labels} {
 		om, raw := export(t, m, Options{H: h, W: w, Output: out, Upsample: true})
@@ -364,7 +366,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	nameless := filepath.Join(dir, "nameless.safetensors")
-	if err := segmentation.SaveCheckpoint(nameless, m.Net.Params, segmentation.State{Config: m.State.Config}); err != nil {
+	if err := checkpoint.SaveCheckpoint(nameless, m.Net.Params, checkpoint.State{Config: m.State.Config}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Checkpoint(nameless, Options{}); err == nil || !strings.Contains(err.Error(), "does not name its classes") {
@@ -376,7 +378,7 @@ func TestErrors(t *testing.T) {
 func TestCheckpoint(t *testing.T) {
 	m := testModel(t, hrnet.DynOPool, false, anisotropic, 3)
 	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := segmentation.SaveCheckpoint(path, m.Net.Params, m.State); err != nil {
+	if err := checkpoint.SaveCheckpoint(path, m.Net.Params, m.State); err != nil {
 		t.Fatal(err)
 	}
 	om, err := Checkpoint(path, Options{Batch: 1})

@@ -62,7 +62,7 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then others+=(port
 for isa in "${others[@]}"; do
   SEGKIT_ISA=$isa gotest "SEGKIT_ISA=$isa" -count=1 ./internal/kernels ./nn ./hrnet ./dynopool ./weights "$@"
   # N ranks with SyncBN as one process (each path's own batch-norm arithmetic)
-  SEGKIT_ISA=$isa gotest "SEGKIT_ISA=$isa" -count=1 ./segmentation -run TestRanksEqualOneProcess "$@"
+  SEGKIT_ISA=$isa gotest "SEGKIT_ISA=$isa" -count=1 ./segmentation/train -run TestRanksEqualOneProcess "$@"
 done
 # linux/arm64 (Apple Silicon, Graviton: the portable kernels, Go + OpenBLAS): the kernel and
 # engine packages cross-built with Debian's aarch64 gcc against arm64 OpenBLAS and run under

@@ -127,10 +127,10 @@ func CheckScale(flag string, s [2]int) error {
 	return nil
 }
 
-// modelErrors reports the settings that build a model and size its inputs (the HRNet, the
+// ModelErrors reports the settings that build a model and size its inputs (the HRNet, the
 // resizing, the crop, the scales, the evaluation mode, the conventions) when they cannot work,
 // naming their flags: the flags' checks, and a checkpoint's.
-func (c Config) modelErrors() []error {
+func (c Config) ModelErrors() []error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -197,15 +197,15 @@ type Data struct {
 
 // OpenData returns the training and evaluation splits of c's dataset.
 func OpenData(c Config) (train, val dataset.Dataset, err error) {
-	d, _, err := c.openData()
+	d, _, err := c.Open()
 	return d.Train, d.Val, err
 }
 
-// openData opens c's dataset: the demo (its first fifth for evaluation) when c.Data is empty,
+// Open opens c's dataset: the demo (its first fifth for evaluation) when c.Data is empty,
 // else the layout c.Dataset or, when that is empty, the one Data's files show. It returns c
 // with the dataset and its label settings made explicit (they go into config.json and the
 // checkpoints).
-func (c Config) openData() (Data, Config, error) {
+func (c Config) Open() (Data, Config, error) {
 	if c.Data == "" {
 		n := max(c.DemoImages, 10)
 		size := c.DemoSize
@@ -221,13 +221,17 @@ func (c Config) openData() (Data, Config, error) {
 				tr = append(tr, i)
 			}
 		}
-		return Data{Train: subset{d, tr}, Val: subset{d, va}, Title: "the demo dataset"}, c, nil
+		return Data{Train: Subset{d, tr}, Val: Subset{d, va}, Title: "the demo dataset"}, c, nil
 	}
 	var data Data
 	if c.Dataset == "" {
-		found, err := dataset.Detect(c.Data)
-		if err != nil {
-			return data, c, err
+		found := c.found // Resolve's look at the files, if it was of these
+		if found == nil || found.data != c.Data {
+			f, err := dataset.Detect(c.Data)
+			if err != nil {
+				return data, c, err
+			}
+			found = &recognised{data: c.Data, Found: f}
 		}
 		c.Dataset, data.Found = found.Name, found.By
 	}
@@ -257,3 +261,13 @@ func (c Config) openData() (Data, Config, error) {
 	c.IgnoreIndex, c.ReduceZero = &void, train.Labels.ReduceZero
 	return data, c, nil
 }
+
+// Subset is some samples of a dataset: those of Idx, in that order.
+type Subset struct {
+	dataset.Dataset
+	Idx []int
+}
+
+func (s Subset) Len() int                       { return len(s.Idx) }
+func (s Subset) ID(i int) string                { return s.Dataset.ID(s.Idx[i]) }
+func (s Subset) Load(i int) (voc.Sample, error) { return s.Dataset.Load(s.Idx[i]) }

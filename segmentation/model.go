@@ -5,9 +5,27 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
+	"github.com/segkit/segkit/importer"
 	"github.com/segkit/segkit/nn"
 )
+
+// NewModel builds the configured model for classes classes, with its parameters created (from
+// the seed) by a first small graph.
+func NewModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
+	m, err := hrnet.New(c.Model, classes, hrnet.Resize(c.Resize))
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
+	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == importer.ConventionMMSeg
+	net := nn.NewNet(m, c.Seed)
+	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
+		return nil, nil, err
+	}
+	return m, net, nil
+}
 
 // Info describes a model at an input size.
 type Info struct {

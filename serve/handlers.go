@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -343,7 +343,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 	}
 
 	encStart := time.Now()
-	outputs := segmentation.Outputs{Opacity: opacity, Palette: s.p.Palette}
+	outputs := infer.Outputs{Opacity: opacity, Palette: s.p.Palette}
 	timing := func() timingMS {
 		return timingMS{Read: ms(read), Queue: ms(res.wait), Inference: ms(res.run), Encode: ms(time.Since(encStart)), Total: ms(time.Since(start))}
 	}
@@ -363,7 +363,7 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := segmentResponse{Width: img.W, Height: img.H, BatchSize: res.batch}
-	for _, sh := range segmentation.ClassShares(res.labels, s.p.Classes) {
+	for _, sh := range infer.ClassShares(res.labels, s.p.Classes) {
 		resp.Classes = append(resp.Classes, classShare{sh.Class, sh.Name, s.p.Palette.RGB(sh.Class), sh.Pixels, sh.Share})
 	}
 	w2, h2 := s.p.Inference.Aug.TestSize(img.W, img.H)

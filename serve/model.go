@@ -8,7 +8,8 @@ import (
 
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/nn"
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
+	"github.com/segkit/segkit/segmentation/infer"
 )
 
 type classInfo struct {
@@ -29,19 +30,19 @@ type alpha struct {
 
 // card is GET /v1/model.
 type card struct {
-	Model      string                 `json:"model"` // HRNetV2-<config>
-	Config     string                 `json:"config"`
-	Resize     string                 `json:"resize"` // fixed or dynopool
-	Checkpoint string                 `json:"checkpoint,omitempty"`
-	Params     int                    `json:"params"`
-	Classes    []classInfo            `json:"classes"`
-	Protocol   protocol               `json:"protocol"`
-	TestSize   [2]int                 `json:"test_size"` // h, w: the network input at the checkpoint's test size
-	Levels     []level                `json:"levels"`    // at TestSize
-	GMACs      float64                `json:"gmacs"`     // conv multiply-accumulates per image at TestSize, 1e9
-	Alphas     []alpha                `json:"alphas,omitempty"`
-	Imported   *segmentation.Imported `json:"imported,omitempty"`
-	Serving    serving                `json:"serving"`
+	Model      string               `json:"model"` // HRNetV2-<config>
+	Config     string               `json:"config"`
+	Resize     string               `json:"resize"` // fixed or dynopool
+	Checkpoint string               `json:"checkpoint,omitempty"`
+	Params     int                  `json:"params"`
+	Classes    []classInfo          `json:"classes"`
+	Protocol   protocol             `json:"protocol"`
+	TestSize   [2]int               `json:"test_size"` // h, w: the network input at the checkpoint's test size
+	Levels     []level              `json:"levels"`    // at TestSize
+	GMACs      float64              `json:"gmacs"`     // conv multiply-accumulates per image at TestSize, 1e9
+	Alphas     []alpha              `json:"alphas,omitempty"`
+	Imported   *checkpoint.Imported `json:"imported,omitempty"`
+	Serving    serving              `json:"serving"`
 }
 
 type protocol struct {
@@ -69,7 +70,7 @@ type serving struct {
 
 // levels are the model's level sizes for an h×w network input: DynOPool's learned ones, or
 // the fixed halvings.
-func levels(p *segmentation.Predictor, h, w int) []level {
+func levels(p *infer.Predictor, h, w int) []level {
 	var out []level
 	for i, s := range p.Model.LevelSizes(p.Net.Params, h, w) {
 		out = append(out, level{hrnet.LevelNames[i], s})
@@ -78,7 +79,7 @@ func levels(p *segmentation.Predictor, h, w int) []level {
 }
 
 // modelCard describes the model and the protocol it serves with (after the command's flags).
-func modelCard(p *segmentation.Predictor, opt Options) ([]byte, []classInfo, error) {
+func modelCard(p *infer.Predictor, opt Options) ([]byte, []classInfo, error) {
 	inf, cfg := p.Inference, p.State.Config.WithDefaults()
 	// The test size as segtrain export's default: the crop rescaled as images are, or the
 	// window when sliding.

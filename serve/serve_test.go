@@ -25,6 +25,9 @@ import (
 	"time"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
+	"github.com/segkit/segkit/segmentation/infer"
+	"github.com/segkit/segkit/segmentation/train"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -43,9 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// checkpoint trains the tiny DynOPool model once for the package's tests (a few seconds), as
+// trainedCheckpoint trains the tiny DynOPool model once for the package's tests (a few seconds), as
 // segpredict's tests make theirs.
-func checkpoint(t testing.TB) string {
+func trainedCheckpoint(t testing.TB) string {
 	t.Helper()
 	ckptOnce.Do(func() {
 		if ckptDir, ckptErr = os.MkdirTemp("", "segkit-serve-test-"); ckptErr != nil {
@@ -54,8 +57,8 @@ func checkpoint(t testing.TB) string {
 		c := segmentation.DemoConfig()
 		c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
 		c.Out, c.Name = ckptDir, "run"
-		var sum segmentation.Summary
-		if sum, ckptErr = (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); ckptErr == nil {
+		var sum train.Summary
+		if sum, ckptErr = (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); ckptErr == nil {
 			ckptPath = filepath.Join(sum.Dir, "best.safetensors")
 		}
 	})
@@ -65,9 +68,9 @@ func checkpoint(t testing.TB) string {
 	return ckptPath
 }
 
-func predictor(t testing.TB) *segmentation.Predictor {
+func predictor(t testing.TB) *infer.Predictor {
 	t.Helper()
-	p, err := segmentation.NewPredictor(checkpoint(t), segmentation.ImportOptions{})
+	p, err := infer.NewPredictor(trainedCheckpoint(t), checkpoint.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +161,7 @@ func TestSegmentFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outs := segmentation.Outputs{Opacity: 0.5, Palette: ref.Palette}
+	outs := infer.Outputs{Opacity: 0.5, Palette: ref.Palette}
 	want := map[string][]byte{}
 	for _, k := range []string{"index", "color", "overlay"} {
 		if want[k], err = outs.Encode(k, img, labels); err != nil {

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 // Server is the http.Handler. One goroutine owns the network (a Net runs one graph at a time);
 // request goroutines decode and encode in parallel around it.
 type Server struct {
-	p         *segmentation.Predictor
+	p         *infer.Predictor
 	opt       Options
 	card      []byte // GET /v1/model, computed once
 	classes   []classInfo
@@ -102,10 +102,10 @@ type result struct {
 // New returns a server for p, with its worker running; it builds the network's graph at the
 // checkpoint's test size (the model card's GMACs need it, and the first request is not slowed).
 // p must not be used elsewhere while the server runs.
-func New(p *segmentation.Predictor, opt Options) (*Server, error) { return newServer(p, opt, nil) }
+func New(p *infer.Predictor, opt Options) (*Server, error) { return newServer(p, opt, nil) }
 
 // newServer is New with a hook called with each batch before it runs (tests).
-func newServer(p *segmentation.Predictor, opt Options, beforeRun func(n int)) (*Server, error) {
+func newServer(p *infer.Predictor, opt Options, beforeRun func(n int)) (*Server, error) {
 	if opt.Opacity < 0 || opt.Opacity > 1 {
 		return nil, fmt.Errorf("opacity %g: between 0 and 1", opt.Opacity)
 	}

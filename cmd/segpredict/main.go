@@ -16,25 +16,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/cmd/internal/cli"
+	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/voc"
 )
 
-func main() {
-	if err := newCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "segpredict:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2) // the command line is wrong
-		}
-		os.Exit(1) // some image failed, or the model could not be loaded
-	}
-}
+func main() { cli.Main("segpredict", newCmd()) }
 
-// usageError marks a wrong command line (exit status 2, not 1).
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
+// usageError is a wrong command line (exit status 2).
+type usageError = cli.UsageError
 
 type options struct {
 	out, format string
@@ -57,7 +47,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
   segpredict --checkpoint runs/w48/best.safetensors --tta flip --out masks/ images/`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.MinimumNArgs(1)(cmd, args); err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			return nil
 		},
@@ -65,7 +55,7 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 		SilenceErrors: true,
 		RunE:          func(cmd *cobra.Command, args []string) error { return run(cmd, o, args) },
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{Err: err} })
 	f := cmd.Flags()
 	f.StringVar(&o.out, "out", ".", "output directory")
 	f.StringVar(&o.format, "format", "index,color,overlay", "outputs: any of index, color, overlay")
@@ -76,12 +66,12 @@ on stderr and skipped; the others are processed and the exit status is then 1.`,
 }
 
 func run(cmd *cobra.Command, o options, args []string) error {
-	outputs, err := segmentation.ParseFormat(o.format)
+	outputs, err := infer.ParseFormat(o.format)
 	if err != nil {
-		return usageError{err}
+		return usageError{Err: err}
 	}
 	if o.opacity < 0 || o.opacity > 1 {
-		return usageError{fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
+		return usageError{Err: fmt.Errorf("--opacity %g: between 0 and 1", o.opacity)}
 	}
 	outputs.Opacity = o.opacity
 	p, err := o.model.load()
@@ -119,7 +109,7 @@ func run(cmd *cobra.Command, o options, args []string) error {
 	return nil
 }
 
-func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, path string, w io.Writer, start time.Time) error {
+func predictOne(p *infer.Predictor, outputs infer.Outputs, out, path string, w io.Writer, start time.Time) error {
 	img, err := voc.ReadImage(path)
 	if err != nil {
 		return err
@@ -133,7 +123,7 @@ func predictOne(p *segmentation.Predictor, outputs segmentation.Outputs, out, pa
 		return fmt.Errorf("%s: writing the outputs: %w", path, err)
 	}
 	fmt.Fprintf(w, "%s (%d×%d, %.0f ms): %s\n", path, img.W, img.H, float64(time.Since(start).Microseconds())/1e3,
-		strings.Join(segmentation.Shares(labels, p.Classes), ", "))
+		strings.Join(infer.Shares(labels, p.Classes), ", "))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/train"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -46,7 +47,7 @@ func TestSegpredict(t *testing.T) {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestSegpredictSkipsMissingInputs(t *testing.T) {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 1, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)
 	}

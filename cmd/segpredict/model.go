@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/infer"
 )
 
 // modelFlags pick the model and its test protocol: the same flags, read the same way, for
@@ -15,7 +17,7 @@ import (
 type modelFlags struct {
 	checkpoint, mode, tta, scale string
 	crop, stride                 int
-	imp                          *segmentation.ImportFlags
+	imp                          *cli.ImportFlags
 	fs                           *pflag.FlagSet
 }
 
@@ -27,39 +29,39 @@ func addModelFlags(f *pflag.FlagSet) *modelFlags {
 	f.IntVar(&m.stride, "stride", 0, "with --mode slide: stride (default: 2/3 of the window)")
 	f.StringVar(&m.tta, "tta", "", "test-time augmentation: any of flip, ms (scales 0.5–1.75; softmax averaged)")
 	f.StringVar(&m.scale, "scale", "", "test resize rule LONGxSHORT: fit the image into it, keeping the aspect (default: the run's --test-scale)")
-	m.imp = segmentation.AddImportFlags(f)
+	m.imp = cli.AddImportFlags(f)
 	return m
 }
 
 // load checks the flags (a wrong command line is a usageError, found before the checkpoint is
 // read, on a scratch Inference), loads the predictor and applies the protocol flags to it.
-func (m *modelFlags) load() (*segmentation.Predictor, error) {
-	if err := m.configure(&segmentation.Inference{}); err != nil {
-		return nil, usageError{err}
+func (m *modelFlags) load() (*infer.Predictor, error) {
+	if err := m.configure(&infer.Inference{}); err != nil {
+		return nil, usageError{Err: err}
 	}
 	imp, err := m.imp.Options()
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	path := m.checkpoint
 	if path == "" {
-		if path, err = segmentation.LatestCheckpoint("runs"); err != nil {
+		if path, err = infer.LatestCheckpoint("runs"); err != nil {
 			return nil, err
 		}
 	}
-	p, err := segmentation.NewPredictor(path, imp)
+	p, err := infer.NewPredictor(path, imp)
 	if err != nil {
 		return nil, err
 	}
 	if err := m.configure(&p.Inference); err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	return p, nil
 }
 
 // configure applies the mode, crop, stride, TTA and scale options; a window flag without
 // --mode slide is refused, not ignored.
-func (m *modelFlags) configure(inf *segmentation.Inference) error {
+func (m *modelFlags) configure(inf *infer.Inference) error {
 	if err := inf.SetOptions(m.mode, m.tta); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ otherwise; SIGTERM or SIGINT finish the requests in flight, then stop. See docs/
 			return runServe(ctx, cmd, o)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{Err: err} })
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (loopback by default; another needs --token, or a warning)")
 	f.StringVar(&o.token, "token", "", "bearer token required by every endpoint but /healthz and /readyz (default: $SEGKIT_TOKEN)")
@@ -90,7 +90,7 @@ func (o serveOptions) serverOptions() (serve.Options, error) {
 func newServer(o serveOptions) (*serve.Server, error) {
 	opt, err := o.serverOptions()
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{Err: err}
 	}
 	p, err := o.model.load()
 	if err != nil {
@@ -104,7 +104,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, o serveOptions) error {
 		o.token = os.Getenv("SEGKIT_TOKEN")
 	}
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
-		return usageError{fmt.Errorf("--addr %q: %w", o.addr, err)}
+		return usageError{Err: fmt.Errorf("--addr %q: %w", o.addr, err)}
 	}
 	stderr := cmd.ErrOrStderr()
 	s, err := newServer(o)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 // segpredict serve answers with exactly segpredict's files for the same image, checkpoint and
@@ -24,7 +25,7 @@ func TestServeMatchesSegpredict(t *testing.T) {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ and aug.txt. Then train with --split trainaug.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sbd == "" || root == "" {
-				return usageError{errors.New("--sbd and --voc are required")}
+				return usageError{Err: errors.New("--sbd and --voc are required")}
 			}
 			rep, err := voc.ConvertSBD(sbd, root)
 			if err != nil {
@@ -54,7 +54,7 @@ without it too, mapping them on load; with the trainIds files it reads those.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if workers < 1 {
-				return usageError{fmt.Errorf("--workers %d: at least 1", workers)}
+				return usageError{Err: fmt.Errorf("--workers %d: at least 1", workers)}
 			}
 			n, err := dataset.ConvertCityscapes(args[0], workers)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/train"
 	"github.com/segkit/segkit/voc"
 )
 
@@ -84,7 +85,7 @@ func TestEvalCheckpoint(t *testing.T) {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 4, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/export"
 	"github.com/segkit/segkit/internal/atomicfile"
 	"github.com/segkit/segkit/onnx"
@@ -33,22 +34,22 @@ config, its alphas and every level's size.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if checkpoint == "" || out == "" {
-				return usageError{errors.New("give --checkpoint (a segkit checkpoint) and --onnx (the file to write)")}
+				return usageError{Err: errors.New("give --checkpoint (a segkit checkpoint) and --onnx (the file to write)")}
 			}
 			kind, err := export.ParseOutput(output)
 			if err != nil {
-				return usageError{fmt.Errorf("--output: %w", err)}
+				return usageError{Err: fmt.Errorf("--output: %w", err)}
 			}
 			opt := export.Options{Output: kind, Upsample: upsample}
 			if size != "" {
-				if opt.H, opt.W, err = parseSize(size); err != nil {
-					return usageError{fmt.Errorf("--size: %w", err)}
+				if opt.H, opt.W, err = cli.ParseSize(size); err != nil {
+					return usageError{Err: fmt.Errorf("--size: %w", err)}
 				}
 			}
 			if batch != "dynamic" {
 				n, err := strconv.Atoi(batch)
 				if err != nil || n < 1 {
-					return usageError{fmt.Errorf("--batch %q: a positive number, or dynamic", batch)}
+					return usageError{Err: fmt.Errorf("--batch %q: a positive number, or dynamic", batch)}
 				}
 				opt.Batch = n
 			}

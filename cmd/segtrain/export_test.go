@@ -13,6 +13,7 @@ import (
 	"github.com/segkit/segkit/nn"
 	"github.com/segkit/segkit/onnx"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
 )
 
 // exportCheckpoint writes a DynOPool w18_small_v1 checkpoint (3 classes, a 64 crop).
@@ -30,7 +31,7 @@ func exportCheckpoint(t *testing.T) string {
 	cfg := segmentation.DefaultConfig()
 	cfg.Model, cfg.Resize, cfg.Crop = "w18_small_v1", "dynopool", 64
 	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := segmentation.SaveCheckpoint(path, net.Params, segmentation.State{Config: cfg, Classes: []string{"a", "b", "c"}}); err != nil {
+	if err := checkpoint.SaveCheckpoint(path, net.Params, checkpoint.State{Config: cfg, Classes: []string{"a", "b", "c"}}); err != nil {
 		t.Fatal(err)
 	}
 	return path

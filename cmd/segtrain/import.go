@@ -7,7 +7,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
 )
 
 func newImportCmd() *cobra.Command {
@@ -27,7 +29,7 @@ segpredict compute what PyTorch computes. ImageNet backbones are for segtrain --
   segtrain import hrnet_w48_cityscapes_cls19_1024x2048_trainset.pth --class-names cityscapes.txt -o hr48_cs.safetensors`,
 		Args: cobra.ExactArgs(1),
 	}
-	imp := segmentation.AddImportFlags(cmd.Flags())
+	imp := cli.AddImportFlags(cmd.Flags())
 	// --classes is --class-names here (in eval, --classes counts the classes of saved masks).
 	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "classes" {
@@ -38,13 +40,13 @@ segpredict compute what PyTorch computes. ImageNet backbones are for segtrain --
 	cmd.Flags().StringVarP(&out, "out", "o", "", "the segkit checkpoint to write (.safetensors)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if out == "" {
-			return usageError{fmt.Errorf("-o/--out: where to write the checkpoint")}
+			return usageError{Err: fmt.Errorf("-o/--out: where to write the checkpoint")}
 		}
 		opt, err := imp.Options()
 		if err != nil {
-			return usageError{err}
+			return usageError{Err: err}
 		}
-		im, err := segmentation.ImportModel(args[0], opt)
+		im, err := checkpoint.ImportModel(args[0], opt)
 		if err != nil {
 			return err
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
 )
 
 // segtrain import converts a PyTorch file once; its report names the family, layout, classes
@@ -32,7 +32,7 @@ func TestImport(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, log)
 		}
 	}
-	ck, err := segmentation.LoadCheckpoint(out)
+	ck, err := checkpoint.LoadCheckpoint(out)
 	if err != nil {
 		t.Fatal(err)
 	}

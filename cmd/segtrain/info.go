@@ -3,11 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/segmentation"
 )
@@ -25,13 +24,13 @@ func newInfoCmd() *cobra.Command {
   segtrain info --model w18_small_v2 --resize dynopool --size 500x375 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, w, err := parseSize(size)
+			h, w, err := cli.ParseSize(size)
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			m, err := hrnet.New(model, classes, hrnet.Resize(resize))
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			info, err := segmentation.Describe(m, h, w)
 			if err != nil {
@@ -58,24 +57,4 @@ func newInfoCmd() *cobra.Command {
 	f.IntVar(&classes, "classes", 21, "number of classes")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-// parseSize reads "HxW" or "N".
-func parseSize(s string) (int, int, error) {
-	parts := strings.Split(strings.ToLower(s), "x")
-	if len(parts) == 1 {
-		parts = append(parts, parts[0])
-	}
-	if len(parts) != 2 {
-		return 0, 0, fmt.Errorf("size %q: want HxW, e.g. 512x512", s)
-	}
-	var hw [2]int
-	for i, p := range parts {
-		v, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || v < 1 {
-			return 0, 0, fmt.Errorf("size %q: want HxW with positive integers, e.g. 512x512", s)
-		}
-		hw[i] = v
-	}
-	return hw[0], hw[1], nil
 }

@@ -3,51 +3,18 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/segmentation"
 )
 
-func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "segtrain:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2) // the command line is wrong
-		}
-		os.Exit(1) // the run failed
-	}
-}
+func main() { cli.Main("segtrain", newRootCmd()) }
 
-// usageError marks a wrong command line (exit status 2, not 1).
-type usageError struct{ error }
-
-func (u usageError) Unwrap() error { return u.error }
-
-// usage wraps cobra's argument checks so that their errors are usage errors.
-func usage(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
-			return usageError{err}
-		}
-		return nil
-	}
-}
-
-// markUsage makes flag-parsing and argument errors of cmd and its subcommands usage errors.
-func markUsage(cmd *cobra.Command) {
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	if cmd.Args != nil {
-		cmd.Args = usage(cmd.Args)
-	}
-	for _, sub := range cmd.Commands() {
-		markUsage(sub)
-	}
-}
+// usageError is a wrong command line (exit status 2).
+type usageError = cli.UsageError
 
 func newRootCmd() *cobra.Command {
 	demo := segmentation.DemoConfig()
@@ -80,16 +47,16 @@ A longer --iters recomputes the poly schedule over the new total.`, demo.Crop, d
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	flags := addTrainFlags(root.Flags())
+	flags := cli.AddTrainFlags(root.Flags())
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return runTraining(cmd, flags) }
 	help := root.HelpFunc()
 	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
 		if cmd == root {
-			showRecipeDefaults(cmd, flags)
+			flags.ShowDefaults(cmd.OutOrStdout())
 		}
 		help(cmd, args)
 	})
 	root.AddCommand(newInfoCmd(), newEvalCmd(), newImportCmd(), newExportCmd(), newDataCmd(), newBenchCmd(), newRecipeCmd(), newSweepCmd())
-	markUsage(root)
+	cli.MarkUsage(root)
 	return root
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -15,7 +16,8 @@ import (
 	"time"
 
 	"github.com/segkit/segkit/internal/mpi/mpirun"
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/checkpoint"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 // runLosses reads the per-iteration losses of a run directory's log.
@@ -41,6 +43,56 @@ func runLosses(t *testing.T, dir string) map[int]float64 {
 	return out
 }
 
+// asSegtrain makes this test binary act as segtrain (TestMain).
+const asSegtrain = "SEGKIT_AS_SEGTRAIN=1"
+
+// TestMain lets the test binary act as segtrain, with SEGKIT_FAULT's fault injected through
+// Run.BeforeStep, a test option: the product binary reads no fault from its environment.
+func TestMain(m *testing.M) {
+	if os.Getenv("SEGKIT_AS_SEGTRAIN") != "" {
+		beforeTrain = func(r *train.Run) {
+			if r.Comm.Size() <= 1 {
+				return
+			}
+			hook, err := faultHook(os.Getenv("SEGKIT_FAULT"), r.Comm.Rank())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			r.BeforeStep = hook
+		}
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// faultHook parses SEGKIT_FAULT, the fault injection of the data-parallel tests:
+// "kill@ITER:RANK" makes rank RANK kill itself (SIGKILL) as iteration ITER begins,
+// "exit@ITER:RANK" makes it exit with status 3 there. Empty: no hook.
+func faultHook(spec string, rank int) (func(int), error) {
+	if spec == "" {
+		return nil, nil
+	}
+	var at, who int
+	kind, where, ok := strings.Cut(spec, "@")
+	if _, err := fmt.Sscanf(where, "%d:%d", &at, &who); !ok || err != nil || (kind != "kill" && kind != "exit") {
+		return nil, fmt.Errorf("SEGKIT_FAULT=%q: kill@ITER:RANK or exit@ITER:RANK", spec)
+	}
+	if who != rank {
+		return nil, nil
+	}
+	return func(it int) {
+		if it != at {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "segtrain: rank %d: SEGKIT_FAULT %s at iteration %d\n", rank, kind, it)
+		if kind == "kill" {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		os.Exit(3)
+	}, nil
+}
+
 // segtrain under mpirun, as a user runs it: one rank is a plain run bit for bit, two 2-rank runs
 // are identical, two ranks × 2 give one process × 4's first losses within 1e-5 and its mIoU;
 // rank 1 killed at iteration 3 ends the job naming it, with whole checkpoints, and --resume
@@ -48,21 +100,23 @@ func runLosses(t *testing.T, dir string) map[int]float64 {
 // iteration with a checkpoint.
 func TestSegtrainMPI(t *testing.T) {
 	run := mpirun.Find(t)
-	bin := filepath.Join(t.TempDir(), "segtrain")
-	if out, err := exec.Command("go", "build", "-tags", "mpi", "-o", bin, "github.com/segkit/segkit/cmd/segtrain").CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags mpi: %v\n%s", err, out)
+	bin, err := os.Executable() // segtrain, with the fault hook (TestMain)
+	if err != nil {
+		t.Fatal(err)
 	}
 	args := func(out string, extra ...string) []string {
 		return append([]string{"--crop", "64", "--batch", "4", "--iters", "6", "--lr", "0.01", "--alpha-lr", "0.01", "--ckpt-every", "2",
 			"--eval-every", "6", "--log-every", "1", "--no-bar", "--out", out, "--name", "run"}, extra...)
 	}
 	mpi := func(np int, env []string, a ...string) (string, error) {
-		cmd := mpirun.Command(context.Background(), run, np, 2*time.Minute, env, bin, a...)
+		cmd := mpirun.Command(context.Background(), run, np, 2*time.Minute, append(env, asSegtrain), bin, a...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	plain := t.TempDir()
-	if out, err := exec.Command(bin, args(plain)...).CombinedOutput(); err != nil {
+	cmd := exec.Command(bin, args(plain)...)
+	cmd.Env = append(os.Environ(), asSegtrain)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("plain run: %v\n%s", err, out)
 	}
 	ref := runLosses(t, filepath.Join(plain, "run"))
@@ -108,7 +162,7 @@ func TestSegtrainMPI(t *testing.T) {
 	if len(files) != 1 || filepath.Base(files[0]) != "ckpt_iter_0000002.safetensors" || len(tmp) > 0 {
 		t.Fatalf("after the kill: checkpoints %v, temporary files %v", files, tmp)
 	}
-	if _, err := segmentation.LoadCheckpoint(files[0]); err != nil {
+	if _, err := checkpoint.LoadCheckpoint(files[0]); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := mpi(2, nil, "--resume", filepath.Join(dir, "run"), "--no-bar"); err != nil {
@@ -120,7 +174,7 @@ func TestSegtrainMPI(t *testing.T) {
 
 	// SIGUSR1 to mpirun reaches every rank: they stop at the same iteration, rank 0 checkpoints.
 	dir = t.TempDir()
-	cmd := mpirun.Command(context.Background(), run, 2, 2*time.Minute, nil, bin, args(dir, "--iters", "100000", "--ckpt-every", "0")...)
+	cmd = mpirun.Command(context.Background(), run, 2, 2*time.Minute, []string{asSegtrain}, bin, args(dir, "--iters", "100000", "--ckpt-every", "0")...)
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/segmentation"
@@ -30,7 +29,7 @@ batch, iterations, learning rate, evaluation scale and mode, as flags that overr
 			}
 			r, err := segmentation.RecipeFor(args[0])
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			info, _ := dataset.Lookup(r.Dataset)
 			classes := fmt.Sprintf("%d classes: %s", len(info.Classes), strings.Join(info.Classes, ", "))
@@ -75,34 +74,4 @@ func listRecipes(out io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\n'segtrain recipe DATASET' shows one; 'segtrain --dataset DATASET --help' shows its defaults as the flags'.")
-}
-
-// showRecipeDefaults makes the training flags' defaults in the help those of the recipe that
-// --data or --dataset selects, and says so; without either they are the VOC recipe's.
-func showRecipeDefaults(cmd *cobra.Command, t *trainFlags) {
-	fs := cmd.Flags()
-	data, name := "", ""
-	if fs.Changed("data") {
-		data = t.cfg.Data
-	}
-	if fs.Changed("dataset") {
-		name = t.cfg.Dataset
-	}
-	base, said := segmentation.DefaultConfig(), ""
-	if data != "" || name != "" {
-		var err error
-		var recognised string
-		if base, recognised, said, err = recipeBase(data, name); err != nil {
-			fmt.Fprintf(cmd.OutOrStdout(), "segtrain: %v\n\n", err)
-			return
-		}
-		said = recognised + said + "The defaults below are that recipe's.\n\n"
-	}
-	t.cfg = base.WithDefaults()
-	fs.VisitAll(func(f *pflag.Flag) {
-		if t.set[f.Name] != nil && f.Name != "data" && f.Name != "dataset" {
-			f.DefValue = f.Value.String()
-		}
-	})
-	fmt.Fprint(cmd.OutOrStdout(), said)
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/segkit/segkit/cmd/internal/cli"
 	"github.com/segkit/segkit/parallel"
-	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/sweep"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 func newSweepCmd() *cobra.Command {
@@ -38,11 +40,11 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
   segtrain sweep --report runs/demo_sweep`,
 		Args: cobra.NoArgs,
 	}
-	t := addTrainFlags(cmd.Flags())
+	t := cli.AddTrainFlags(cmd.Flags())
 	// --gmacs-budget is a list here: one DynOPool run per budget.
 	fb := cmd.Flags().Lookup("gmacs-budget")
 	fb.Value, fb.DefValue, fb.Usage = &budgets, budgets.String(), "DynOPool GMACs budgets, fractions of the fixed model's GMACs (a run each)"
-	delete(t.set, "gmacs-budget")
+	t.Forget("gmacs-budget")
 	cmd.Flags().Var(&scales, "baseline-scales", "input scales of the fixed baselines (a run each)")
 	cmd.Flags().IntVar(&seeds, "seeds", seeds, "runs per budget and scale (seeds --seed, --seed+1, …)")
 	cmd.Flags().IntVar(&par, "parallel", 1, "runs at once (the threads split between them)")
@@ -53,7 +55,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			if err := refuseOthers(cmd, "report"); err != nil {
 				return err
 			}
-			rep, err := segmentation.ReportSweep(report)
+			rep, err := sweep.ReportSweep(report)
 			if err != nil {
 				return err
 			}
@@ -61,45 +63,7 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 			fmt.Fprintf(out, "wrote %s\n", strings.Join([]string{"summary.json", "summary.csv", "frontier.png"}, ", "))
 			return nil
 		}
-		if err := t.applyThreads(); err != nil {
-			return err
-		}
-		for _, f := range []string{"resume", "resize"} {
-			if cmd.Flags().Changed(f) {
-				return usageError{fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
-			}
-		}
-		cfg, said, err := t.config(cmd.Flags())
-		if err != nil {
-			return err
-		}
-		fmt.Fprint(out, said)
-		name := cfg.Name
-		if name == "" {
-			name = "sweep_" + cfg.Model
-		}
-		s := &segmentation.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
-			Dir: filepath.Join(cfg.Out, name), Out: out}
-		s.Base.Name = ""
-		// Under mpirun or srun every run is data-parallel over the ranks.
-		comm, err := parallel.Open(parallel.Options{Timeout: t.timeout})
-		if err != nil {
-			return err
-		}
-		if s.Comm = comm; comm.Rank() > 0 {
-			s.Out = io.Discard
-		}
-		if err := s.Validate(); err != nil {
-			return usageError{err}
-		}
-		fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
-		rep, err := s.Run()
-		if err := endJob(cmd, comm, err); err != nil {
-			return err
-		}
-		fmt.Fprint(out, "\n"+rep.Table())
-		fmt.Fprintf(out, "wrote %s\n", filepath.Join(s.Dir, "{summary.json,summary.csv,frontier.png}"))
-		return nil
+		return runSweep(cmd, t, budgets, scales, seeds, par)
 	}
 	return cmd
 }
@@ -115,7 +79,7 @@ func refuseOthers(cmd *cobra.Command, keep string) error {
 	if len(set) == 0 {
 		return nil
 	}
-	return usageError{fmt.Errorf("%s: not used with --%s (the sweep's settings are in its sweep.json)", strings.Join(set, ", "), keep)}
+	return usageError{Err: fmt.Errorf("%s: not used with --%s (the sweep's settings are in its sweep.json)", strings.Join(set, ", "), keep)}
 }
 
 // floatList is a comma-separated list of numbers.
@@ -143,3 +107,47 @@ func (l *floatList) Set(s string) error {
 }
 
 func (l *floatList) Type() string { return "list" }
+
+// runSweep runs (or continues) the sweep that the flags describe, and prints its report.
+func runSweep(cmd *cobra.Command, t *cli.TrainFlags, budgets, scales []float64, seeds, par int) error {
+	out := cmd.OutOrStdout()
+	if err := t.ApplyThreads(); err != nil {
+		return err
+	}
+	for _, f := range []string{"resume", "resize"} {
+		if cmd.Flags().Changed(f) {
+			return usageError{Err: fmt.Errorf("--%s: a sweep sets each run's (run it again to continue it)", f)}
+		}
+	}
+	cfg, said, err := t.Config()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, said)
+	name := cfg.Name
+	if name == "" {
+		name = "sweep_" + cfg.Model
+	}
+	s := &sweep.Sweep{Base: cfg, Budgets: budgets, Scales: scales, Seeds: seeds, Parallel: par,
+		Dir: filepath.Join(cfg.Out, name), Out: out}
+	s.Base.Name = ""
+	// Under mpirun or srun every run is data-parallel over the ranks.
+	comm, err := parallel.Open(parallel.Options{Timeout: t.Timeout})
+	if err != nil {
+		return err
+	}
+	if s.Comm = comm; comm.Rank() > 0 {
+		s.Out = io.Discard
+	}
+	if err := s.Validate(); err != nil {
+		return cli.Usage(err)
+	}
+	fmt.Fprintf(s.Out, "sweep %s: %d runs\n", s.Dir, len(s.Plan()))
+	rep, err := s.Run()
+	if err := cli.Usage(train.Ranks{Comm: comm}.End(err, cmd.ErrOrStderr(), "segtrain")); err != nil {
+		return err
+	}
+	fmt.Fprint(out, "\n"+rep.Table())
+	fmt.Fprintf(out, "wrote %s\n", filepath.Join(s.Dir, "{summary.json,summary.csv,frontier.png}"))
+	return nil
+}

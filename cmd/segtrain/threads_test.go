@@ -5,18 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
-)
 
-func TestThreadCounts(t *testing.T) {
-	for most, want := range map[int][]int{1: {1}, 2: {1, 2}, 6: {1, 2, 4, 6}, 8: {1, 2, 4, 8}} {
-		if got := threadCounts(most); !slices.Equal(got, want) {
-			t.Errorf("threadCounts(%d) = %v, want %v", most, got, want)
-		}
-	}
-}
+	"github.com/segkit/segkit/segmentation/bench"
+)
 
 // --threads-sweep prints a row per thread count, then each phase's ops with their load balance
 // for every count of --split-workers; --json says the same in one line.
@@ -26,7 +19,7 @@ func TestBenchThreadsSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts := threadCounts(runtime.GOMAXPROCS(0))
+	counts := bench.ThreadCounts(runtime.GOMAXPROCS(0))
 	for _, n := range counts {
 		if !regexp.MustCompile(fmt.Sprintf(`(?m)^ +%d +[0-9.]+ +[0-9.]+× +[0-9.]+%%`, n)).MatchString(out) {
 			t.Errorf("no row for %d threads:\n%s", n, out)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/segmentation"
+	"github.com/segkit/segkit/segmentation/train"
 )
 
 // tinyRun trains 2 iterations of a 32-crop demo run and returns its directory.
@@ -18,7 +19,7 @@ func tinyRun(t *testing.T) string {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&segmentation.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
+	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package atomicfile
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,4 +74,13 @@ func create(dir, prefix string, perm fs.FileMode) (*os.File, error) {
 			return f, err
 		}
 	}
+}
+
+// WriteJSON writes v as indented JSON and a newline, atomically (mode 0644).
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFile(path, append(b, '\n'), 0o644)
 }
