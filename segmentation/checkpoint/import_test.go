@@ -1,58 +1,27 @@
 package checkpoint
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/importer"
-	"github.com/segkit/segkit/internal/golden"
 	"github.com/segkit/segkit/segmentation"
 )
-
-// importGoldens are the importer fixtures' mmseg test-path references (importer/testdata).
-type importGoldens struct {
-	Input    golden.Tensor `json:"input"`
-	Classes  []string      `json:"classes"`
-	Palette  [][3]uint8    `json:"palette"`
-	MMSegOri golden.Tensor `json:"mmseg_ori"`
-	Slide    struct {
-		Shape  []int         `json:"shape"`
-		Proj   float64       `json:"proj"`
-		Norm   float64       `json:"norm"`
-		Argmax []int         `json:"argmax"`
-		Every7 golden.Tensor `json:"every7"`
-	} `json:"mmseg_slide"`
-}
-
-const mmsegFixture = "../../importer/testdata/mmseg_0x.pth"
-
-func readImportGoldens(t *testing.T) *importGoldens {
-	t.Helper()
-	raw, err := os.ReadFile("../../importer/testdata/import_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g importGoldens
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
-}
 
 // A PyTorch file opens as a checkpoint (eval, segpredict), and `segtrain import`'s output reads
 // back as the same model, with the names, palette, conventions and provenance.
 func TestImportRoundTrip(t *testing.T) {
-	g := readImportGoldens(t)
-	ck, err := OpenCheckpoint(mmsegFixture, ImportOptions{})
+	g := segtest.ReadImportGoldens(t)
+	ck, err := OpenCheckpoint(segtest.MMSegFixture, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := ImportModel(mmsegFixture, ImportOptions{})
+	im, err := ImportModel(segtest.MMSegFixture, ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +47,7 @@ func TestImportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := []string{"a", "b"}
-	if _, err := ImportModel(mmsegFixture, ImportOptions{Classes: names}); err == nil || !strings.Contains(err.Error(), "2 class names given for a model with 8 classes") {
+	if _, err := ImportModel(segtest.MMSegFixture, ImportOptions{Classes: names}); err == nil || !strings.Contains(err.Error(), "2 class names given for a model with 8 classes") {
 		t.Errorf("two names for eight classes: %v", err)
 	}
 }

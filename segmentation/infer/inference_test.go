@@ -2,10 +2,10 @@ package infer
 
 import (
 	"encoding/json"
-	"os"
 	"testing"
 
-	"github.com/segkit/segkit/internal/golden"
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/segmentation/checkpoint"
@@ -26,8 +26,8 @@ func TestModeDefault(t *testing.T) {
 // An mmseg model's test path as mmseg's: the logits go 1/4 → network input (75×100) → image
 // (45×60), and slide windows larger than the image (80×80 on 75 rows) are not padded.
 func TestMMSegTestPath(t *testing.T) {
-	g := readImportGoldens(t)
-	im, err := checkpoint.ImportModel(mmsegFixture, checkpoint.ImportOptions{})
+	g := segtest.ReadImportGoldens(t)
+	im, err := checkpoint.ImportModel(segtest.MMSegFixture, checkpoint.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,36 +83,6 @@ func TestMMSegTestPath(t *testing.T) {
 	if got := numcheck.Projection(padded); numcheck.Close(got, want.Proj, 1e-3*want.Norm) {
 		t.Error("padded windows give mmseg's slide logits: the test cannot tell them apart")
 	}
-}
-
-// importGoldens are the importer fixtures' mmseg test-path references (importer/testdata).
-type importGoldens struct {
-	Input    golden.Tensor `json:"input"`
-	Classes  []string      `json:"classes"`
-	Palette  [][3]uint8    `json:"palette"`
-	MMSegOri golden.Tensor `json:"mmseg_ori"`
-	Slide    struct {
-		Shape  []int         `json:"shape"`
-		Proj   float64       `json:"proj"`
-		Norm   float64       `json:"norm"`
-		Argmax []int         `json:"argmax"`
-		Every7 golden.Tensor `json:"every7"`
-	} `json:"mmseg_slide"`
-}
-
-const mmsegFixture = "../../importer/testdata/mmseg_0x.pth"
-
-func readImportGoldens(t *testing.T) *importGoldens {
-	t.Helper()
-	raw, err := os.ReadFile("../../importer/testdata/import_golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g importGoldens
-	if err := json.Unmarshal(raw, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
 }
 
 // Settings written before the recipes existed (no dataset, scale, ratio, ... in config.json)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/segmentation/checkpoint"
 	"github.com/segkit/segkit/segmentation/infer"
 	"github.com/segkit/segkit/segmentation/train"
@@ -16,7 +18,7 @@ import (
 // trainedPredictor trains the tiny configuration and loads its best checkpoint.
 func trainedPredictor(t *testing.T) *infer.Predictor {
 	t.Helper()
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/segmentation/train"
@@ -21,7 +23,7 @@ import (
 // runs' own metrics.json, the plot; a second call skips the finished runs; an interrupted run is
 // resumed; another plan in the same directory is refused.
 func TestSweep(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters, c.DemoImages, c.AlphaLR = 3, 10, 0.05
 	dir := filepath.Join(t.TempDir(), "sweep")
 	var out strings.Builder
@@ -42,7 +44,7 @@ func TestSweep(t *testing.T) {
 	if !strings.Contains(out.String(), "dynopool_budget0.5_seed0: resuming") {
 		t.Errorf("the interrupted run was not resumed:\n%s", out.String())
 	}
-	if l := losses(t, filepath.Join(dir, plan[0].Name)); len(l) != 3 {
+	if l := segtest.Losses(t, filepath.Join(dir, plan[0].Name)); len(l) != 3 {
 		t.Errorf("the resumed run logged iterations %v, want 1–3 once each", l)
 	}
 	for _, f := range []string{"sweep.json", "summary.json", "summary.csv", "frontier.png"} {
@@ -106,7 +108,7 @@ func TestSweep(t *testing.T) {
 // Under a launcher each run of the sweep is data-parallel over the ranks: rank 0 says what to
 // run, writes and reports; the other ranks follow, whatever files they see.
 func TestSweepRanks(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters, c.DemoImages, c.Batch = 2, 10, 4 // two images per rank: batch norm needs more than one value
 	dir := filepath.Join(t.TempDir(), "sweep")
 	comms := parallel.NewLocal(2, 0)
@@ -154,7 +156,7 @@ func TestSweepRanks(t *testing.T) {
 // a run finished: --report leaves it out and says so, and the sweep finishes it again; an empty
 // sweep_eval.json is measured again.
 func TestSweepEmptyResultFiles(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters, c.DemoImages = 2, 10
 	dir := filepath.Join(t.TempDir(), "sweep")
 	var out strings.Builder

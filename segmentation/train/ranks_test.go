@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/parallel"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/segmentation/checkpoint"
@@ -51,7 +53,7 @@ func trainRanks(c segmentation.Config, comms []parallel.Comm, resume string, set
 // lossDiffs returns the relative difference of two runs' logged losses at every iteration.
 func lossDiffs(t *testing.T, a, b string, iters int) []float64 {
 	t.Helper()
-	la, lb := losses(t, a), losses(t, b)
+	la, lb := segtest.Losses(t, a), segtest.Losses(t, b)
 	d := make([]float64, iters+1)
 	for it := 1; it <= iters; it++ {
 		if la[it] == 0 || lb[it] == 0 {
@@ -93,7 +95,7 @@ func weightDiff(t *testing.T, a, b string, it int) (float64, bool) {
 // branch is 1×1 and the training chaotic from the second iteration), mmseg's learning rate,
 // checkpoints every 2 iterations.
 func equivConfig(t *testing.T, resize string) segmentation.Config {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Resize, c.Crop, c.Batch, c.Iters, c.CkptEvery, c.Keep, c.LR, c.AlphaLR = resize, 64, 4, 10, 2, 10, 0.01, 0.01
 	return c
 }
@@ -164,7 +166,7 @@ func TestRanksEqualOneProcess(t *testing.T) {
 // checkpoint of iteration 2 is whole, and resuming it with 2 ranks reproduces the uninterrupted
 // 2-rank losses bit for bit, with 1 rank to float rounding.
 func TestRankFailureAndResume(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Batch, c.Iters, c.CkptEvery = 4, 6, 2
 	whole := c
 	whole.Out = t.TempDir()
@@ -217,7 +219,7 @@ func TestRankFailureAndResume(t *testing.T) {
 // an evaluation stops both ranks there (no hang), with the iteration's checkpoint.
 func TestRanksEvaluationSkipAndInterrupt(t *testing.T) {
 	root, id, _ := badValMask(t) // the bad one is evaluation image 1: rank 1's
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Data, c.Dataset, c.Batch, c.Iters, c.EvalEvery, c.CkptEvery, c.SkipBad = root, "folder", 4, 2, 1, 1, true
 	one, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {

@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/segmentation/checkpoint"
 )
 
 // A blow-up stops the run at its step, naming the first layer whose gradient is not finite; with
 // SkipNaN the batches are skipped and the run goes on.
 func TestNaNStopsTheRun(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.LR, c.Warmup, c.Iters = 1e12, 0, 4
 	_, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err == nil || !strings.Contains(err.Error(), "iteration ") || !strings.Contains(err.Error(), "the gradient of ") {
@@ -33,7 +35,7 @@ func TestNaNStopsTheRun(t *testing.T) {
 
 // An interrupted run stops after the step with a checkpoint and resumes to the end.
 func TestInterrupt(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	stop := &atomic.Bool{}
 	stop.Store(true)
 	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true, Interrupt: stop}).Train()
@@ -106,7 +108,7 @@ func TestKillAndResume(t *testing.T) {
 	if kills == 0 { // else this tested a plain run
 		t.Fatal("the run finished before the first kill")
 	}
-	a, b := losses(t, filepath.Join(ref, "run")), losses(t, dir)
+	a, b := segtest.Losses(t, filepath.Join(ref, "run")), segtest.Losses(t, dir)
 	if len(a) != 60 || len(b) != 60 { // else the comparison below compares nothing
 		t.Fatalf("%d logged losses uninterrupted, %d after kills; want 60 each", len(a), len(b))
 	}
@@ -137,7 +139,7 @@ func TestKillAndResume(t *testing.T) {
 // ErrInterrupted with the iteration's checkpoint (written before the evaluation), says which
 // evaluation it skipped, and resumes to the losses and final mIoU of an uninterrupted run.
 func TestInterruptDuringEvaluation(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.DemoImages, c.Iters, c.EvalEvery, c.CkptEvery = 40, 4, 2, 2 // 8 evaluation images
 	stop := &atomic.Bool{}
 	images := 0
@@ -174,7 +176,7 @@ func TestInterruptDuringEvaluation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := losses(t, sum.Dir), losses(t, whole.Dir)
+	a, b := segtest.Losses(t, sum.Dir), segtest.Losses(t, whole.Dir)
 	for it := 1; it <= 4; it++ {
 		if a[it] != b[it] {
 			t.Errorf("iteration %d: loss %v after the interrupt, %v uninterrupted", it, a[it], b[it])
@@ -190,7 +192,7 @@ func TestInterruptDuringEvaluation(t *testing.T) {
 // new best, best.safetensors and that checkpoint both record it, so a resume from the
 // checkpoint does not take a worse model for the best.
 func TestBestAfterCheckpoint(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters, c.EvalEvery, c.CkptEvery, c.Keep = 4, 2, 2, 2
 	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/segmentation/checkpoint"
@@ -42,12 +44,12 @@ func logged(t *testing.T, dir, field string) map[int]float64 {
 // A finished run resumed with more iterations continues from its checkpoint to the new end,
 // with the poly schedule recomputed over the new total; the summary reports the run's crop.
 func TestResumeExtendsIters(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(c.Out, "run")
-	before := losses(t, dir)
+	before := segtest.Losses(t, dir)
 	flags := segmentation.DefaultConfig() // what a command line holds besides the flags the user set
 	flags.Iters = 9
 	sum, err := (&Run{Cfg: flags, Override: []string{"iters"}, Out: io.Discard, NoBar: true, Resume: dir}).Train()
@@ -57,7 +59,7 @@ func TestResumeExtendsIters(t *testing.T) {
 	if sum.Iters != 9 || sum.Crop != c.Crop {
 		t.Errorf("summary: %d iterations at the %d crop, want 9 at %d", sum.Iters, sum.Crop, c.Crop)
 	}
-	after, lr := losses(t, dir), logged(t, dir, "lr")
+	after, lr := segtest.Losses(t, dir), logged(t, dir, "lr")
 	for it := 1; it <= 9; it++ {
 		if it <= c.Iters && after[it] != before[it] || after[it] == 0 {
 			t.Errorf("iteration %d: loss %v, before the resume %v", it, after[it], before[it])
@@ -79,7 +81,7 @@ func TestResumeExtendsIters(t *testing.T) {
 // Settings that would change the training's arithmetic are refused on resume, naming the flag;
 // so is an --iters below the iterations already done.
 func TestResumeRefusesSettings(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters = 2
 	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func TestResumeRefusesSettings(t *testing.T) {
 func TestResumeOnOtherWorkerCount(t *testing.T) {
 	defer func(w int) { kernels.Workers = w }(kernels.Workers)
 	kernels.Workers = 1
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true, StopAt: 2}).Train(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestResumeOnOtherWorkerCount(t *testing.T) {
 // mmsegmentation's resume does; a new run of the same name is refused, pointing to --resume.
 func TestResumeWithoutCheckpoint(t *testing.T) {
 	root, id, _ := badValMask(t)
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Data, c.Dataset, c.Iters, c.EvalEvery, c.CkptEvery = root, "folder", 3, 1, 0
 	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err == nil {
@@ -189,7 +191,7 @@ func TestResumeWithoutCheckpoint(t *testing.T) {
 	if _, err := (&Run{Cfg: again, Out: io.Discard, NoBar: true}).Train(); err != nil {
 		t.Fatal(err)
 	}
-	a, b := losses(t, dir), losses(t, filepath.Join(again.Out, "run"))
+	a, b := segtest.Losses(t, dir), segtest.Losses(t, filepath.Join(again.Out, "run"))
 	for it := 1; it <= 3; it++ {
 		if a[it] != b[it] {
 			t.Errorf("iteration %d: loss %v after the restart, %v in a new run", it, a[it], b[it])

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/dataset/datasettest"
 	"github.com/segkit/segkit/parallel"
@@ -32,7 +34,7 @@ func TestSkipBadRanksListAsOneProcess(t *testing.T) {
 	for _, id := range bad {
 		os.WriteFile(filepath.Join(root, "JPEGImages", id+".jpg"), []byte("broken"), 0o644)
 	}
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	// 12 training images, 3 batches of 4 per epoch: 4 iterations reach into the second epoch,
 	// whose bad samples are met again (listed once), and the stream loads a batch ahead.
 	c.Data, c.Dataset, c.Batch, c.Iters, c.SkipBad, c.LogEvery = root, "voc", 4, 4, true, 0
@@ -101,7 +103,7 @@ func badValMask(t *testing.T) (root, id, mask string) {
 // completes, leaving the sample out of the mIoU and listing it.
 func TestBadValMaskKeepsCheckpoint(t *testing.T) {
 	root, id, mask := badValMask(t)
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Data, c.Dataset, c.Iters, c.EvalEvery, c.CkptEvery = root, dataset.Folder, 4, 2, 2
 	sum, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
 	if err == nil || !strings.Contains(err.Error(), mask) {

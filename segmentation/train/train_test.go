@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segkit/segkit/segmentation/internal/segtest"
+
 	"github.com/segkit/segkit/dataset"
 	"github.com/segkit/segkit/dataset/datasettest"
 	"github.com/segkit/segkit/segmentation"
@@ -19,46 +20,11 @@ import (
 	"github.com/segkit/segkit/voc"
 )
 
-// tinyConfig trains w18_small_v1 with DynOPool on 32×32 demo images: a second or so.
-func tinyConfig(t *testing.T) segmentation.Config {
-	c := segmentation.DemoConfig()
-	c.Crop, c.Batch, c.Iters, c.DemoImages = 32, 2, 6, 20
-	c.EvalEvery, c.CkptEvery, c.LogEvery, c.Warmup = 0, 0, 1, 2
-	c.AlphaLR = 0.05 // let the sizes move: resuming must survive graph rebuilds
-	c.Out, c.Name = t.TempDir(), "run"
-	return c
-}
-
-// losses reads the per-iteration losses of a run's log.
-func losses(t *testing.T, dir string) map[int]float64 {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "train.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[int]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e struct {
-			Iter int
-			Loss *float64
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("log line %q: %v", sc.Text(), err)
-		}
-		if e.Loss != nil {
-			out[e.Iter] = *e.Loss
-		}
-	}
-	return out
-}
-
 // A run stopped at iteration 3 and resumed gives the same losses, bit for bit, and the same
 // final weights as an uninterrupted run: weights, momentum, BN statistics, alphas and the data
 // position all come back.
 func TestResumeEqualsUninterrupted(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	whole := &Run{Cfg: c, Out: io.Discard, NoBar: true}
 	if _, err := whole.Train(); err != nil {
 		t.Fatal(err)
@@ -74,7 +40,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := losses(t, filepath.Join(c.Out, "run")), losses(t, sum.Dir)
+	a, b := segtest.Losses(t, filepath.Join(c.Out, "run")), segtest.Losses(t, sum.Dir)
 	for it := 1; it <= c.Iters; it++ {
 		if a[it] != b[it] || a[it] == 0 {
 			t.Errorf("iteration %d: loss %v uninterrupted, %v resumed", it, a[it], b[it])
@@ -95,12 +61,12 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 
 // A short training on generated data lowers the loss.
 func TestTrainingLowersTheLoss(t *testing.T) {
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Iters, c.Batch, c.AlphaLR, c.LR = 80, 4, 0.001, 0.05
 	if _, err := (&Run{Cfg: c, Out: io.Discard, NoBar: true}).Train(); err != nil {
 		t.Fatal(err)
 	}
-	l := losses(t, filepath.Join(c.Out, "run"))
+	l := segtest.Losses(t, filepath.Join(c.Out, "run"))
 	var early, late float64
 	for i := 1; i <= 5; i++ {
 		early += l[i]
@@ -124,7 +90,7 @@ func TestFolderDataset(t *testing.T) {
 	for _, split := range []string{"train", "val"} {
 		os.Rename(filepath.Join(root, "voc", "ImageSets", "Segmentation", split+".txt"), filepath.Join(root, split+".txt"))
 	}
-	c := tinyConfig(t)
+	c := segtest.TinyConfig(t)
 	c.Data, c.Iters = root, 2
 	if _, _, err := segmentation.OpenData(c); err == nil || !strings.Contains(err.Error(), "classes.txt") {
 		t.Errorf("without classes.txt: %v", err)
@@ -227,8 +193,8 @@ func TestLayoutsTrain(t *testing.T) {
 // name (a stride-2 conv becomes a pool and a stride-1 conv with the same weights); only the
 // alphas are the run's own.
 func TestPretrainedIntoDynOPool(t *testing.T) {
-	c := tinyConfig(t)
-	c.Resize, c.Pretrained, c.Iters = "dynopool", mmsegFixture, 1
+	c := segtest.TinyConfig(t)
+	c.Resize, c.Pretrained, c.Iters = "dynopool", segtest.MMSegFixture, 1
 	var out strings.Builder
 	r := &Run{Cfg: c, Out: &out, NoBar: true}
 	if _, err := r.Train(); err != nil {
@@ -249,5 +215,3 @@ func TestPretrainedIntoDynOPool(t *testing.T) {
 		t.Errorf("an HRNetV2-w18_small_v1 file into a w18_small_v2 run: %v", err)
 	}
 }
-
-const mmsegFixture = "../../importer/testdata/mmseg_0x.pth"
