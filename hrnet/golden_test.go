@@ -33,7 +33,6 @@ type tinyVariant struct {
 	Loss             float64                  `json:"loss"`
 	Grads            map[string]golden.Tensor `json:"grads"`
 	RunningMeanAfter map[string]golden.Tensor `json:"running_mean_after"`
-	RunningProj      map[string]float64       `json:"running_proj"`
 
 	// The float64 reference of the same step, PyTorch's own float32 spread from it, and the
 	// tie envelope (tools/reference/hrnet_golden.py says how each is made).
@@ -48,10 +47,16 @@ type tinyVariant struct {
 	AlphaSpread  map[string][2]float64    `json:"alpha_spread"`
 	AlphaEnv     map[string][2]float64    `json:"alpha_env"`
 	Ties         struct {
-		ReLU int     `json:"relu"`
-		Max  int     `json:"max"`
-		Tau  float64 `json:"tau"`
+		ReLU  int     `json:"relu"`
+		Max   int     `json:"max"`
+		Tau   float64 `json:"tau"`
+		Reach float64 `json:"reach"`
 	} `json:"ties"`
+	// The forward side: PyTorch's float32 train logits' distance from float64's (relative to
+	// the peak), and the running statistics' float64 projections and float32 spread from them.
+	LogitsTrainSpread float64            `json:"logits_train_spread"`
+	RunningProj64     map[string]float64 `json:"running_proj64"`
+	RunningSpread     map[string]float64 `json:"running_spread"`
 }
 
 // spreadFactor scales PyTorch's float32-vs-float64 spread into the bound for our float32
@@ -122,8 +127,8 @@ func loadWeights(t *testing.T, net *nn.Net, weights map[string]*golden.Tensor) {
 func goldenSets(t *testing.T) []string {
 	t.Helper()
 	sets, err := filepath.Glob(filepath.Join("testdata", "tiny_*"))
-	if err != nil || len(sets) < 1 {
-		t.Fatalf("%d golden sets in testdata (want at least 5): %v", len(sets), err)
+	if err != nil || len(sets) < minGoldenSets {
+		t.Fatalf("%d golden sets in testdata (want at least %d): %v", len(sets), minGoldenSets, err)
 	}
 	if dir := os.Getenv(golden.EnvDir); dir != "" {
 		sets = append(sets, dir)
@@ -132,6 +137,9 @@ func goldenSets(t *testing.T) []string {
 }
 
 var variants = []string{"fixed", "dynopool", "dynopool_alpha"}
+
+// minGoldenSets guards against a set lost from testdata.
+const minGoldenSets = 3
 
 // HRNet (w18_small_v1, 8 classes) against the PyTorch reference with the same weights, in
 // the three variants (fixed; DynOPool at alpha 2; DynOPool with non-integer alphas), at every
@@ -150,8 +158,8 @@ func TestMatchesPyTorch(t *testing.T) {
 					t.Error(e)
 				}
 				worst, name := worstGradient(net, want)
-				t.Logf("near-ties within %.0e of the peak: %d ReLU, %d max; worst gradient error %.2g of its bound (%s)",
-					want.Ties.Tau, want.Ties.ReLU, want.Ties.Max, worst, name)
+				t.Logf("near-ties within float32 reach (≥ %.0e of the peak; PyTorch's own float32 error up to %.1e): %d ReLU, %d max; worst gradient error %.2g of its bound (%s)",
+					want.Ties.Tau, want.Ties.Reach, want.Ties.ReLU, want.Ties.Max, worst, name)
 			})
 		}
 	}
@@ -200,11 +208,12 @@ func TestGoldenCatchesFaults(t *testing.T) {
 			if variant != "fixed" {
 				mutate("swapped alpha components", "pools.transition1.alpha", func(v []float32) { v[0], v[1] = v[1], v[0] }, grads)
 			}
-			// A gradient 1% off in a deep layer: every stage-4 convolution whose bound is
-			// under 0.5% of its norm here (at least one) must see it.
+			// A gradient 1% off in a deep layer: every stage-3 and stage-4 block convolution
+			// whose bound is under 0.5% of its norm here (at least one) must see it.
 			scaled := 0
 			for _, p := range net.Params.All() {
-				if !strings.HasPrefix(p.Name, "stage4.") || !strings.HasSuffix(p.Name, "conv2.weight") {
+				deep := strings.HasPrefix(p.Name, "stage3.") || strings.HasPrefix(p.Name, "stage4.")
+				if !deep || !strings.Contains(p.Name, ".branches.") || !strings.HasSuffix(p.Name, ".weight") || len(p.Value.Shape()) != 4 {
 					continue
 				}
 				if bound := gradientBound(want, p.Name, 0); bound < 5e-3*want.GradNorms64[p.Name] {
@@ -216,8 +225,16 @@ func TestGoldenCatchesFaults(t *testing.T) {
 					scaled++
 				}
 			}
-			if scaled == 0 {
-				t.Errorf("no stage-4 convolution has a bound under 0.5%% of its gradient's norm")
+			switch {
+			case scaled > 0:
+				t.Logf("a 1%% error caught in each of %d deep convolutions", scaled)
+			case variant == "dynopool_alpha":
+				// Non-integer alphas put hundreds of max-windows within float32 reach of a
+				// tie (PyTorch's own error there is ~1e-4 of the peak): their envelope is
+				// over 0.5% on every deep layer, so 1% is within what rounding can do.
+				t.Logf("no deep convolution resolves a 1%% error here (tie envelope ≥ 0.5%%)")
+			default:
+				t.Errorf("no stage-3 or stage-4 convolution has a bound under 0.5%% of its gradient's norm")
 			}
 		})
 	}
@@ -290,8 +307,10 @@ func trainStep(t *testing.T, dir, variant string) (*nn.Net, *tinyVariant) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := numcheck.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); !(e <= 1e-4) {
-		t.Errorf("train logits relative error %.3g", e)
+	// Train-mode batch norm over the smallest maps amplifies float32 rounding: 10× PyTorch's own
+	// spread there, at least the eval logits' bound.
+	if e := numcheck.RelErr(tr.Logits().Float32s(), want.LogitsTrain.Data); !(e <= 1e-5+spreadFactor*want.LogitsTrainSpread) {
+		t.Errorf("train logits relative error %.3g (PyTorch's float32 spread %.2g)", e, want.LogitsTrainSpread)
 	}
 	if !numcheck.Close(float64(loss.Total), want.Loss, 1e-5*want.Loss) {
 		t.Errorf("loss %v, want %v", loss.Total, want.Loss)
@@ -380,7 +399,7 @@ func worstGradient(net *nn.Net, want *tinyVariant) (float64, string) {
 }
 
 // runningStatErrors compares bn1's running mean after the training step with the reference's
-// values, and every batch norm's running mean and variance with its projection.
+// values, and every batch norm's running mean and variance with the float64 projection.
 func runningStatErrors(net *nn.Net, want *tinyVariant) []string {
 	var errs []string
 	rm := want.RunningMeanAfter["bn1"]
@@ -392,18 +411,20 @@ func runningStatErrors(net *nn.Net, want *tinyVariant) []string {
 		if !strings.HasSuffix(p.Name, ".running_mean") && !strings.HasSuffix(p.Name, ".running_var") {
 			continue
 		}
-		ref, ok := want.RunningProj[p.Name]
-		if !ok {
+		ref, ok := want.RunningProj64[p.Name]
+		spread, ok2 := want.RunningSpread[p.Name]
+		if !ok || !ok2 {
 			errs = append(errs, fmt.Sprintf("no reference for %s", p.Name))
 			continue
 		}
-		if got := numcheck.Projection(p.Data()); !numcheck.Close(got, ref, 1e-5*numcheck.Norm(p.Data())) {
-			errs = append(errs, fmt.Sprintf("%s projection %.7g, want %.7g", p.Name, got, ref))
+		bound := 1e-5*numcheck.Norm(p.Data()) + spreadFactor*spread
+		if got := numcheck.Projection(p.Data()); !numcheck.Close(got, ref, bound) {
+			errs = append(errs, fmt.Sprintf("%s projection %.7g, want %.7g ± %.2g", p.Name, got, ref, bound))
 		}
 		checked++
 	}
-	if checked != len(want.RunningProj) {
-		errs = append(errs, fmt.Sprintf("%d running statistics checked, the reference has %d", checked, len(want.RunningProj)))
+	if checked != len(want.RunningProj64) {
+		errs = append(errs, fmt.Sprintf("%d running statistics checked, the reference has %d", checked, len(want.RunningProj64)))
 	}
 	return errs
 }

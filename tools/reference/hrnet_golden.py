@@ -12,13 +12,17 @@ float32 spread     grad_spread {param: ||g32 - g64||_2}, grads_spread {param: ma
                    alpha_spread {pool: [|a32 - a64|, ...]}: how far PyTorch's own float32 result lies
                    from the float64 one. A port's float32 sums run in another order; its error is of
                    the same order, not the same value.
+                   logits_train_spread (max |l32 - l64| / max |l64|), running_proj64 and
+                   running_spread {buffer: |proj32 - proj64|} for the forward side.
 tie envelope       grad_env {param: [norm, proj]}, grads_env {param: max_i sum |dg_i|},
                    alpha_env {pool: [2]}: the sum over every near-tie gate of how much the float64
                    gradients move when that one gate is flipped. A gate is near a tie when float32
-                   rounding can put it on the other side: a ReLU input with |x| < TAU * peak|x| of
-                   its tensor, or a DynOPool max-window whose two largest queries differ by less
-                   than TAU * peak of its tensor (exact ties are decided by the first-maximum rule
-                   on both sides and are not counted). ties {relu, max, tau}: how many there were.
+                   rounding can put it on the other side: a ReLU input, or a DynOPool max-window's
+                   two largest queries, closer than r * peak of its tensor, where r is the larger
+                   of TAU and twice PyTorch's own float32 error of that tensor relative to its
+                   peak (exact ties are decided by the first-maximum rule on both sides and are
+                   not counted). ties {relu, max, tau, reach}: how many there were, TAU, and the
+                   largest float32 error relative to its tensor's peak.
 
 Near-ties are found and flipped in float64; each flip reruns the backward of the same forward pass
 with that gate forced (a ReLU passes or blocks its element, a max-window sends its gradient to its
@@ -131,18 +135,21 @@ def ranked(q):
     return torch.sort(q, dim=-1, descending=True, stable=True).indices
 
 
-def near_ties(record):
-    """(call, flat index) of every gate within TAU of its tensor's peak from the other side."""
-    out, counts = [], {"relu": 0, "max": 0}
-    for call, (kind, t) in enumerate(record):
+def near_ties(record, record32):
+    """(call, flat index) of every gate within float32 reach of its tie: closer than TAU or than
+    twice PyTorch's own float32 error of that tensor (both relative to its peak), and the counts."""
+    out, counts = [], {"relu": 0, "max": 0, "tau": TAU, "reach": 0.0}
+    for call, ((kind, t), (_, t32)) in enumerate(zip(record, record32)):
         peak = t.abs().max()
+        reach = ((t32.double() - t).abs().max() / peak).item()
+        counts["reach"] = max(counts["reach"], reach)
         if kind == "relu":
             margin = t.abs().flatten()
         else:
             top = torch.sort(cells(t), dim=-1, descending=True).values
             margin = (top[..., 0] - top[..., 1]).flatten()
             margin = torch.where(margin == 0, torch.full_like(margin, float("inf")), margin)
-        idx = torch.nonzero(margin < TAU * peak).flatten().tolist()
+        idx = torch.nonzero(margin < max(TAU, 2 * reach) * peak).flatten().tolist()
         counts[kind] += len(idx)
         out += [(call, i) for i in idx]
     return out, counts
@@ -240,10 +247,13 @@ def variant_golden(variant, exact, x, labels):
            "running_mean_after": {"bn1": tensor(model.bn1.running_mean)},
            "running_proj": {n: proj(b) for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))}}
 
+    step(make_model(variant, exact, torch.float32), x, labels, tracking=True)
+    record32 = GATES.record
     m64 = make_model(variant, exact, torch.float64)
     x64 = x.double()
-    _, loss64, g64, flipped = step(m64, x64, labels, tracking=True)
-    flips, counts = near_ties(GATES.record)
+    logits64, loss64, g64, flipped = step(m64, x64, labels, tracking=True)
+    flips, counts = near_ties(GATES.record, record32)
+    running64 = {n: proj(b) for n, b in m64.named_buffers() if n.endswith(("running_mean", "running_var"))}
     base = summary(g64)
     env = {n: [0.0, 0.0] for n in g64}
     env_full = {n: torch.zeros_like(g64[n]) for n in GRAD_FULL}
@@ -264,7 +274,10 @@ def variant_golden(variant, exact, x, labels):
         "grads_spread": {n: (g32[n].double() - g64[n]).abs().max().item() for n in GRAD_FULL},
         "grad_env": {n: env[n] for n in tensors},
         "grads_env": {n: env_full[n].max().item() for n in GRAD_FULL},
-        "ties": dict(counts, tau=TAU),
+        "ties": counts,
+        "logits_train_spread": ((logits.double() - logits64).abs().max() / logits64.abs().max()).item(),
+        "running_proj64": running64,
+        "running_spread": {n: abs(out["running_proj"][n] - v) for n, v in running64.items()},
     })
     if alphas is not None:
         pools = list(model.pools)
