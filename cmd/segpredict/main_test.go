@@ -41,9 +41,10 @@ func writePNG(t *testing.T, path string, w, h int) {
 	f.Close()
 }
 
-// Outputs at the images' own sizes (odd, portrait), the index PNG reads back through the dataset
-// reader, an unreadable file is reported and skipped with a failing status.
-func TestSegpredict(t *testing.T) {
+// tinyCheckpoint trains the demo model for two iterations on 32×32 crops and returns its best
+// checkpoint.
+func tinyCheckpoint(t *testing.T) string {
+	t.Helper()
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
 	c.Out, c.Name = t.TempDir(), "run"
@@ -51,7 +52,13 @@ func TestSegpredict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck := filepath.Join(sum.Dir, "best.safetensors")
+	return filepath.Join(sum.Dir, "best.safetensors")
+}
+
+// Outputs at the images' own sizes (odd, portrait), the index PNG reads back through the dataset
+// reader, an unreadable file is reported and skipped with a failing status.
+func TestSegpredict(t *testing.T) {
+	ck := tinyCheckpoint(t)
 	in, out := t.TempDir(), t.TempDir()
 	writePNG(t, filepath.Join(in, "a.png"), 37, 53)
 	writePNG(t, filepath.Join(in, "b.png"), 61, 29)

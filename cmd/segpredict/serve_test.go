@@ -13,23 +13,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/segkit/segkit/segmentation"
-	"github.com/segkit/segkit/segmentation/train"
 )
 
 // segpredict serve answers with exactly segpredict's files for the same image, checkpoint and
 // protocol flags (shared: --tta flip on both), and stops cleanly when its context ends (the
 // path SIGTERM takes).
 func TestServeMatchesSegpredict(t *testing.T) {
-	c := segmentation.DemoConfig()
-	c.Crop, c.Batch, c.Iters, c.DemoImages, c.EvalEvery, c.CkptEvery = 32, 2, 2, 20, 0, 0
-	c.Out, c.Name = t.TempDir(), "run"
-	sum, err := (&train.Run{Cfg: c, Out: io.Discard, NoBar: true}).Train()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck := filepath.Join(sum.Dir, "best.safetensors")
+	ck := tinyCheckpoint(t)
 	in, out := t.TempDir(), t.TempDir()
 	img := filepath.Join(in, "a.png")
 	writePNG(t, img, 57, 41)
