@@ -3,6 +3,8 @@
 package dynopool
 
 import (
+	"fmt"
+
 	"github.com/segkit/segkit/internal/device"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/nn"
@@ -20,6 +22,9 @@ type (
 )
 
 func (k sample) deviceKernel(c *nn.DeviceCall) (kernels.Resample, device.Ptr, error) {
+	if k.query == Centre {
+		return kernels.Resample{}, 0, fmt.Errorf("DynOPool's centre query has no device kernel yet: train this variant on the CPU")
+	}
 	sizes, err := c.Floats(c.In[1], 2)
 	if err != nil {
 		return kernels.Resample{}, 0, err
@@ -30,9 +35,9 @@ func (k sample) deviceKernel(c *nn.DeviceCall) (kernels.Resample, device.Ptr, er
 	}
 	x := c.InShapes[0]
 	r := kernels.Resample{Planes: x[0] * x[1], H: x[2], W: x[3], OH: k.oh, OW: k.ow,
-		SizeIn: [2]float64{float64(sizes[0]), float64(sizes[1])}, SizeOut: [2]float64{float64(out[0]), float64(out[1])}, Mean: k.mean}
+		SizeIn: [2]float64{float64(sizes[0]), float64(sizes[1])}, SizeOut: [2]float64{float64(out[0]), float64(out[1])}, Mean: k.query == Mean}
 	var won device.Ptr
-	if k.st.train && !k.mean {
+	if k.st.train && k.query == Max {
 		won, err = c.State(winnersKey{k.st}, r.Planes*r.OH*r.OW)
 	}
 	return r, won, err

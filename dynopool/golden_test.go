@@ -88,7 +88,11 @@ func runCase(t *testing.T, c poolCase) result {
 		to = Size{H: int(c.SizeOut[0]), W: int(c.SizeOut[1]), node: b.Const("size_out", []int{2}, []float32{float32(c.SizeOut[0]), float32(c.SizeOut[1])})}
 		wrt = G.Nodes{x, from.node, to.node}
 	}
-	y := Resample(b, "pool", x, from, to, c.Mode == "mean")
+	q, err := ParseQuery(c.Mode)
+	if err != nil {
+		t.Fatalf("%s: %v", c.Name, err)
+	}
+	y := Resample(b, "pool", x, from, to, q)
 	gy := b.Const("gy", c.GradY.Shape, values(t, &c.GradY))
 	loss := b.Apply("loss", dot{}, y, gy)
 	if b.Err() != nil {
@@ -115,11 +119,16 @@ func runCase(t *testing.T, c poolCase) result {
 }
 
 // Every case of the reference's dynopool.json (max and mean, integer, non-integer and
-// up-sampling alphas, target-size mode): y, dx and the alpha or size gradients within 1e-4.
+// up-sampling alphas, target-size mode) and dynopool_centre.json (the centre query, the same
+// kinds of cases): y, dx and the alpha or size gradients within 1e-4.
 func TestGolden(t *testing.T) {
-	files, err := golden.Files("dynopool.json")
-	if err != nil {
-		t.Fatal(err)
+	var files []string
+	for _, name := range []string{"dynopool.json", "dynopool_centre.json"} {
+		f, err := golden.Files(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f...)
 	}
 	for _, path := range files {
 		var cases []poolCase

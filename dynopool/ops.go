@@ -29,7 +29,7 @@ func sizeOf(v G.Value) [2]float64 {
 // output size is fixed when the graph is built; the size vectors carry its straight-through value.
 type sample struct {
 	oh, ow int
-	mean   bool
+	query  Query
 	st     *sampleState
 }
 
@@ -42,8 +42,8 @@ type sampleState struct {
 }
 
 // winners returns the argmax buffer for an output of n values (nil when not kept).
-func (s *sampleState) winners(n int, mean bool) []uint8 {
-	if !s.train || mean {
+func (s *sampleState) winners(n int, q Query) []uint8 {
+	if !s.train || q != Max {
 		return nil
 	}
 	if len(s.argmax) != n {
@@ -53,7 +53,7 @@ func (s *sampleState) winners(n int, mean bool) []uint8 {
 }
 
 func (k sample) Describe() string {
-	return fmt.Sprintf("DynOPoolSample(%d×%d mean=%t %p)", k.oh, k.ow, k.mean, k.st)
+	return fmt.Sprintf("DynOPoolSample(%d×%d %v %p)", k.oh, k.ow, k.query, k.st)
 }
 func (k sample) Signature() []hm.Type { return []hm.Type{nn.Tensor4, nn.Vector, nn.Vector, nn.Tensor4} }
 
@@ -75,27 +75,27 @@ func (k sample) Shape(in []tensor.Shape) (tensor.Shape, error) {
 
 func (k sample) kernel(x tensor.Shape, sin, sout G.Value) kernels.Resample {
 	return kernels.Resample{Planes: x[0] * x[1], H: x[2], W: x[3], OH: k.oh, OW: k.ow,
-		SizeIn: sizeOf(sin), SizeOut: sizeOf(sout), Mean: k.mean}
+		SizeIn: sizeOf(sin), SizeOut: sizeOf(sout), Mean: k.query == Mean, Bilinear: k.query == Centre}
 }
 
 func (k sample) Run(out G.Value, in []G.Value) error {
 	y := nn.Floats(out)
-	k.kernel(in[0].Shape(), in[1], in[2]).Forward(nn.Floats(in[0]), y, k.st.winners(len(y), k.mean))
+	k.kernel(in[0].Shape(), in[1], in[2]).Forward(nn.Floats(in[0]), y, k.st.winners(len(y), k.query))
 	return nil
 }
 
 func (k sample) WRT() []bool { return []bool{true, true, true} }
 
 // SampleOp is what the sampling op computes in a trace (nn.Trace): its input resized to OH×OW,
-// each cell the max (Mean: the mean) of four bilinear queries at the centres of its sub-cells.
-// The size vectors only carry gradients to the alphas, so a trace reads the tensor alone.
+// each cell read as Query says. The size vectors only carry gradients to the alphas, so a trace
+// reads the tensor alone.
 type SampleOp struct {
 	OH, OW int
-	Mean   bool
+	Query  Query
 }
 
 func (k sample) Trace() (any, []bool) {
-	return SampleOp{OH: k.oh, OW: k.ow, Mean: k.mean}, []bool{true, false, false}
+	return SampleOp{OH: k.oh, OW: k.ow, Query: k.query}, []bool{true, false, false}
 }
 
 // Stateful: the backward reads the winning queries the forward recorded.
@@ -136,7 +136,7 @@ func (k sampleGrad) Shape(in []tensor.Shape) (tensor.Shape, error) {
 func (k sampleGrad) Run(out G.Value, in []G.Value) error {
 	r := k.kernel(in[0].Shape(), in[1], in[2])
 	dy := nn.Floats(in[3])
-	k.st.dIn, k.st.dOut = r.Backward(nn.Floats(in[0]), dy, nn.Floats(out), k.st.winners(len(dy), k.mean))
+	k.st.dIn, k.st.dOut = r.Backward(nn.Floats(in[0]), dy, nn.Floats(out), k.st.winners(len(dy), k.query))
 	return nil
 }
 
@@ -159,6 +159,29 @@ func (k sizeGrad) Run(out G.Value, _ []G.Value) error {
 	o := nn.Floats(out)
 	o[0], o[1] = float32(d[0]), float32(d[1])
 	return nil
+}
+
+// sizeScale: size → k·size, with its gradient.
+type sizeScale struct{ k float32 }
+
+func (k sizeScale) Describe() string     { return fmt.Sprintf("SizeScale(%g)", k.k) }
+func (k sizeScale) Signature() []hm.Type { return []hm.Type{nn.Vector, nn.Vector} }
+
+func (k sizeScale) Shape(in []tensor.Shape) (tensor.Shape, error) {
+	return tensor.Shape{2}, sizeShape(in[0], "size")
+}
+
+func (k sizeScale) Run(out G.Value, in []G.Value) error {
+	s, o := nn.Floats(in[0]), nn.Floats(out)
+	o[0], o[1] = k.k*s[0], k.k*s[1]
+	return nil
+}
+
+func (k sizeScale) WRT() []bool { return []bool{true} }
+
+func (k sizeScale) Grads(_ G.Nodes, _, dy *G.Node) (G.Nodes, error) {
+	d, err := nn.Apply(k, dy)
+	return G.Nodes{d}, err
 }
 
 // stSize: (size in, alpha) → the straight-through output size: value the integer size fixed at

@@ -85,9 +85,47 @@ func (p Pool) Clamp(params *nn.Params, h, w int) {
 	}
 }
 
-// Resample resizes x, whose size is from, to size to with the DynOPool sampling op (max of the
-// four queries, or their mean). Gradients reach the alphas behind both sizes.
-func Resample(b *nn.Builder, name string, x *G.Node, from, to Size, mean bool) *G.Node {
+// Query is how the sampling op reads each output cell.
+type Query uint8
+
+const (
+	// Max is the paper's: the max of four bilinear queries at the centres of the cell's 2×2 sub-cells.
+	Max Query = iota
+	// Mean is the mean of those four queries.
+	Mean
+	// Centre is one bilinear query at the cell's centre: a bilinear resize (half-pixel, as
+	// PyTorch's align_corners=False) to the learned size, the identity at equal sizes.
+	Centre
+)
+
+var queryNames = [...]string{"max", "mean", "centre"}
+
+func (q Query) String() string {
+	if int(q) < len(queryNames) {
+		return queryNames[q]
+	}
+	return fmt.Sprintf("Query(%d)", q)
+}
+
+// ParseQuery reads a Query by its name ("max", "mean", "centre").
+func ParseQuery(name string) (Query, error) {
+	for i, n := range queryNames {
+		if n == name {
+			return Query(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown DynOPool query %q (have max, mean, centre)", name)
+}
+
+// Double is the size twice as large on both axes: the input size of a stride-2 convolution
+// whose output is to be s.
+func (s Size) Double(b *nn.Builder, name string) Size {
+	return Size{H: 2 * s.H, W: 2 * s.W, node: b.Apply(name, sizeScale{2}, s.node)}
+}
+
+// Resample resizes x, whose size is from, to size to with the DynOPool sampling op, each cell
+// read as q says. Gradients reach the alphas behind both sizes.
+func Resample(b *nn.Builder, name string, x *G.Node, from, to Size, q Query) *G.Node {
 	if b.Err() != nil {
 		return nil
 	}
@@ -97,5 +135,8 @@ func Resample(b *nn.Builder, name string, x *G.Node, from, to Size, mean bool) *
 	if s := x.Shape(); s[2] != from.H || s[3] != from.W {
 		return b.Fail(fmt.Errorf("layer %s: input %v is not of its size %d×%d", name, s, from.H, from.W))
 	}
-	return b.Apply(name, sample{oh: to.H, ow: to.W, mean: mean, st: &sampleState{train: b.Train()}}, x, from.node, to.node)
+	if q > Centre {
+		return b.Fail(fmt.Errorf("layer %s: %v", name, q))
+	}
+	return b.Apply(name, sample{oh: to.H, ow: to.W, query: q, st: &sampleState{train: b.Train()}}, x, from.node, to.node)
 }

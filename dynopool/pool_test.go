@@ -13,6 +13,13 @@ import (
 	"github.com/segkit/segkit/nn"
 )
 
+func meanOrMax(mean bool) Query {
+	if mean {
+		return Mean
+	}
+	return Max
+}
+
 func randFloats(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -134,7 +141,7 @@ func TestSizeGradientsFiniteDifferences(t *testing.T) {
 		copy(b.Params().Get("p.alpha").Data(), c.alpha[:])
 		xn := b.Const("x", []int{1, planes, c.h, c.w}, x)
 		in := InputSize(b, c.h, c.w)
-		y := Resample(b, "p", xn, in, p.Out(b, in), c.mean)
+		y := Resample(b, "p", xn, in, p.Out(b, in), meanOrMax(c.mean))
 		l := b.Apply("loss", dot{}, y, b.Const("dy", []int{1, planes, oh, ow}, dy))
 		grads, err := G.Grad(l, a)
 		if err != nil {
@@ -185,7 +192,7 @@ func TestRandomShapesStayInRange(t *testing.T) {
 		if !inRange(out.H, h) || !inRange(out.W, w) {
 			t.Fatalf("%s: output size %d×%d out of range", name, out.H, out.W)
 		}
-		y := Resample(b, "p", x, in, out, rng.IntN(2) == 0)
+		y := Resample(b, "p", x, in, out, Query(rng.IntN(3)))
 		l := b.Apply("loss", dot{}, y, b.Const("dy", []int{1, 2, out.H, out.W}, randFloats(rng, 2*out.H*out.W)))
 		if b.Err() != nil {
 			t.Fatalf("%s: %v", name, b.Err())

@@ -32,9 +32,9 @@ func (m *stretchNet) Forward(b *nn.Builder, x *G.Node) *G.Node {
 	in := InputSize(b, h, w)
 	y := m.convBNReLU(b, "c1", x, 16)
 	s1 := m.pools[0].Out(b, in)
-	y = m.convBNReLU(b, "c2", Resample(b, "pool1", y, in, s1, false), 32)
+	y = m.convBNReLU(b, "c2", Resample(b, "pool1", y, in, s1, Max), 32)
 	s2 := m.pools[1].Out(b, s1)
-	y = m.convBNReLU(b, "c3", Resample(b, "pool2", y, s1, s2, false), 64)
+	y = m.convBNReLU(b, "c3", Resample(b, "pool2", y, s1, s2, Max), 64)
 	if b.Train() {
 		h1, w1, h2, w2 := (h+1)/2, (w+1)/2, (h+3)/4, (w+3)/4 // the stride-2 model's sizes
 		terms := []Term{

@@ -15,13 +15,17 @@ import (
 // u = q − ½ clamped to [0, H−1]. SizeIn and SizeOut are the straight-through sizes of the two
 // ends: their values are the integer sizes (real values only in finite-difference checks), and the
 // backward pass returns the loss gradient with respect to them.
+//
+// Bilinear reads one query per cell, at its centre, instead: a bilinear resize (half-pixel, as
+// PyTorch's align_corners=False) whose sizes carry gradients; the identity at equal sizes.
 type Resample struct {
 	Planes, H, W, OH, OW int
 	SizeIn, SizeOut      [2]float64 // (h, w)
 	Mean                 bool
+	Bilinear             bool
 }
 
-// axisTaps are the 2·n query positions along one axis: rows i0, i1 = i0+1 (clamped) and weight
+// axisTaps are the query positions along one axis (2 or, Bilinear, 1 per output cell): rows i0, i1 = i0+1 (clamped) and weight
 // t of i1; dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
 type axisTaps struct {
 	i0, i1    []int
@@ -32,16 +36,29 @@ type axisTaps struct {
 	aligned   bool // every t is 0: queries on pixel centres (alpha 2 on even sizes)
 }
 
-// queryOffsets are the query positions inside a cell, in cell units.
-var queryOffsets = [2]float32{0.25, 0.75}
+// The query positions inside a cell, in cell units: the centres of its two halves, or its centre.
+var (
+	queryOffsets    = []float32{0.25, 0.75}
+	bilinearOffsets = []float32{0.5}
+)
 
-func newAxisTaps(n, out int, sizeIn, sizeOut float64) axisTaps {
-	a := axisTaps{make([]int, 2*out), make([]int, 2*out), make([]int32, 2*out), make([]int32, 2*out),
-		make([]float32, 2*out), make([]float32, 2*out), make([]float64, 2*out), make([]float64, 2*out), true}
+// taps returns the row and column taps of r.
+func (r Resample) taps() (rows, cols axisTaps) {
+	offsets := queryOffsets
+	if r.Bilinear {
+		offsets = bilinearOffsets
+	}
+	return newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0], offsets), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1], offsets)
+}
+
+func newAxisTaps(n, out int, sizeIn, sizeOut float64, offsets []float32) axisTaps {
+	q := len(offsets) * out
+	a := axisTaps{make([]int, q), make([]int, q), make([]int32, q), make([]int32, q),
+		make([]float32, q), make([]float32, q), make([]float64, q), make([]float64, q), true}
 	// In float32, as the reference computes it: exact for alpha = 2 (every query on a pixel centre).
 	ratio := float32(sizeIn) / float32(sizeOut)
 	for k := range a.i0 {
-		cell := float32(k/2) + queryOffsets[k%2]
+		cell := float32(k/len(offsets)) + offsets[k%len(offsets)]
 		u := float32(cell*ratio) - 0.5 // float32(): no fused multiply-add (arm64 fuses), as the reference
 		free := u > 0 && u < float32(n-1)
 		u = min(max(u, 0), float32(n-1))
@@ -75,7 +92,16 @@ func lerp(a, b, t float32) float32 {
 // between two input rows (2·OH×W), then every query within those rows (2·OH×2·OW), then each cell
 // keeps the max (or mean) of its four queries.
 func (r Resample) Forward(x, y []float32, argmax []uint8) {
-	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
+	rows, cols := r.taps()
+	if r.Bilinear {
+		parallelFor(r.Planes, r.OH*r.W*4, func(lo, hi int) {
+			rq := make([]float32, r.OH*r.W)
+			for p := lo; p < hi; p++ {
+				r.queries(x[p*r.H*r.W:(p+1)*r.H*r.W], &rows, &cols, rq, y[p*r.OH*r.OW:(p+1)*r.OH*r.OW])
+			}
+		})
+		return
+	}
 	if k := simd(); k != nil {
 		r.forwardC(k, x, y, argmax, &rows, &cols)
 		return
@@ -111,7 +137,8 @@ func (r Resample) Forward(x, y []float32, argmax []uint8) {
 	})
 }
 
-// queries fills rq (query rows, 2·OH×W) and q (queries, 2·OH×2·OW) for one plane.
+// queries fills rq (query rows: the row taps × W) and q (queries: the row taps × the column
+// taps) for one plane.
 func (r Resample) queries(src []float32, rows, cols *axisTaps, rq, q []float32) {
 	for a := range rows.i0 {
 		r0, r1 := src[rows.i0[a]*r.W:(rows.i0[a]+1)*r.W], src[rows.i1[a]*r.W:(rows.i1[a]+1)*r.W]
@@ -124,8 +151,9 @@ func (r Resample) queries(src []float32, rows, cols *axisTaps, rq, q []float32) 
 			dst[c] = lerp(r0[c], r1[c], t)
 		}
 	}
+	nq := len(cols.i0)
 	for a := range rows.i0 {
-		row, dst := rq[a*r.W:(a+1)*r.W], q[a*2*r.OW:(a+1)*2*r.OW]
+		row, dst := rq[a*r.W:(a+1)*r.W], q[a*nq:(a+1)*nq]
 		if cols.aligned {
 			for b := range dst {
 				dst[b] = row[cols.i0[b]]
@@ -155,19 +183,20 @@ func argmax4(v *[4]float32) int {
 // query (max) or a quarter to each (mean); a query passes it to its four pixels with their
 // bilinear weights, and to its row and column positions times the value's slope there.
 func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]float64) {
-	rows, cols := newAxisTaps(r.H, r.OH, r.SizeIn[0], r.SizeOut[0]), newAxisTaps(r.W, r.OW, r.SizeIn[1], r.SizeOut[1])
+	rows, cols := r.taps()
+	nr, nc := len(rows.i0), len(cols.i0)
 	// Per worker: ∂L/∂u of every query row and column, reduced after the planes are done.
 	parts := make([][]float64, Workers)
 	chunk := (r.Planes + Workers - 1) / Workers
 	parallelFor(r.Planes, r.OH*r.OW*32, func(lo, hi int) {
-		gu := make([]float64, 2*r.OH+2*r.OW)
+		gu := make([]float64, nr+nc)
 		parts[lo/chunk] = gu
-		plane := make([]float32, 2*r.OH+2*r.OW) // this plane's sums, in float32
-		gRow, gCol := plane[:2*r.OH], plane[2*r.OH:]
+		plane := make([]float32, nr+nc) // this plane's sums, in float32
+		gRow, gCol := plane[:nr], plane[nr:]
 		var won []uint8
 		var one Resample
 		var scratch []float32
-		if !r.Mean && argmax == nil {
+		if !r.Mean && !r.Bilinear && argmax == nil {
 			won, scratch = make([]uint8, r.OH*r.OW), make([]float32, r.OH*r.OW)
 			one = r
 			one.Planes = 1
@@ -175,7 +204,7 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 		for p := lo; p < hi; p++ {
 			src, g, dst := x[p*r.H*r.W:(p+1)*r.H*r.W], dy[p*r.OH*r.OW:(p+1)*r.OH*r.OW], dx[p*r.H*r.W:(p+1)*r.H*r.W]
 			switch {
-			case r.Mean:
+			case r.Mean || r.Bilinear:
 			case argmax != nil:
 				won = argmax[p*r.OH*r.OW : (p+1)*r.OH*r.OW]
 			default:
@@ -183,7 +212,9 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 			}
 			clear(dst)
 			clear(plane)
-			if level() != isaPortable { // plain C: any x86-64
+			if r.Bilinear {
+				r.backBilinear(src, g, dst, &rows, &cols, gRow, gCol)
+			} else if level() != isaPortable { // plain C: any x86-64
 				r.backPlaneC(src, g, dst, won, &rows, &cols, gRow, gCol)
 			} else {
 				r.backPlane(src, g, dst, won, &rows, &cols, gRow, gCol)
@@ -197,11 +228,11 @@ func (r Resample) Backward(x, dy, dx []float32, argmax []uint8) (dIn, dOut [2]fl
 		if gu == nil {
 			continue
 		}
-		for k, g := range gu[:2*r.OH] {
+		for k, g := range gu[:nr] {
 			dIn[0] += g * rows.dIn[k]
 			dOut[0] += g * rows.dOut[k]
 		}
-		for k, g := range gu[2*r.OH:] {
+		for k, g := range gu[nr:] {
 			dIn[1] += g * cols.dIn[k]
 			dOut[1] += g * cols.dOut[k]
 		}
@@ -222,6 +253,16 @@ func (r Resample) backPlane(src, g, dst []float32, won []uint8, rows, cols *axis
 			}
 			k := int(won[i*r.OW+j])
 			r.backQuery(src, dst, rows, cols, 2*i+k>>1, 2*j+k&1, gy, gRow, gCol)
+		}
+	}
+}
+
+// backBilinear is Backward's per-cell loop for one plane of a Bilinear resample: each cell is
+// its one query.
+func (r Resample) backBilinear(src, g, dst []float32, rows, cols *axisTaps, gRow, gCol []float32) {
+	for i := 0; i < r.OH; i++ {
+		for j := 0; j < r.OW; j++ {
+			r.backQuery(src, dst, rows, cols, i, j, g[i*r.OW+j], gRow, gCol)
 		}
 	}
 }

@@ -75,3 +75,34 @@ func TestBilinearPaths(t *testing.T) {
 		}
 	}
 }
+
+// The centre query (Resample.Bilinear) is the half-pixel bilinear resize: the Bilinear kernel's
+// values and input gradients to float32 rounding (they round differently: lerp against weighted
+// sums), growing, shrinking and mixed; at equal sizes it is the identity, bit for bit.
+func TestResampleCentreIsBilinear(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 1))
+	for _, s := range [][4]int{{9, 13, 4, 6}, {8, 8, 16, 16}, {6, 10, 13, 4}, {1, 7, 3, 7}, {7, 7, 7, 7}, {12, 6, 12, 6}} {
+		r := Resample{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3], Bilinear: true,
+			SizeIn: [2]float64{float64(s[0]), float64(s[1])}, SizeOut: [2]float64{float64(s[2]), float64(s[3])}}
+		b := Bilinear{Planes: 3, H: s[0], W: s[1], OH: s[2], OW: s[3]}
+		x, dy := randSlice(rng, r.Planes*r.H*r.W), randSlice(rng, r.Planes*r.OH*r.OW)
+		y, want := make([]float32, len(dy)), make([]float32, len(dy))
+		r.Forward(x, y, nil)
+		b.Forward(x, want)
+		dx, wantDx := make([]float32, len(x)), make([]float32, len(x))
+		r.Backward(x, dy, dx, nil)
+		b.Backward(dy, wantDx)
+		if s[0] == s[2] && s[1] == s[3] {
+			if !slices.Equal(y, x) || !slices.Equal(dx, dy) {
+				t.Errorf("%v: the centre query at equal sizes is not the identity", s)
+			}
+			continue
+		}
+		if worst, peak := numcheck.MaxDiff(y, want); !(worst <= 1e-6*peak) {
+			t.Errorf("%v: forward differs from the bilinear resize by %.3g (scale %.3g)", s, worst, peak)
+		}
+		if worst, peak := numcheck.MaxDiff(dx, wantDx); !(worst <= 1e-5*peak) {
+			t.Errorf("%v: input gradient differs from the bilinear resize's by %.3g (scale %.3g)", s, worst, peak)
+		}
+	}
+}

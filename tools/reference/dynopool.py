@@ -2,7 +2,8 @@
 
 What is here:
   straight_through_size(size_in, alpha)  Hs = H' + (s - stop_grad(s)), s = size_in / alpha
-  resample(x, size_out, size_in)         the sampling op: 4 bilinear queries per output cell, max or mean
+  resample(x, size_out, size_in)         the sampling op: 4 bilinear queries per output cell, max or mean,
+                                         or (mode 'centre') one at the cell's centre: a bilinear resize
   DynOPool                               nn.Module with a learned alpha (2 values), or target_size mode
   gmacs_loss(terms, lam, budget)         the complexity loss of the spec
 
@@ -31,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 QUERY_OFFSETS = (0.25, 0.75)  # query positions inside a cell, in cell units (centre 0.5 -+ 0.25)
+CENTRE_OFFSETS = (0.5,)  # mode 'centre': one query at the cell's centre
 
 
 def straight_through_size(size_in, alpha, min_out=1, max_out=None):
@@ -44,15 +46,15 @@ def straight_through_size(size_in, alpha, min_out=1, max_out=None):
     return n + (s - s.detach())
 
 
-def _axis_taps(n_in, size_in, size_out, dtype):
-    """Bilinear taps (i0, i1, t) of the 2*n_out query positions along one axis.
+def _axis_taps(n_in, size_in, size_out, dtype, offsets=QUERY_OFFSETS):
+    """Bilinear taps (i0, i1, t) of the len(offsets)*n_out query positions along one axis.
 
     u = (i + offset) * (size_in / size_out) - 0.5 in index space; a u on or beyond a border is clamped and
     detached (no position gradient), exactly like grid_sample(padding_mode='border').
     """
     n_out = int(round(float(size_out)))
-    cell = torch.arange(n_out, dtype=dtype).repeat_interleave(2)
-    cell = cell + torch.tensor(QUERY_OFFSETS, dtype=dtype).repeat(n_out)
+    cell = torch.arange(n_out, dtype=dtype).repeat_interleave(len(offsets))
+    cell = cell + torch.tensor(offsets, dtype=dtype).repeat(n_out)
     u = cell * (size_in / size_out) - 0.5
     free = (u.detach() > 0) & (u.detach() < n_in - 1)
     u = torch.where(free, u, u.detach().clamp(0, n_in - 1))
@@ -80,6 +82,10 @@ def resample(x, size_out, size_in=None, mode="max"):
     n, c, h, w = x.shape
     if size_in is None:
         size_in = (h, w)
+    if mode == "centre":  # a bilinear resize whose sizes carry gradients (identity at equal sizes)
+        rows = _axis_taps(h, size_in[0], size_out[0], x.dtype, CENTRE_OFFSETS)
+        cols = _axis_taps(w, size_in[1], size_out[1], x.dtype, CENTRE_OFFSETS)
+        return _lerp_along(_lerp_along(x, 2, rows), 3, cols)
     rows = _axis_taps(h, size_in[0], size_out[0], x.dtype)
     cols = _axis_taps(w, size_in[1], size_out[1], x.dtype)
     v = _lerp_along(_lerp_along(x, 2, rows), 3, cols)  # (N, C, 2H', 2W'): cell (i,j) = rows 2i..2i+1, cols 2j..2j+1
@@ -111,7 +117,8 @@ class DynOPool(nn.Module):
     """Learnable resize: output size round(H/alpha_h) x round(W/alpha_w), alpha learned per axis.
 
     alpha:        initial (alpha_h, alpha_w) or one number; the stride of the op replaced (2 for stride 2).
-    mode:         'max' (paper default) or 'mean' aggregation of the 4 queries.
+    mode:         'max' (paper default) or 'mean' aggregation of the 4 queries, or 'centre' (one bilinear
+                  query at the cell's centre).
     min_out:      smallest output size per axis (None disables the lower clamp).
     cap_at_input: also clamp the output size to the input size (no upsampling).
     target_size:  no parameters; forward(x, size_out=...) resizes to a size owned by another module
@@ -319,6 +326,39 @@ def self_check():
                     0.0 if kinks else (dag - dalpha).abs().max().item())
             ok &= _check(f"(e) grid_sample form == index-space form {tag}", max(errs) < 1e-9,
                          f"max errs y/dX/dalpha = {errs[0]:.0e}/{errs[1]:.0e}/{errs[2]:.0e}")
+
+    # (f) mode 'centre' is F.interpolate(bilinear, align_corners=False) at integer sizes, forward and
+    # dX, the identity at equal sizes, and its size gradient matches finite differences in Hs (sizes
+    # chosen so that no query sits on a pixel centre, where the read has a kink).
+    for shape, size in [((1, 2, 9, 13), (4, 6)), ((2, 3, 8, 8), (16, 16)), ((1, 2, 12, 10), (24, 20)),
+                        ((1, 1, 6, 10), (13, 4)), ((2, 2, 7, 7), (7, 7))]:
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        y = resample(x, size, mode="centre")
+        g = torch.randn_like(y)
+        dx, = torch.autograd.grad((y * g).sum(), x)
+        xr = x.detach().clone().requires_grad_()
+        yr = F.interpolate(xr, size=size, mode="bilinear", align_corners=False)
+        dxr, = torch.autograd.grad((yr * g).sum(), xr)
+        errs = ((y - yr).abs().max().item(), (dx - dxr).abs().max().item())
+        ok &= _check(f"(f) centre == interpolate(bilinear, align_corners=False) {shape} -> {size}",
+                     max(errs) < 1e-12, f"max errs y/dX = {errs[0]:.0e}/{errs[1]:.0e}")
+        if tuple(size) == tuple(shape[-2:]):
+            x32 = torch.randn(shape)
+            ok &= _check(f"(f) centre at equal sizes is the identity, bit for bit {shape}",
+                         torch.equal(resample(x32, size, mode="centre"), x32))
+            continue
+        s_out = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in size]
+        grads = torch.autograd.grad((resample(x.detach(), s_out, mode="centre") * g).sum(), s_out)
+        eps = 1e-6
+
+        def loss_at(hs, ws):
+            sz = (torch.tensor(hs, dtype=torch.float64), torch.tensor(ws, dtype=torch.float64))
+            return float((resample(x.detach(), sz, mode="centre") * g).sum())
+        fd = [(loss_at(size[0] + eps, size[1]) - loss_at(size[0] - eps, size[1])) / (2 * eps),
+              (loss_at(size[0], size[1] + eps) - loss_at(size[0], size[1] - eps)) / (2 * eps)]
+        err = max(abs(float(a) - b) for a, b in zip(grads, fd)) / (1 + max(abs(b) for b in fd))
+        ok &= _check(f"(f) centre dHs vs FD {shape} -> {size}", err < 1e-6,
+                     f"autograd={[round(float(v), 6) for v in grads]} fd={[round(v, 6) for v in fd]}")
 
     # target_size mode: no parameters; the gradient reaches the owner's alpha through the size.
     owner = DynOPool(2.0)

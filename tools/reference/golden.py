@@ -1,6 +1,7 @@
 """Writes golden test vectors (JSON) for a port of DynOPool / HRNet, computed with PyTorch on CPU.
 
-Run: /usr/bin/python3 golden.py OUT_DIR [SEED]   (deterministic for a given SEED, default 0; about 1 minute; < 5 MB)
+Run: /usr/bin/python3 golden.py OUT_DIR [SEED [FILE ...]]   (deterministic for a given SEED, default 0;
+about 1 minute; < 5 MB; with FILEs, e.g. dynopool_centre.json, writes only those)
 
 JSON schema
 -----------
@@ -17,6 +18,8 @@ dynopool.json        case: name, mode ('max'|'mean'), alpha [2] (float32 values)
                      out_size [H', W'], dalpha [2] (float64).
                      Target-size cases (HRNet fuse paths) have instead size_in [2], size_out [2] (the
                      straight-through sizes' values) and dsize_in [2], dsize_out [2] (float64): dL/dHs.
+dynopool_centre.json the same for mode 'centre' (one bilinear query at each cell's centre: a bilinear
+                     resize to the learned size), learned and target-size cases.
 bilinear.json        F.interpolate(mode='bilinear', align_corners=False): x, out_size, grad_y, y, dx.
 conv2d.json          F.conv2d: x, weight, bias (Tensor or null), stride, padding, dilation, grad_y, y, dx,
                      dweight, dbias (or null).
@@ -78,11 +81,15 @@ def write(out_dir, name, obj):
     print(f"{path}: {os.path.getsize(path) / 1e3:.0f} kB")
 
 
-def dynopool_cases():
+def dynopool_cases(modes=("max", "mean"), alphas=((2.0, 2.0), (1.7, 2.3), (3.1, 1.4), (0.6, 0.8)),
+                   targets=((((1, 3, 8, 8), (8, 8), (5, 11), "max"), ((2, 2, 12, 6), (12, 6), (6, 3), "max"),
+                             ((1, 4, 6, 10), (6, 10), (13, 19), "mean")))):
     cases = []
     for shape in [(1, 3, 9, 13), (2, 4, 16, 16), (1, 2, 5, 7)]:
-        for alpha in [(2.0, 2.0), (1.7, 2.3), (3.1, 1.4), (0.6, 0.8)]:
-            for mode in ("max", "mean"):
+        for alpha in alphas:
+            for mode in modes:
+                if mode == "centre" and _centre_kink(shape[-2:], alpha):
+                    continue
                 pool = DynOPool(alpha, mode=mode)
                 x = torch.randn(shape, requires_grad=True)
                 y = pool(x)
@@ -95,9 +102,7 @@ def dynopool_cases():
                               "alpha": pool.alpha.tolist(), "x": tensor(x), "grad_y": tensor(g), "y": tensor(y),
                               "dx": tensor(dx), "out_size": list(y.shape[-2:]), "dalpha": dalpha.tolist()})
     # Target-size mode: sizes are straight-through values owned elsewhere; gradient to both sizes.
-    for shape, size_in, size_out, mode in [((1, 3, 8, 8), (8, 8), (5, 11), "max"),
-                                           ((2, 2, 12, 6), (12, 6), (6, 3), "max"),
-                                           ((1, 4, 6, 10), (6, 10), (13, 19), "mean")]:
+    for shape, size_in, size_out, mode in targets:
         x = torch.randn(shape, requires_grad=True)
         y = resample(x, size_out, size_in, mode)
         g = torch.randn_like(y)
@@ -111,6 +116,26 @@ def dynopool_cases():
                       "size_in": list(size_in), "size_out": list(size_out),
                       "dsize_in": [float(v) for v in grads[:2]], "dsize_out": [float(v) for v in grads[2:]]})
     return cases
+
+
+def _centre_kink(size, alpha):
+    """Whether a centre query of an axis that changes size sits on an interior pixel centre: there
+    the read has a kink, and float32 (a port) and float64 (dalpha here) may take opposite sides."""
+    for n, a in zip(size, alpha):
+        m = max(1, round(float(torch.tensor(float(n)) / torch.tensor(float(a)))))
+        u = [(i + 0.5) * n / m - 0.5 for i in range(m)]
+        if m != n and any(0 < v < n - 1 and abs(v - round(v)) < 1e-4 for v in u):
+            return True
+    return False
+
+
+def dynopool_centre_cases():
+    """Mode 'centre' as HRNet's ResizeThenStride uses it: to twice a level's size (alpha 1 on the
+    doubled size is the identity), shrinking, growing, and up to a level above. Learned cases with a
+    kink (_centre_kink) are left out."""
+    return dynopool_cases(("centre",), ((1.0, 1.0), (1.7, 2.3), (3.1, 1.4), (0.6, 0.8)),
+                          (((1, 3, 8, 8), (8, 8), (5, 11), "centre"), ((2, 2, 12, 6), (12, 6), (12, 6), "centre"),
+                           ((1, 4, 6, 10), (6, 10), (13, 19), "centre"), ((1, 2, 9, 7), (9, 7), (18, 14), "centre")))
 
 
 def bilinear_cases():
@@ -230,10 +255,15 @@ def verify(out_dir):
         assert err == 0.0
 
 
-def main(out_dir, seed=0):
+def main(out_dir, seed=0, only=()):
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(2)
     torch.manual_seed(seed)
+    if "dynopool_centre.json" in only or not only:
+        write(out_dir, "dynopool_centre.json", {"about": "DynOPool mode centre (a bilinear resize to the learned size)",
+                                                "cases": dynopool_centre_cases()})
+    if only:
+        return
     write(out_dir, "dynopool.json", {"about": "DynOPool forward/backward (docs/dynopool.md)", "cases": dynopool_cases()})
     write(out_dir, "bilinear.json", {"about": "bilinear resize, align_corners=False", "cases": bilinear_cases()})
     write(out_dir, "conv2d.json", {"about": "conv2d forward/backward", "cases": conv_cases()})
@@ -248,6 +278,6 @@ def main(out_dir, seed=0):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__.split("\n\n")[0] + "\nusage: golden.py OUT_DIR [SEED]")
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) == 3 else 0)
+    if len(sys.argv) < 2:
+        sys.exit(__doc__.split("\n\n")[0] + "\nusage: golden.py OUT_DIR [SEED [FILE ...]]")
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) >= 3 else 0, sys.argv[3:])
