@@ -425,15 +425,31 @@ func (g *graph) conv(l nn.Layer, op nn.ConvOp, ins []string, params []*nn.Param)
 // with the same clamp; a 2×2 max pool then takes the max of the four queries (an average pool
 // their mean). So the two ops are DynOPool itself. Where 2n' = n on both axes the Resize is the
 // identity and is left out; the pool never is (at alpha 1 the queries sit at i ± ¼, not on i).
+// The centre query is the half-pixel Resize to n' itself.
 func (g *graph) dynopool(name, x string, in []int, op dynopool.SampleOp) string {
+	if op.Query == dynopool.Centre {
+		if op.OH == in[2] && op.OW == in[3] {
+			return x
+		}
+		return g.resize(name, x, in[1], op.OH, op.OW, false)
+	}
 	if 2*op.OH != in[2] || 2*op.OW != in[3] {
 		x = g.resize(name+".resize", x, in[1], 2*op.OH, 2*op.OW, false)
 	}
 	pool := "MaxPool"
-	if op.Mean {
+	if op.Query == dynopool.Mean {
 		pool = "AveragePool"
 	}
 	return g.node(pool, name, []string{x}, onnx.Ints("kernel_shape", 2, 2), onnx.Ints("strides", 2, 2))
+}
+
+// dynopoolDescription says how a DynOPool model resizes, for the metadata.
+func dynopoolDescription(m *hrnet.Model) string {
+	read := map[dynopool.Query]string{dynopool.Max: "max of four queries", dynopool.Mean: "mean of four queries", dynopool.Centre: "bilinear"}
+	if m.Down == hrnet.ResizeThenStride {
+		return fmt.Sprintf(" (down: bilinear then stride-2 conv; up: %s)", read[m.Up])
+	}
+	return fmt.Sprintf(" (down: %s then conv; up: %s)", read[m.Query], read[m.Up])
 }
 
 // Version is segkit's version as the build records it (module version, and the commit when the
@@ -480,7 +496,7 @@ func metadata(m Model, opt Options, tr *nn.Trace, logits [2]int) ([]onnx.Propert
 	hm := m.HRNet
 	resize := string(hm.Resize)
 	if hm.Resize == hrnet.DynOPool {
-		resize += map[bool]string{false: " (max of four queries)", true: " (mean of four queries)"}[hm.Mean]
+		resize += dynopoolDescription(hm)
 	}
 	var levels ordered // input to branch 3, in order
 	for i, s := range hm.LevelSizes(m.Net.Params, opt.H, opt.W) {

@@ -11,6 +11,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/segkit/segkit/dynopool"
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/numcheck"
 	"github.com/segkit/segkit/nn"
@@ -41,7 +42,20 @@ func testModel(t testing.TB, resize hrnet.Resize, mean bool, alphas map[string][
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Mean = mean
+	if mean {
+		m.Query, m.Up = dynopool.Mean, dynopool.Mean
+	}
+	return randomModel(t, m, alphas, seed)
+}
+
+// stridedModel is testModel's DynOPool model with ResizeThenStride and bilinear up-sampling.
+func stridedModel(t testing.TB, alphas map[string][2]float32, seed uint64) Model {
+	t.Helper()
+	m, err := hrnet.New("w18_small_v1", 5, hrnet.DynOPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Down, m.Up = hrnet.ResizeThenStride, dynopool.Centre
 	return randomModel(t, m, alphas, seed)
 }
 

@@ -62,6 +62,8 @@ func parityCases(t testing.TB) []parityCase {
 		{name: "DynOPool mean, anisotropic alphas, 61×77", model: testModel(t, hrnet.DynOPool, true, anisotropic, 3), opt: Options{H: 61, W: 77, Batch: 1}},
 		{name: "DynOPool at alpha 2, 64×64 (exact pools)", model: testModel(t, hrnet.DynOPool, false, nil, 4), opt: Options{H: 64, W: 64, Batch: 1}},
 		{name: "DynOPool, symbolic batch of 2, 45×60", model: testModel(t, hrnet.DynOPool, false, anisotropic, 5), opt: Options{H: 45, W: 60}},
+		{name: "DynOPool strided, bilinear up, anisotropic alphas, 75×100", model: stridedModel(t, anisotropic, 6), opt: Options{H: 75, W: 100, Batch: 1}},
+		{name: "DynOPool strided at alpha 2, 64×64 (identity resizes)", model: stridedModel(t, nil, 7), opt: Options{H: 64, W: 64, Batch: 1}},
 	}
 	g := importerGoldens(t)
 	for _, f := range importerFixtures {

@@ -15,9 +15,22 @@ type Resize string
 const (
 	// Fixed is the published model: stride-2 convolutions down, bilinear resizing up.
 	Fixed Resize = "fixed"
-	// DynOPool learns every level's size: DynOPool before stride-1 convolutions down, the
-	// sampling op to the target level's current size up (docs/dynopool.md).
+	// DynOPool learns every level's size: down and up as Model.Down and Model.Up say
+	// (docs/dynopool.md).
 	DynOPool Resize = "dynopool"
+)
+
+// Down is how DynOPool mode goes down a level.
+type Down string
+
+const (
+	// PoolThenConv: the sampling op to the target level's size, then the level's 3×3
+	// convolution at stride 1 (the paper's placement; "" means it too).
+	PoolThenConv Down = "pool"
+	// ResizeThenStride: a bilinear resize to twice the target size, then the level's
+	// convolution at stride 2 as in the fixed model, so that at alpha 2 on even sizes the
+	// model is the fixed one; only the sizes are learned.
+	ResizeThenStride Down = "strided"
 )
 
 // Levels of resolution: the input, the stem's first conv ("half"), and branches 0–3.
@@ -39,7 +52,9 @@ type Model struct {
 	Config
 	Classes int
 	Resize  Resize
-	Mean    bool            // DynOPool: mean of the four queries instead of their max
+	Down    Down            // DynOPool: how a level is entered from the one above
+	Query   dynopool.Query  // DynOPool, PoolThenConv: how the sampling op reads a cell going down
+	Up      dynopool.Query  // DynOPool: how the sampling op reads a cell going up (Centre: bilinear)
 	Budget  dynopool.Budget // DynOPool: the GMACs loss (Lambda 0: off; Scale 0: 1/the fixed model's GMACs)
 
 	// Conventions of imported models (fixed mode), which change outputs wherever a side is not
@@ -66,6 +81,20 @@ func New(config string, classes int, resize Resize) (*Model, error) {
 	}
 	return &Model{Config: c, Classes: classes, Resize: resize}, nil
 }
+
+// ParseDown reads a Down by its name ("" is PoolThenConv).
+func ParseDown(name string) (Down, error) {
+	switch d := Down(name); d {
+	case "", PoolThenConv:
+		return PoolThenConv, nil
+	case ResizeThenStride:
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown DynOPool down-sampling %q (have %s, %s)", name, PoolThenConv, ResizeThenStride)
+}
+
+// strided reports whether the convolutions that enter a level have stride 2.
+func (m *Model) strided() bool { return m.Resize == Fixed || m.Down == ResizeThenStride }
 
 // Pools are the DynOPool modules of DynOPool mode: the stem's (applied before both stem
 // convolutions) and one per transition that opens a branch; all start at alpha 2, the stride
@@ -147,14 +176,15 @@ type pass struct {
 	b       *nn.Builder
 	m       *Model
 	sizes   [numLevels]dynopool.Size
+	doubled [numLevels]dynopool.Size // ResizeThenStride: twice each level's size
 	weights [numLevels]int64
 }
 
 // conv adds a convolution whose output is at level; down marks the convolutions that have
-// stride 2 in the fixed model (stride 1 after a DynOPool in DynOPool mode).
+// stride 2 in the fixed model (stride 1 after the sampling op in PoolThenConv mode).
 func (p *pass) conv(name string, x *G.Node, out, kernel int, down bool, level int) *G.Node {
 	stride := 1
-	if down && p.m.Resize == Fixed {
+	if down && p.m.strided() {
 		stride = 2
 	}
 	if x != nil {
@@ -168,13 +198,17 @@ func (p *pass) convBN(convName, bnName string, x *G.Node, out, kernel int, down 
 	return p.b.BatchNorm(bnName, p.conv(convName, x, out, kernel, down, level), relu)
 }
 
-// down moves x from level from to level to ahead of a conv marked down: DynOPool in DynOPool
-// mode, nothing in fixed mode (the conv strides).
+// down moves x from level from towards level to ahead of a conv marked down: nothing in fixed
+// mode (the conv strides), the sampling op to the level's size (PoolThenConv) or a bilinear
+// resize to twice that (ResizeThenStride) in DynOPool mode.
 func (p *pass) down(name string, x *G.Node, from, to int) *G.Node {
-	if p.m.Resize == Fixed {
+	switch {
+	case p.m.Resize == Fixed:
 		return x
+	case p.m.Down == ResizeThenStride:
+		return dynopool.Resample(p.b, name, x, p.sizes[from], p.doubled[to], dynopool.Centre)
 	}
-	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Mean)
+	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Query)
 }
 
 // up moves x from level from to level to, whose tensor is ref: bilinear to ref's size in fixed
@@ -189,7 +223,7 @@ func (p *pass) up(name string, x *G.Node, from, to int, ref *G.Node, twoStep boo
 		}
 		return p.b.Resize(name, x, h, w)
 	}
-	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Mean)
+	return dynopool.Resample(p.b, name, x, p.sizes[from], p.sizes[to], p.m.Up)
 }
 
 func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
@@ -200,6 +234,9 @@ func (m *Model) Forward(b *nn.Builder, x *G.Node) *G.Node {
 		p.sizes[levelIn] = dynopool.InputSize(b, h, w)
 		for l := levelHalf; l < numLevels; l++ {
 			p.sizes[l] = poolOf(pools, l).Out(b, p.sizes[l-1])
+			if m.Down == ResizeThenStride {
+				p.doubled[l] = p.sizes[l].Double(b, "sizes.double."+LevelNames[l])
+			}
 		}
 	}
 	x = p.convBN("conv1", "bn1", p.down("stem.pool1", x, levelIn, levelHalf), 64, 3, true, levelHalf, true)

@@ -1,6 +1,7 @@
 package hrnet
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,6 +118,53 @@ func TestGMACsLossIsWired(t *testing.T) {
 			if !(g1[i] < g0[i]) {
 				t.Errorf("%s: the GMACs loss does not lower the alpha gradient (%v with, %v without)", p.Name, g1, g0)
 			}
+		}
+	}
+}
+
+// ResizeThenStride with bilinear up-sampling is the fixed model at the initial alphas (sizes that
+// halve exactly): the same parameters, and logits within float32 rounding of the fixed model's
+// (its resizes are identities there; only the up-sampling rounds differently), training and
+// inference.
+func TestStridedIsFixedAtInitialAlphas(t *testing.T) {
+	fixed, _ := New("w18_small_v1", 5, Fixed)
+	strided, _ := New("w18_small_v1", 5, DynOPool)
+	strided.Down, strided.Up = ResizeThenStride, dynopool.Centre
+	x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3, 64, 96))
+	for i := range x.Float32s() {
+		x.Float32s()[i] = float32(i%11)*0.3 - 1.5
+	}
+	labels := tensor.New(tensor.WithShape(2, 64, 96), tensor.WithBacking(make([]int32, 2*64*96)))
+	logits := map[nn.Mode][2][]float32{}
+	nets := [2]*nn.Net{nn.NewNet(fixed, 7), nn.NewNet(strided, 7)}
+	for _, mode := range []nn.Mode{nn.Inference, nn.Training} {
+		var out [2][]float32
+		for i, net := range nets {
+			gr, err := net.Graph(mode, x.Shape())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 && mode == nn.Inference {
+				for _, p := range nets[0].Params.All() {
+					if q := net.Params.Get(p.Name); q == nil || !slices.Equal(q.Data(), p.Data()) {
+						t.Fatalf("%s is not initialised alike in both models", p.Name)
+					}
+				}
+			}
+			var lab *tensor.Dense
+			if mode == nn.Training {
+				lab = labels
+			}
+			if err := gr.Forward(x, lab); err != nil {
+				t.Fatal(err)
+			}
+			out[i] = gr.Logits().Float32s()
+		}
+		logits[mode] = out
+	}
+	for mode, out := range logits {
+		if e := numcheck.RelErr(out[1], out[0]); !(e <= 1e-5) {
+			t.Errorf("%v: logits differ from the fixed model's by %.3g of the peak", mode, e)
 		}
 	}
 }

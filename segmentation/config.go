@@ -34,7 +34,12 @@ type Config struct {
 	MinLR     float64 `json:"min_lr" yaml:"min_lr" help:"poly schedule's final learning rate"`
 	Warmup    int     `json:"warmup" yaml:"warmup" help:"linear warm-up iterations"`
 	AlphaLR   float64 `json:"alpha_lr" yaml:"alpha_lr" help:"learning rate of the DynOPool alphas"`
-	GMACsW    float64 `json:"gmacs_weight" yaml:"gmacs_weight" help:"weight of the GMACs loss (0: off)"`
+	// DynOPool's design (hrnet.Model.Down, Query, Up); "" is the first design: pool, max, max.
+	DynDown    string  `json:"dynopool_down,omitempty" yaml:"dynopool_down,omitempty" help:"DynOPool: how a level is entered from above: pool (the sampling op, then the conv at stride 1: the paper's placement) or strided (a bilinear resize to twice the level's size, then the conv at stride 2: the fixed model at alpha 2)"`
+	DynQuery   string  `json:"dynopool_query,omitempty" yaml:"dynopool_query,omitempty" help:"DynOPool with --dynopool-down pool: max or mean of each cell's four queries"`
+	DynUp      string  `json:"dynopool_up,omitempty" yaml:"dynopool_up,omitempty" help:"DynOPool: how up-sampling reads each cell: max or mean of four queries, or centre (bilinear)"`
+	AlphaStart int     `json:"alpha_start,omitempty" yaml:"alpha_start,omitempty" help:"DynOPool: iterations before the alphas start to learn (the weights settle first)"`
+	GMACsW     float64 `json:"gmacs_weight" yaml:"gmacs_weight" help:"weight of the GMACs loss (0: off)"`
 	// hinge at this fraction of the fixed model's GMACs; 0: plain loss
 	GMACsB     float64 `json:"gmacs_budget" yaml:"gmacs_budget" help:"GMACs budget as a fraction of the fixed model's (hinge); 0: the paper's plain loss"`
 	EvalEvery  int     `json:"eval_every" yaml:"eval_every" help:"evaluate every N iterations (and at the end)"`
@@ -164,7 +169,7 @@ func (c Config) Validate() error {
 	check(c.Iters >= 1, "--iters %d: at least 1", c.Iters)
 	check(c.LR > 0, "--lr %g: must be positive", c.LR)
 	check(c.EvalEvery >= 0 && c.CkptEvery >= 0 && c.Keep >= 0 && c.Warmup >= 0, "--eval-every, --ckpt-every, --keep and --warmup must not be negative")
-	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0, "--gmacs-weight, --gmacs-budget and --alpha-lr must not be negative")
+	check(c.GMACsB >= 0 && c.GMACsW >= 0 && c.AlphaLR >= 0 && c.AlphaStart >= 0, "--gmacs-weight, --gmacs-budget, --alpha-lr and --alpha-start must not be negative")
 	if len(errs) > 0 {
 		return SettingError{errors.Join(errs...)}
 	}
@@ -177,6 +182,17 @@ func (c Config) Schedule(it int) float64 {
 		return c.LR * float64(it+1) / float64(c.Warmup)
 	}
 	return nn.PolyLR(c.LR, c.MinLR, it, c.Iters, c.PolyPower)
+}
+
+// AlphaGroup is the optimizer group of the DynOPool alphas at iteration it: their learning rate
+// as a multiple of the weights' (so it follows their schedule), nothing before AlphaStart, and
+// no weight decay.
+func (c Config) AlphaGroup(it int) nn.Group {
+	g := nn.Group{LRMult: c.AlphaLR / c.LR, NoDecay: true}
+	if it < c.AlphaStart {
+		g.LRMult = 0
+	}
+	return g
 }
 
 // InputScaled returns c for images resized by s, for training and evaluation: the crop, the

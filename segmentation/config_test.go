@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/segkit/segkit/dataset"
+	"github.com/segkit/segkit/dynopool"
+	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/numcheck"
 )
 
@@ -130,6 +132,44 @@ func TestValidate(t *testing.T) {
 	}
 	if err := DemoConfig().Validate(); err != nil {
 		t.Errorf("the demo's settings: %v", err)
+	}
+}
+
+// The DynOPool design settings reach the model ("" keeps the first design), bad names are setting
+// errors naming the flag, and the alphas wait --alpha-start iterations.
+func TestDynOPoolDesign(t *testing.T) {
+	c := DemoConfig()
+	c.Crop, c.DemoImages = 64, 4
+	m, _, err := NewModel(c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Down != hrnet.PoolThenConv || m.Query != dynopool.Max || m.Up != dynopool.Max {
+		t.Errorf("default design %q %v %v, want pool, max, max", m.Down, m.Query, m.Up)
+	}
+	c.DynDown, c.DynQuery, c.DynUp = "strided", "mean", "centre"
+	if m, _, err = NewModel(c, 3); err != nil || m.Down != hrnet.ResizeThenStride || m.Query != dynopool.Mean || m.Up != dynopool.Centre {
+		t.Errorf("strided, mean, centre: %v %q %v %v", err, m.Down, m.Query, m.Up)
+	}
+	var se SettingError
+	for flag, bad := range map[string]Config{
+		"--dynopool-down":  {DynDown: "conv"},
+		"--dynopool-query": {DynQuery: "centre"},
+		"--dynopool-up":    {DynUp: "nearest"},
+		"--alpha-start":    {AlphaStart: -1},
+	} {
+		c := DemoConfig()
+		c.DynDown, c.DynQuery, c.DynUp, c.AlphaStart = bad.DynDown, bad.DynQuery, bad.DynUp, bad.AlphaStart
+		if err := c.Validate(); !errors.As(err, &se) || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%+v: %v, want an error naming %s", bad, err, flag)
+		}
+	}
+	c = Config{LR: 0.01, AlphaLR: 0.005, AlphaStart: 100}
+	if g := c.AlphaGroup(99); g.LRMult != 0 || !g.NoDecay {
+		t.Errorf("iteration 99 of --alpha-start 100: %+v", g)
+	}
+	if g := c.AlphaGroup(100); g.LRMult != 0.5 || !g.NoDecay {
+		t.Errorf("iteration 100 of --alpha-start 100: %+v", g)
 	}
 }
 

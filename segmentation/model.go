@@ -19,12 +19,43 @@ func NewModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 		return nil, nil, err
 	}
 	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
+	d, err := c.dynopoolDesign()
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Down, m.Query, m.Up = d.down, d.query, d.up
 	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == importer.ConventionMMSeg
 	net := nn.NewNet(m, c.Seed)
 	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
 		return nil, nil, err
 	}
 	return m, net, nil
+}
+
+// design is how a DynOPool model resizes (hrnet.Model's Down, Query and Up).
+type design struct {
+	down      hrnet.Down
+	query, up dynopool.Query
+}
+
+// dynopoolDesign reads --dynopool-down, --dynopool-query and --dynopool-up ("": pool, max, max).
+func (c Config) dynopoolDesign() (design, error) {
+	var d design
+	var err error
+	if d.down, err = hrnet.ParseDown(c.DynDown); err != nil {
+		return d, fmt.Errorf("--dynopool-down: %w", err)
+	}
+	if c.DynQuery != "" {
+		if d.query, err = dynopool.ParseQuery(c.DynQuery); err != nil || d.query == dynopool.Centre {
+			return d, fmt.Errorf("--dynopool-query %q: max or mean", c.DynQuery)
+		}
+	}
+	if c.DynUp != "" {
+		if d.up, err = dynopool.ParseQuery(c.DynUp); err != nil {
+			return d, fmt.Errorf("--dynopool-up: %w", err)
+		}
+	}
+	return d, nil
 }
 
 // Info describes a model at an input size.

@@ -127,7 +127,7 @@ func (r *Run) setup(ck *checkpoint.Checkpoint) error {
 		r.net.Shard = &nn.Shard{Comm: r.Comm, SyncBN: !c.NoSyncBN}
 	}
 	r.opt = &nn.SGD{LR: c.LR, Momentum: c.Momentum, WeightDecay: c.WeightDec,
-		Groups: map[string]nn.Group{dynopool.Group: {LRMult: c.AlphaLR / c.LR, NoDecay: true}}}
+		Groups: map[string]nn.Group{dynopool.Group: c.AlphaGroup(r.state.Iter)}}
 	r.net.OnBuild = func(key string, took time.Duration) {
 		if took > 2*time.Second {
 			r.printf("graph for %s built in %v\n", key, took.Round(time.Millisecond))

@@ -203,6 +203,7 @@ func (r *Run) step() (nn.Losses, error) {
 	c, it := r.Cfg, r.state.Iter
 	h, w := c.CropSize()
 	r.opt.LR = c.Schedule(it)
+	r.opt.Groups[dynopool.Group] = c.AlphaGroup(it)
 	if r.BeforeStep != nil {
 		r.BeforeStep(it + 1)
 	}

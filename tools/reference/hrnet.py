@@ -14,6 +14,9 @@ DynOPool placement (resize='dynopool'):
     level's current size (no parameters); positions scale with Hs_src/Hs_dst, so the gradient reaches the
     alphas of both ends through the sizes.
   All official parameter names are unchanged; the alphas are the only extra parameters (pools.*.alpha).
+  down='strided' keeps every stride-2 conv and puts the resize in front of it instead: a bilinear resize
+  (mode 'centre') to twice the target level's size, so at alpha 2 on even sizes the model is the fixed one.
+  up='max'|'mean'|'centre' is how up-sampling reads a cell (default: agg).
 
 Run: /usr/bin/python3 hrnet.py   (param counts, conv GMACs at 512x512, fixed-vs-dynopool checks)
 """
@@ -75,18 +78,23 @@ class Bottleneck(nn.Module):
 class Resizer:
     """How one forward pass changes resolution: fixed (strided conv / bilinear) or DynOPool sizes."""
 
-    def __init__(self, sizes=None, agg="max"):
-        self.sizes, self.agg = sizes, agg
+    def __init__(self, sizes=None, agg="max", down="pool", up=None):
+        self.sizes, self.agg, self.down_mode, self.up_mode = sizes, agg, down, up or agg
 
     def down(self, x, src, dst):
-        """Applied before a conv that has stride 2 in the official model (stride 1 here if DynOPool)."""
-        return x if self.sizes is None else resample(x, self.sizes[dst], self.sizes[src], self.agg)
+        """Applied before a conv that has stride 2 in the official model (stride 1 here if DynOPool
+        with down='pool'; down='strided': to twice the target size, the conv keeps stride 2)."""
+        if self.sizes is None:
+            return x
+        if self.down_mode == "strided":
+            return resample(x, tuple(2 * s for s in self.sizes[dst]), self.sizes[src], "centre")
+        return resample(x, self.sizes[dst], self.sizes[src], self.agg)
 
     def up(self, x, src, dst, ref):
         """Up-sample x (level src) to the size of ref (level dst)."""
         if self.sizes is None:
             return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
-        return resample(x, self.sizes[dst], self.sizes[src], self.agg)
+        return resample(x, self.sizes[dst], self.sizes[src], self.up_mode)
 
 
 class HighResolutionModule(nn.Module):
@@ -145,13 +153,13 @@ class HRNet(nn.Module):
     """HRNetV2 + concat head. Output: logits at the branch-0 resolution (1/4 of the input)."""
 
     def __init__(self, config="w48", num_classes=19, resize="fixed", agg="max", min_out=1, stem_pools=1,
-                 cap_at_input=True):
+                 cap_at_input=True, down="pool", up=None):
         super().__init__()
-        if resize not in ("fixed", "dynopool"):
-            raise ValueError(resize)
-        self.config, self.resize, self.agg = config, resize, agg
+        if resize not in ("fixed", "dynopool") or down not in ("pool", "strided"):
+            raise ValueError((resize, down))
+        self.config, self.resize, self.agg, self.down, self.up = config, resize, agg, down, up
         (stage1_blocks, planes), stages = CONFIGS[config]
-        s = 2 if resize == "fixed" else 1
+        s = 2 if resize == "fixed" or down == "strided" else 1
         self.conv1, self.bn1 = conv(3, 64, 3, s, "half"), bn(64)
         self.conv2, self.bn2 = conv(64, 64, 3, s, 0), bn(64)
         self.layer1 = nn.Sequential(*[Bottleneck(64 if b == 0 else planes * 4, planes, 0) for b in range(stage1_blocks)])
@@ -204,7 +212,7 @@ class HRNet(nn.Module):
         return sizes
 
     def forward(self, x):
-        rs = Resizer(self.level_sizes(*x.shape[-2:]) if self.resize == "dynopool" else None, self.agg)
+        rs = Resizer(self.level_sizes(*x.shape[-2:]) if self.resize == "dynopool" else None, self.agg, self.down, self.up)
         x = F.relu(self.bn1(self.conv1(rs.down(x, "in", "half"))))
         x = F.relu(self.bn2(self.conv2(rs.down(x, "half", 0))))
         xs = [self.layer1(x)]
@@ -344,6 +352,21 @@ def self_check():
     ok &= check("dynopool 100x75: logits at branch-0 size, every alpha gets a gradient",
                 y.shape[-2:] == sizes[0] and all(a.grad is not None and a.grad.abs().sum() > 0 for a in m.alphas()),
                 f"current GMACs {now:.4f}")
+
+    # down='strided', up='centre' at the initial alphas on a multiple of 32 is the fixed model, and
+    # still passes a gradient to every alpha (through the identity resizes' sizes).
+    fixed = HRNet("w18_small_v1", 8, "fixed").eval()
+    strided = HRNet("w18_small_v1", 8, "dynopool", down="strided", up="centre").eval()
+    strided.load_state_dict(fixed.state_dict(), strict=False)
+    xx = torch.randn(2, 3, 64, 96, dtype=torch.float64)
+    fixed, strided = fixed.double(), strided.double()
+    with torch.no_grad():
+        err = (fixed(xx) - strided(xx)).abs().max().item()
+    y = strided.train()(xx)
+    (y.square().mean() + gmacs_loss(strided.gmacs_terms((64, 96)), lam=1e-3)[0]).backward()
+    ok &= check("strided + centre at alpha 2 == fixed (64x96), every alpha gets a gradient",
+                err < 1e-12 and all(a.grad is not None and a.grad.abs().sum() > 0 for a in strided.alphas()),
+                f"max |difference| {err:.1e}")
     return ok
 
 
