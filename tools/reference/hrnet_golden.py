@@ -1,10 +1,12 @@
 """Golden vectors for the tiny HRNet (w18_small_v1, 8 classes) with their tolerance ingredients.
 
-Run: /usr/bin/python3 hrnet_golden.py OUT_DIR SEED BATCH HEIGHT WIDTH
+Run: /usr/bin/python3 hrnet_golden.py OUT_DIR SEED BATCH HEIGHT WIDTH [VARIANT ...]
 
 Writes hrnet_tiny_model.json (weights, input, labels, alphas) and hrnet_tiny_<variant>.json for the
-variants fixed, dynopool (alphas 2) and dynopool_alpha (non-integer alphas), in the schema of
-golden.py's docstring, plus what a port needs to set its tolerances honestly:
+variants fixed, dynopool (alphas 2), dynopool_alpha (non-integer alphas), strided (down='strided',
+up='centre', alphas 2) and strided_alpha (the same with non-integer alphas), in the schema of
+golden.py's docstring, plus what a port needs to set its tolerances honestly. With VARIANTs, only
+those are written, and their alphas merged into an existing hrnet_tiny_model.json of the same seed.
 
 float64 reference  grad_norms64, grad_proj64, alpha_grads64, grads64: the same step recomputed in
                    float64 from the same float32 weights and input.
@@ -42,8 +44,9 @@ import hrnet
 from golden import GRAD_FULL, proj, qtensor, tensor, write
 
 TAU = 1e-5
-VARIANT_ALPHAS = {"fixed": None, "dynopool": {}, "dynopool_alpha": {
-    "stem": (1.9, 2.1), "transition1": (2.2, 1.8), "transition2": (1.7, 2.4), "transition3": (2.5, 1.6)}}
+NON_INTEGER = {"stem": (1.9, 2.1), "transition1": (2.2, 1.8), "transition2": (1.7, 2.4), "transition3": (2.5, 1.6)}
+VARIANT_ALPHAS = {"fixed": None, "dynopool": {}, "dynopool_alpha": NON_INTEGER, "strided": {}, "strided_alpha": NON_INTEGER}
+VARIANT_MODEL = {"strided": {"down": "strided", "up": "centre"}, "strided_alpha": {"down": "strided", "up": "centre"}}
 
 
 class Gates:
@@ -178,7 +181,7 @@ def gate_modules(model):
 
 def make_model(variant, state, dtype):
     alphas = VARIANT_ALPHAS[variant]
-    model = hrnet.HRNet("w18_small_v1", 8, "fixed" if alphas is None else "dynopool")
+    model = hrnet.HRNet("w18_small_v1", 8, "fixed" if alphas is None else "dynopool", **VARIANT_MODEL.get(variant, {}))
     model.load_state_dict(state, strict=False)
     for pool_name, a in (alphas or {}).items():
         model.pools[pool_name].alpha.data = torch.tensor(a)
@@ -288,7 +291,7 @@ def variant_golden(variant, exact, x, labels):
     return out, {k: p.alpha.tolist() for k, p in model.pools.items()} if alphas is not None else None, len(flips)
 
 
-def main(out_dir, seed, batch, height, width):
+def main(out_dir, seed, batch, height, width, variants=()):
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(2)
     weights, exact = make_weights(seed)
@@ -296,7 +299,13 @@ def main(out_dir, seed, batch, height, width):
     labels = torch.randint(0, 8, (batch, height, width))
     labels[torch.rand(batch, height, width) < 0.1] = 255
     alphas_out = {}
-    for variant in VARIANT_ALPHAS:
+    model_path = os.path.join(out_dir, "hrnet_tiny_model.json")
+    if variants:
+        with open(model_path) as f:
+            model_spec = json.load(f)
+        assert model_spec["input"] == tensor(x), f"{model_path} is not of seed {seed} at {batch}x{height}x{width}"
+        alphas_out = model_spec["alphas"]
+    for variant in variants or VARIANT_ALPHAS:
         out, alphas, flips = variant_golden(variant, exact, x, labels)
         if alphas is not None:
             alphas_out[variant] = alphas
@@ -304,6 +313,10 @@ def main(out_dir, seed, batch, height, width):
         worst = max(out["grad_env"].items(), key=lambda kv: kv[1][0] / max(out["grad_norms64"][kv[0]], 1e-30))
         print(f"  {variant}: loss {out['loss']:.6f}, sizes {out['level_sizes']}, near-ties {out['ties']}, "
               f"largest envelope {worst[0]} {worst[1][0] / max(out['grad_norms64'][worst[0]], 1e-30):.1e} of its norm")
+    if variants:
+        model_spec["alphas"] = alphas_out
+        write(out_dir, "hrnet_tiny_model.json", model_spec)
+        return
     write(out_dir, "hrnet_tiny_model.json", {
         "about": f"w18_small_v1, 8 classes, seed {seed}; weights = int8 * scale (exact); BN momentum 0.1, eps 1e-5",
         "config": "w18_small_v1", "num_classes": 8, "input": tensor(x), "labels": tensor(labels),
@@ -311,6 +324,6 @@ def main(out_dir, seed, batch, height, width):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit(__doc__.split("\n\n")[0] + "\nusage: hrnet_golden.py OUT_DIR SEED BATCH HEIGHT WIDTH")
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:]))
+    if len(sys.argv) < 6:
+        sys.exit(__doc__.split("\n\n")[0] + "\nusage: hrnet_golden.py OUT_DIR SEED BATCH HEIGHT WIDTH [VARIANT ...]")
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:6]), sys.argv[6:])
