@@ -4,7 +4,7 @@
 # written for clarity, not speed). Usage:
 #   scripts/bench.sh [MODEL[:CROP:BATCH]...]
 # Default cases: w18_small_v2:512:2 w48:512:2 w18_small_v1:176:8 (a bare MODEL takes CROP and
-# BATCH, default 512 and 2). ITERS=3 timed steps per run; REPEAT=1 rounds, each running PyTorch
+# BATCH, default 512 and 2; batch 1 times inference alone). ITERS=3 timed steps per run; REPEAT=1 rounds, each running PyTorch
 # and our two modes back to back (on a busy machine, take REPEAT=3 or more: the table then shows
 # medians of the times and of each round's ratios). ISA=avx2 or portable runs our kernels of that
 # path (SEGKIT_ISA) and caps PyTorch's oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2), to measure on an
@@ -36,10 +36,12 @@ esac
 ref_isa=$([ ${#ref_env[@]} -gt 0 ] && echo "AVX2" || echo "best")
 
 field() { "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1"; }
-# median prints the median of its arguments; ratio a b prints a/b.
-median() { "$PY" -c 'import statistics,sys; print("%g" % statistics.median(map(float, sys.argv[1:])))' "$@"; }
-ratio() { "$PY" -c 'import sys; print("%.3f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
-fmt() { "$PY" -c 'import sys; print("%.0f" % float(sys.argv[1]))' "$1"; }
+# median prints the median of its arguments; ratio a b prints a/b. A missing value (None: no
+# training at batch 1) stays missing, printed as —.
+median() { "$PY" -c 'import statistics,sys; v=sys.argv[1:]; print("None" if "None" in v else "%g" % statistics.median(map(float, v)))' "$@"; }
+ratio() { "$PY" -c 'import sys; a,b=sys.argv[1:3]; print("None" if "None" in (a,b) else "%.3f" % (float(a) / float(b)))' "$1" "$2"; }
+fmt() { "$PY" -c 'import sys; print("—" if sys.argv[1]=="None" else "%.0f" % float(sys.argv[1]))' "$1"; }
+fmt2() { "$PY" -c 'import sys; print("—" if sys.argv[1]=="None" else "%.2f" % float(sys.argv[1]))' "$1"; }
 
 echo "| model | crop × batch | resize | kernels (ours / PyTorch) | train ms (ours / PyTorch) | ratio | inference ms | ratio | peak RSS MB | ratio |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -61,7 +63,7 @@ for c in "${cases[@]}"; do
 	done
 	for r in fixed dynopool; do
 		# shellcheck disable=SC2086 # word splitting of the lists is intended
-		echo "| $m | ${crop}² × $batch | $r | $kernels / $ref_isa | $(fmt "$(median ${T[$r]})") / $(fmt "$(median "${rt[@]}")") | $(printf %.2f "$(median ${RT[$r]})") | $(fmt "$(median ${I[$r]})") / $(fmt "$(median "${ri[@]}")") | $(printf %.2f "$(median ${RI[$r]})") | $(fmt "$(median ${S[$r]})") / $(fmt "$(median "${rr[@]}")") | $(printf %.2f "$(median ${RS[$r]})") |"
+		echo "| $m | ${crop}² × $batch | $r | $kernels / $ref_isa | $(fmt "$(median ${T[$r]})") / $(fmt "$(median "${rt[@]}")") | $(fmt2 "$(median ${RT[$r]})") | $(fmt "$(median ${I[$r]})") / $(fmt "$(median "${ri[@]}")") | $(fmt2 "$(median ${RI[$r]})") | $(fmt "$(median ${S[$r]})") / $(fmt "$(median "${rr[@]}")") | $(fmt2 "$(median ${RS[$r]})") |"
 	done
 	unset T I S RT RI RS
 done

@@ -18,7 +18,8 @@ func newBenchCmd() *cobra.Command {
 		Short: "Time a training step and an inference forward (compare with tools/reference/bench.py)",
 		Long: `bench times, after a warm-up, the median of --iters training steps (forward, cross-entropy on the
 logits up-sampled to the crop, the GMACs loss in DynOPool mode, backward, SGD step; alphas not
-stepped, so the sizes stay put) and of inference forwards, on random data; it reports peak RSS,
+stepped, so the sizes stay put) and of inference forwards, on random data (--batch 1: inference
+alone, the case of a service segmenting one image at a time); it reports peak RSS,
 GMACs, the GFLOP/s achieved and the Go heap allocated per iteration; --cpuprofile samples are
 labelled phase=train or phase=infer, --op-times adds the time per kind of op. Compare with
 tools/reference/bench.py run with the same settings (scripts/bench.sh runs both).
@@ -60,8 +61,11 @@ type benchOptions struct {
 }
 
 func runBench(cmd *cobra.Command, o benchOptions) error {
-	if o.batch < 2 || o.crop < 32 || o.iters < 1 {
-		return usageError{Err: fmt.Errorf("--batch ≥ 2, --crop ≥ 32 and --iters ≥ 1 (got %d, %d, %d)", o.batch, o.crop, o.iters)}
+	if o.batch < 1 || o.crop < 32 || o.iters < 1 {
+		return usageError{Err: fmt.Errorf("--batch ≥ 1, --crop ≥ 32 and --iters ≥ 1 (got %d, %d, %d)", o.batch, o.crop, o.iters)}
+	}
+	if o.batch < 2 && o.sweep {
+		return usageError{Err: fmt.Errorf("--threads-sweep times training too: --batch ≥ 2")}
 	}
 	m, err := bench.Model(o.model, o.resize, o.classes)
 	if err != nil {
@@ -89,9 +93,12 @@ func runBench(cmd *cobra.Command, o benchOptions) error {
 	if o.asJSON {
 		return json.NewEncoder(out).Encode(res)
 	}
-	fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d, %s kernels: train step %.1f ms (%.2f images/s, %.0f GFLOP/s), inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
-		o.model, o.resize, o.batch, o.crop, o.crop, res["kernels"], res["train_step_ms"], res["train_images_per_s"], res["train_gflops"],
-		res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
+	train := "no train step (batch 1)"
+	if o.batch >= 2 {
+		train = fmt.Sprintf("train step %.1f ms (%.2f images/s, %.0f GFLOP/s)", res["train_step_ms"], res["train_images_per_s"], res["train_gflops"])
+	}
+	fmt.Fprintf(out, "HRNetV2-%s %s, batch %d, %d×%d, %s kernels: %s, inference %.1f ms (%.2f images/s), %.3f GMACs per image, peak RSS %.0f MB\n",
+		o.model, o.resize, o.batch, o.crop, o.crop, res["kernels"], train, res["infer_ms"], res["infer_images_per_s"], res["gmacs"], res["peak_rss_mb"])
 	fmt.Fprintf(out, "activations (planned memory, shared by both graphs): %.0f MB\n", res["activations_mb"])
 	for _, phase := range []string{"train", "infer"} {
 		if t, ok := res[phase+"_op_ms"].(map[string]float64); ok {

@@ -65,7 +65,21 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("%s = %v in %s", k, res[k], out)
 		}
 	}
-	if _, err := run("bench", "--batch", "1"); err == nil {
-		t.Error("batch 1 accepted")
+	// Batch 1 times inference alone.
+	out, err = run("bench", "--model", "w18_small_v1", "--crop", "64", "--batch", "1", "--iters", "1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one map[string]any
+	if err := json.Unmarshal([]byte(out), &one); err != nil {
+		t.Fatal(err)
+	}
+	if ms, ok := one["infer_ms"].(float64); !ok || ms <= 0 || one["train_step_ms"] != nil {
+		t.Errorf("batch 1: infer_ms %v, train_step_ms %v (want a time, and null)", one["infer_ms"], one["train_step_ms"])
+	}
+	for _, args := range [][]string{{"--batch", "0"}, {"--batch", "1", "--threads-sweep"}} {
+		if _, err := run(append([]string{"bench"}, args...)...); err == nil {
+			t.Errorf("bench %v accepted", args)
+		}
 	}
 }

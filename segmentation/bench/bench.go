@@ -107,12 +107,16 @@ func benchSteps(m *hrnet.Model, batch, crop int) (net *nn.Net, trainStep, infer 
 // Run times, after a warm-up, the median of iters training steps and of iters inference
 // forwards on random batches of batch crop×crop images, and reports them with the peak RSS,
 // the GMACs, the GFLOP/s achieved and the Go heap allocated per iteration; with opTimes, the
-// time per kind of op too (the profile labels are phase=train and phase=infer).
+// time per kind of op too (the profile labels are phase=train and phase=infer). A batch of one
+// times inference alone (training's batch norm needs two images): the train fields are nil.
 func Run(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, error) {
 	net, step, forward := benchSteps(m, batch, crop)
-	train, err := timed("train", iters, opTimes, step)
-	if err != nil {
-		return nil, err
+	var train timing
+	var err error
+	if batch >= 2 {
+		if train, err = timed("train", iters, opTimes, step); err != nil {
+			return nil, err
+		}
 	}
 	infer, err := timed("infer", iters, opTimes, forward)
 	if err != nil {
@@ -137,6 +141,11 @@ func Run(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, 
 	}
 	if opTimes {
 		res["train_op_ms"], res["infer_op_ms"] = train.ops, infer.ops
+	}
+	if batch < 2 {
+		for _, k := range []string{"train_step_ms", "train_images_per_s", "train_gflops", "train_alloc_kb", "train_op_ms"} {
+			res[k] = nil
+		}
 	}
 	return res, nil
 }
