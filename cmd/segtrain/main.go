@@ -56,7 +56,7 @@ A longer --iters recomputes the poly schedule over the new total.`, demo.Crop, d
 		}
 		help(cmd, args)
 	})
-	root.AddCommand(newInfoCmd(), newEvalCmd(), newImportCmd(), newExportCmd(), newDataCmd(), newBenchCmd(), newRecipeCmd(), newSweepCmd())
+	root.AddCommand(newInfoCmd(), newEvalCmd(), newImportCmd(), newExportCmd(), newDataCmd(), newBenchCmd(), newRecipeCmd(), newSweepCmd(), newProbeSizesCmd())
 	cli.MarkUsage(root)
 	return root
 }
