@@ -140,7 +140,7 @@ func goldenSets(t *testing.T) []string {
 var variants = []string{"fixed", "dynopool", "dynopool_alpha", "strided", "strided_alpha"}
 
 // minGoldenSets guards against a set lost from testdata.
-const minGoldenSets = 3
+const minGoldenSets = 5
 
 // HRNet (w18_small_v1, 8 classes) against the PyTorch reference with the same weights, in
 // five variants (fixed; DynOPool at alpha 2 and with non-integer alphas, down-sampling by the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remakes the HRNet golden sets of TestMatchesPyTorch with the PyTorch reference
 # (tools/reference/hrnet_golden.py; Debian's python3-torch): seed, batch, height, width in each
-# directory's name. A few minutes a set on 2 cores, most of it the tie envelope's flips.
+# directory's name, all five variants. 10–20 minutes a set on 2 cores, most of it the tie
+# envelope's flips of the non-integer-alpha variants.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../../tools/reference"

@@ -25,8 +25,8 @@ type Resample struct {
 	Bilinear             bool
 }
 
-// axisTaps are the query positions along one axis (2 or, Bilinear, 1 per output cell): rows i0, i1 = i0+1 (clamped) and weight
-// t of i1; dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
+// axisTaps are the query positions along one axis, 2 per output cell (Bilinear: 1): rows i0,
+// i1 = i0+1 (clamped) and weight t of i1; dIn and dOut are ∂u/∂SizeIn and ∂u/∂SizeOut.
 type axisTaps struct {
 	i0, i1    []int
 	j0, j1    []int32 // i0, i1 for the C kernel
