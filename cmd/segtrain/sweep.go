@@ -43,9 +43,9 @@ ringed). Running it again continues: finished runs are skipped, interrupted ones
 	t := cli.AddTrainFlags(cmd.Flags())
 	// --gmacs-budget is a list here: one DynOPool run per budget.
 	fb := cmd.Flags().Lookup("gmacs-budget")
-	fb.Value, fb.DefValue, fb.Usage = &budgets, budgets.String(), "DynOPool GMACs budgets, fractions of the fixed model's GMACs (a run each)"
+	fb.Value, fb.DefValue, fb.Usage = &budgets, budgets.String(), `DynOPool GMACs budgets, fractions of the fixed model's GMACs (a run each; "": none)`
 	t.Forget("gmacs-budget")
-	cmd.Flags().Var(&scales, "baseline-scales", "input scales of the fixed baselines (a run each)")
+	cmd.Flags().Var(&scales, "baseline-scales", `input scales of the fixed baselines (a run each; "": none)`)
 	cmd.Flags().IntVar(&seeds, "seeds", seeds, "runs per budget and scale (seeds --seed, --seed+1, …)")
 	cmd.Flags().IntVar(&par, "parallel", 1, "runs at once (the threads split between them)")
 	cmd.Flags().StringVar(&report, "report", "", "redraw the summary of this sweep directory's finished runs")
@@ -82,7 +82,8 @@ func refuseOthers(cmd *cobra.Command, keep string) error {
 	return usageError{Err: fmt.Errorf("%s: not used with --%s (the sweep's settings are in its sweep.json)", strings.Join(set, ", "), keep)}
 }
 
-// floatList is a comma-separated list of numbers.
+// floatList is a comma-separated list of numbers; "" is the empty list (no DynOPool runs, or
+// no fixed baselines).
 type floatList []float64
 
 func (l *floatList) String() string {
@@ -95,6 +96,10 @@ func (l *floatList) String() string {
 
 func (l *floatList) Set(s string) error {
 	var out floatList
+	if strings.TrimSpace(s) == "" {
+		*l = out
+		return nil
+	}
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
 		if err != nil {

@@ -44,3 +44,17 @@ func TestSweepCommand(t *testing.T) {
 		}
 	}
 }
+
+// A list flag takes numbers, or "" for none; anything else is refused.
+func TestFloatList(t *testing.T) {
+	var l floatList
+	if err := l.Set("0.5, 1"); err != nil || len(l) != 2 || l[0] != 0.5 || l[1] != 1 {
+		t.Errorf("0.5, 1: %v %v", l, err)
+	}
+	if err := l.Set(""); err != nil || len(l) != 0 {
+		t.Errorf(`"": %v %v`, l, err)
+	}
+	if err := l.Set("0.5,x"); err == nil {
+		t.Error("0.5,x accepted")
+	}
+}
