@@ -34,7 +34,8 @@ type Config struct {
 	MinLR     float64 `json:"min_lr" yaml:"min_lr" help:"poly schedule's final learning rate"`
 	Warmup    int     `json:"warmup" yaml:"warmup" help:"linear warm-up iterations"`
 	AlphaLR   float64 `json:"alpha_lr" yaml:"alpha_lr" help:"learning rate of the DynOPool alphas"`
-	// DynOPool's design (hrnet.Model.Down, Query, Up); "" is the first design: pool, max, max.
+	// DynOPool's design (hrnet.Model.Down, Query, Up); "" is the first design (pool, max, max),
+	// which configs written before these settings existed mean.
 	DynDown    string  `json:"dynopool_down,omitempty" yaml:"dynopool_down,omitempty" help:"DynOPool: how a level is entered from above: pool (the sampling op, then the conv at stride 1: the paper's placement) or strided (a bilinear resize to twice the level's size, then the conv at stride 2: the fixed model at alpha 2)"`
 	DynQuery   string  `json:"dynopool_query,omitempty" yaml:"dynopool_query,omitempty" help:"DynOPool with --dynopool-down pool: max or mean of each cell's four queries"`
 	DynUp      string  `json:"dynopool_up,omitempty" yaml:"dynopool_up,omitempty" help:"DynOPool: how up-sampling reads each cell: max or mean of four queries, or centre (bilinear)"`
@@ -93,14 +94,16 @@ func DefaultConfig() Config {
 	return Config{Split: "train", ValSplit: "val", Model: "w48", Resize: "fixed", Crop: 512, Batch: 16,
 		Iters: 20000, LR: 0.01, Momentum: 0.9, WeightDec: 5e-4, PolyPower: 0.9, MinLR: 1e-4,
 		AlphaLR: 0.001, GMACsW: 0.1, GMACsB: 1.0, EvalEvery: 2000, CkptEvery: 2000, Keep: 2,
-		Out: "runs", Seed: 0, Workers: 2, LogEvery: 10}
+		Out: "runs", Seed: 0, Workers: 2, LogEvery: 10,
+		// DynOPool as the fixed model at alpha 2, the sizes learned from there (docs/dynopool.md).
+		DynDown: "strided", DynUp: "centre"}
 }
 
 // DemoConfig is the no-flags run: the demo dataset, a small HRNet with DynOPool, minutes on 2 cores.
 func DemoConfig() Config {
 	c := DefaultConfig()
 	c.Model, c.Resize, c.Crop, c.Batch, c.Iters = "w18_small_v1", "dynopool", 96, 8, 1600
-	c.LR, c.MinLR, c.Warmup, c.AlphaLR = 0.05, 1e-4, 50, 0.005
+	c.LR, c.MinLR, c.Warmup, c.AlphaLR, c.AlphaStart = 0.05, 1e-4, 50, 0.005, 800
 	c.EvalEvery, c.CkptEvery, c.DemoImages = 400, 400, 400
 	return c
 }

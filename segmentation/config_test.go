@@ -141,15 +141,16 @@ func TestDynOPoolDesign(t *testing.T) {
 	c := DemoConfig()
 	c.Crop, c.DemoImages = 64, 4
 	m, _, err := NewModel(c, 3)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || m.Down != hrnet.ResizeThenStride || m.Query != dynopool.Max || m.Up != dynopool.Centre {
+		t.Errorf("default design: %v %q %v %v, want strided, max, centre", err, m.Down, m.Query, m.Up)
 	}
-	if m.Down != hrnet.PoolThenConv || m.Query != dynopool.Max || m.Up != dynopool.Max {
-		t.Errorf("default design %q %v %v, want pool, max, max", m.Down, m.Query, m.Up)
+	c.DynDown, c.DynQuery, c.DynUp = "", "", "" // a config written before the settings existed
+	if m, _, err = NewModel(c, 3); err != nil || m.Down != hrnet.PoolThenConv || m.Query != dynopool.Max || m.Up != dynopool.Max {
+		t.Errorf("empty settings: %v %q %v %v, want pool, max, max", err, m.Down, m.Query, m.Up)
 	}
-	c.DynDown, c.DynQuery, c.DynUp = "strided", "mean", "centre"
-	if m, _, err = NewModel(c, 3); err != nil || m.Down != hrnet.ResizeThenStride || m.Query != dynopool.Mean || m.Up != dynopool.Centre {
-		t.Errorf("strided, mean, centre: %v %q %v %v", err, m.Down, m.Query, m.Up)
+	c.DynDown, c.DynQuery, c.DynUp = "pool", "mean", "mean"
+	if m, _, err = NewModel(c, 3); err != nil || m.Down != hrnet.PoolThenConv || m.Query != dynopool.Mean || m.Up != dynopool.Mean {
+		t.Errorf("pool, mean, mean: %v %q %v %v", err, m.Down, m.Query, m.Up)
 	}
 	var se SettingError
 	for flag, bad := range map[string]Config{

@@ -19,11 +19,9 @@ func NewModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 		return nil, nil, err
 	}
 	m.Budget = dynopool.Budget{Lambda: c.GMACsW, Hinge: c.GMACsB > 0, Limit: c.GMACsB}
-	d, err := c.dynopoolDesign()
-	if err != nil {
+	if err := c.ApplyDesign(m); err != nil {
 		return nil, nil, err
 	}
-	m.Down, m.Query, m.Up = d.down, d.query, d.up
 	m.AlignCorners, m.TwoStepFuse = c.AlignCorners, c.Convention == importer.ConventionMMSeg
 	net := nn.NewNet(m, c.Seed)
 	if _, err := net.Graph(nn.Inference, tensor.Shape{1, 3, c.Crop, c.Crop}); err != nil {
@@ -56,6 +54,15 @@ func (c Config) dynopoolDesign() (design, error) {
 		}
 	}
 	return d, nil
+}
+
+// ApplyDesign sets m's DynOPool design (Down, Query, Up) from c.
+func (c Config) ApplyDesign(m *hrnet.Model) error {
+	d, err := c.dynopoolDesign()
+	if err == nil {
+		m.Down, m.Query, m.Up = d.down, d.query, d.up
+	}
+	return err
 }
 
 // Info describes a model at an input size.

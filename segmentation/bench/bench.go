@@ -22,14 +22,18 @@ import (
 	"github.com/segkit/segkit/hrnet"
 	"github.com/segkit/segkit/internal/kernels"
 	"github.com/segkit/segkit/nn"
+	"github.com/segkit/segkit/segmentation"
 	"github.com/segkit/segkit/segmentation/train"
 )
 
 // Model is the model bench times: HRNetV2-name with resize's resizing for classes classes,
-// with the GMACs loss of a run's default budget.
+// with a run's default DynOPool design and the GMACs loss of its default budget.
 func Model(name, resize string, classes int) (*hrnet.Model, error) {
 	m, err := hrnet.New(name, classes, hrnet.Resize(resize))
 	if err != nil {
+		return nil, err
+	}
+	if err := segmentation.DefaultConfig().ApplyDesign(m); err != nil {
 		return nil, err
 	}
 	m.Budget = dynopool.Budget{Lambda: 0.1, Hinge: true, Limit: 1}

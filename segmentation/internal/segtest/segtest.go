@@ -18,7 +18,7 @@ func TinyConfig(t testing.TB) segmentation.Config {
 	c := segmentation.DemoConfig()
 	c.Crop, c.Batch, c.Iters, c.DemoImages = 32, 2, 6, 20
 	c.EvalEvery, c.CkptEvery, c.LogEvery, c.Warmup = 0, 0, 1, 2
-	c.AlphaLR = 0.05 // let the sizes move: resuming must survive graph rebuilds
+	c.AlphaLR, c.AlphaStart = 0.05, 0 // let the sizes move: resuming must survive graph rebuilds
 	c.Out, c.Name = t.TempDir(), "run"
 	return c
 }
