@@ -66,7 +66,8 @@ for isa in "${others[@]}"; do
 done
 # linux/arm64 (Apple Silicon, Graviton: the portable kernels, Go + OpenBLAS): the kernel and
 # engine packages cross-built with Debian's aarch64 gcc against arm64 OpenBLAS and run under
-# qemu-user (about 2 minutes, most of it hrnet's PyTorch goldens). qemu-aarch64 runs them with
+# qemu-user (about 3 minutes, most of it hrnet's PyTorch goldens: -short checks two of the
+# golden sets there, all five variants). qemu-aarch64 runs them with
 # the arm64 C library of the host's multiarch packages (/lib/ld-linux-aarch64.so.1, which
 # libopenblas0:arm64 installs with its libc.so.6), not with -L /usr/aarch64-linux-gnu: that
 # loader is the cross package's glibc build, and with it the multiarch libc.so.6 that OpenBLAS
@@ -79,6 +80,6 @@ elif ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || [ ! -e /usr/lib/aarch
   skipped "arm64 cross pass skipped: the cross toolchain is missing (aarch64-linux-gnu-gcc, libopenblas-dev:arm64; scripts/setup.sh --arm64 installs them)."
 else
   env -u QEMU_LD_PREFIX CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-    go test -json -count=1 -exec qemu-aarch64 ./internal/kernels ./nn ./hrnet "$@" |
+    go test -json -count=1 -short -exec qemu-aarch64 ./internal/kernels ./nn ./hrnet "$@" |
     "$work/testreport" -skips "$skips" -label arm64 "${show[@]}"
 fi
