@@ -144,15 +144,26 @@ func (m *Model) GraphKey(params *nn.Params, h, w int) string {
 	return fmt.Sprint(m.LevelSizes(params, h, w))
 }
 
+// PoolSizes returns, for each of Pools, the size it resizes from and the size it makes for an
+// h×w input: the stem's from the input to the half level (its second application follows
+// from that), transition k's from branch k − 1 to branch k.
+func (m *Model) PoolSizes(params *nn.Params, h, w int) (in, out [][2]int) {
+	s := m.LevelSizes(params, h, w)
+	for i := range m.Pools() {
+		if i == 0 {
+			in, out = append(in, s[levelIn]), append(out, s[levelHalf])
+			continue
+		}
+		in, out = append(in, s[level0+i-1]), append(out, s[level0+i])
+	}
+	return in, out
+}
+
 // ClampAlphas keeps every alpha in range for an h×w input; call it after each optimizer step.
 func (m *Model) ClampAlphas(params *nn.Params, h, w int) {
-	s := m.LevelSizes(params, h, w)
+	in, _ := m.PoolSizes(params, h, w)
 	for i, p := range m.Pools() {
-		in := s[levelIn] // the stem pool is clamped on the input
-		if i > 0 {
-			in = s[level0+i-1]
-		}
-		p.Clamp(params, in[0], in[1])
+		p.Clamp(params, in[i][0], in[i][1])
 	}
 }
 

@@ -151,7 +151,7 @@ func (c Config) ModelErrors() []error {
 		check(false, "--eval-mode slide: its windows are square crops, and the crop is %dx%d", h, w)
 	}
 	check(c.Resize == "fixed" || c.Resize == "dynopool", "--resize %q: fixed or dynopool", c.Resize)
-	if _, err := c.dynopoolDesign(); err != nil {
+	if err := c.ApplyDesign(&hrnet.Model{}); err != nil {
 		check(false, "%v", err)
 	}
 	if _, err := hrnet.Lookup(c.Model); err != nil {

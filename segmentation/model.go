@@ -30,39 +30,26 @@ func NewModel(c Config, classes int) (*hrnet.Model, *nn.Net, error) {
 	return m, net, nil
 }
 
-// design is how a DynOPool model resizes (hrnet.Model's Down, Query and Up).
-type design struct {
-	down      hrnet.Down
-	query, up dynopool.Query
-}
-
-// dynopoolDesign reads --dynopool-down, --dynopool-query and --dynopool-up ("": pool, max, max).
-func (c Config) dynopoolDesign() (design, error) {
-	var d design
-	var err error
-	if d.down, err = hrnet.ParseDown(c.DynDown); err != nil {
-		return d, fmt.Errorf("--dynopool-down: %w", err)
+// ApplyDesign sets m's DynOPool design (Down, Query, Up) from --dynopool-down, --dynopool-query
+// and --dynopool-up ("": pool, max, max); a bad name is an error naming its flag.
+func (c Config) ApplyDesign(m *hrnet.Model) error {
+	down, err := hrnet.ParseDown(c.DynDown)
+	if err != nil {
+		return fmt.Errorf("--dynopool-down: %w", err)
 	}
+	query, up := dynopool.Max, dynopool.Max
 	if c.DynQuery != "" {
-		if d.query, err = dynopool.ParseQuery(c.DynQuery); err != nil || d.query == dynopool.Centre {
-			return d, fmt.Errorf("--dynopool-query %q: max or mean", c.DynQuery)
+		if query, err = dynopool.ParseQuery(c.DynQuery); err != nil || query == dynopool.Centre {
+			return fmt.Errorf("--dynopool-query %q: max or mean", c.DynQuery)
 		}
 	}
 	if c.DynUp != "" {
-		if d.up, err = dynopool.ParseQuery(c.DynUp); err != nil {
-			return d, fmt.Errorf("--dynopool-up: %w", err)
+		if up, err = dynopool.ParseQuery(c.DynUp); err != nil {
+			return fmt.Errorf("--dynopool-up: %w", err)
 		}
 	}
-	return d, nil
-}
-
-// ApplyDesign sets m's DynOPool design (Down, Query, Up) from c.
-func (c Config) ApplyDesign(m *hrnet.Model) error {
-	d, err := c.dynopoolDesign()
-	if err == nil {
-		m.Down, m.Query, m.Up = d.down, d.query, d.up
-	}
-	return err
+	m.Down, m.Query, m.Up = down, query, up
+	return nil
 }
 
 // Info describes a model at an input size.

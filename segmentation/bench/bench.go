@@ -130,26 +130,27 @@ func Run(m *hrnet.Model, batch, crop, iters int, opTimes bool) (map[string]any, 
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	macs := float64(m.MACs(net.Params, crop, crop))
-	tr, in := train.median.Seconds(), infer.median.Seconds()
+	in := infer.median.Seconds()
 	res := map[string]any{
 		// kernels: avx512, avx2 or portable (SEGKIT_ISA picks a lesser one than the CPU's).
 		"model": m.Name, "resize": string(m.Resize), "batch": batch, "crop": crop, "iters": iters, "kernels": kernels.Path(),
-		"train_step_ms": round1(tr * 1e3), "train_images_per_s": round3(float64(batch) / tr),
 		"infer_ms": round1(in * 1e3), "infer_images_per_s": round3(float64(batch) / in),
 		"peak_rss_mb": round1(float64(ru.Maxrss) / 1024), "activations_mb": round1(activations), "gmacs": round3(macs / 1e9),
-		// A training step costs about 3 forward passes (forward, data and weight gradients).
-		"train_gflops": round1(3 * 2 * macs * float64(batch) / tr / 1e9),
 		"infer_gflops": round1(2 * macs * float64(batch) / in / 1e9),
 		// Go heap allocated per timed iteration: flat (no growth) once the graphs are built.
-		"train_alloc_kb": round1(train.allocKB), "infer_alloc_kb": round1(infer.allocKB),
+		"infer_alloc_kb": round1(infer.allocKB),
+		// Without a training step (batch 1) its fields are nil.
+		"train_step_ms": nil, "train_images_per_s": nil, "train_gflops": nil, "train_alloc_kb": nil,
+	}
+	if batch >= 2 {
+		tr := train.median.Seconds()
+		res["train_step_ms"], res["train_images_per_s"] = round1(tr*1e3), round3(float64(batch)/tr)
+		// A training step costs about 3 forward passes (forward, data and weight gradients).
+		res["train_gflops"] = round1(3 * 2 * macs * float64(batch) / tr / 1e9)
+		res["train_alloc_kb"] = round1(train.allocKB)
 	}
 	if opTimes {
 		res["train_op_ms"], res["infer_op_ms"] = train.ops, infer.ops
-	}
-	if batch < 2 {
-		for _, k := range []string{"train_step_ms", "train_images_per_s", "train_gflops", "train_alloc_kb", "train_op_ms"} {
-			res[k] = nil
-		}
 	}
 	return res, nil
 }

@@ -101,15 +101,12 @@ func ProbeSizes(path string, like *segmentation.Config, batches int, seed uint64
 		return nil, err
 	}
 	h, w := c.CropSize()
-	sizes := m.LevelSizes(net.Params, h, w)
-	// Pool i maps level in[i] to out[i] (the stem's also makes the level below: its second
-	// application follows the first's size).
-	in, out := []int{0, 2, 3, 4}, []int{1, 3, 4, 5}
+	in, out := m.PoolSizes(net.Params, h, w)
 	var probes []SizeProbe
 	for i, p := range m.Pools() {
 		alpha := net.Params.Get(p.Name + ".alpha").Data()
 		for ax := range 2 {
-			n, o := sizes[in[i]][ax], sizes[out[i]][ax]
+			n, o := in[i][ax], out[i][ax]
 			pr := SizeProbe{Pool: p.Name, Axis: ax, Size: o, ST: st[p.Name][ax], Loss: [3]float64{0, base, 0}}
 			was := alpha[ax]
 			var at [2]float32
